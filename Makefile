@@ -1,0 +1,32 @@
+# One command each: `make study` sets up and runs the default study, `make test` sets up and
+# runs the tests. Both create .venv on first use and reinstall when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 8
+
+.PHONY: setup study test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+study: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" snakemake --cores $(CORES)
+
+test: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest
+
+lint: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest tests/test_lint.py
+
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/study_wall.py
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,52 @@
+"""Wall time of the default study through the PDF, and of a no-op rerun.
+
+Usage: python bench/study_wall.py [--cores 8] [--config config/config.yaml]
+
+Runs on a fresh copy of the project in a temporary folder (the checkout's
+results/ is untouched) and prints a small table. A benchmark, not a test:
+its numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("workflow", "scripts", "config", "envs", "profiles", "src")
+
+
+def timed(cmd, cwd) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=8)
+    parser.add_argument("--config", default="config/config.yaml")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="optreg-bench-") as tmp:
+        work = Path(tmp)
+        for name in COPIED:
+            shutil.copytree(ROOT / name, work / name, symlinks=True)
+        shutil.copy(ROOT / args.config, work / "config" / "config.yaml")
+        cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+        full = timed(cmd, work)
+        runs = len(list((work / "results").rglob("seed-*.json")))
+        noop = timed(cmd, work)
+    print(f"machine: {os.cpu_count()} CPUs; snakemake --cores {args.cores}; config {args.config}")
+    print(f"{'measurement':<40}{'wall s':>10}")
+    print(f"{f'full study through the PDF ({runs} runs)':<40}{full:>10.1f}")
+    print(f"{'no-op rerun':<40}{noop:>10.1f}")
+
+
+if __name__ == "__main__":
+    main()

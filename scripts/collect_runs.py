@@ -1,0 +1,7 @@
+from optreg.logs import log_to
+
+log_to(snakemake.log[0])
+
+from optreg.tables import collect_runs  # noqa: E402
+
+collect_runs(snakemake.params.files, snakemake.output.runs, snakemake.output.history)

@@ -1,0 +1,15 @@
+from optreg.logs import log_to
+
+log_to(snakemake.log[0])
+
+from optreg.report import build_report  # noqa: E402
+
+build_report(
+    template=snakemake.input.template,
+    data_meta=snakemake.input.data_meta,
+    findings=snakemake.input.findings,
+    studies=snakemake.params.studies,
+    config=snakemake.params.config,
+    output=snakemake.output.pdf,
+    data_output=snakemake.output.data,
+)

@@ -1,0 +1,237 @@
+"""The training loop: all seeds of one combination trained together.
+
+Data lives in tensors on the device and batches are index slices; each seed
+has its own initialization and its own data order. A seed whose loss turns
+non-finite is recorded as diverged at that epoch and dropped from the stack;
+the others go on unaffected.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .data import Prepared, load_prepared
+from .io import canonical_hash
+from .metrics import SCHEMA_VERSION, write_run
+from .models import StackedMLP, derived_seed
+from .optim import build_optimizer, penalty
+
+NEAR_ZERO = 1e-3
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error, not a silent fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@torch.no_grad()
+def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor):
+    """Per-seed mean cross-entropy and accuracy on a whole split."""
+    logits = model(x)
+    stack = logits.shape[0]
+    loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(stack), reduction="none")
+    accuracy = (logits.argmax(-1) == y).float().mean(1)
+    return loss.view(stack, -1).mean(1), accuracy
+
+
+def _weight_stats(model: StackedMLP, slot: int) -> dict:
+    w = torch.cat([p[slot].flatten() for p in model.weights]).double()
+    return {
+        "count": w.numel(),
+        "l1_norm": w.abs().sum().item(),
+        "l2_norm": w.square().sum().sqrt().item(),
+        "near_zero_fraction": (w.abs() < NEAR_ZERO).double().mean().item(),
+        "zero_fraction": (w == 0).double().mean().item(),
+        "near_zero_threshold": NEAR_ZERO,
+    }
+
+
+def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> list[dict]:
+    """Train one combination for every seed in `seeds`; return one result dict per seed.
+
+    Each result holds `history`, `final`, `weights`, `diverged` and `diverged_epoch`.
+    """
+    seeds = list(seeds)
+    x_train, y_train = data.x["train"].to(device), data.y["train"].to(device)
+    x_val, y_val = data.x["val"].to(device), data.y["val"].to(device)
+    model = StackedMLP(
+        data.n_features, settings["hidden"], data.n_classes, settings["activation"], seeds
+    ).to(device)
+    optimizer = build_optimizer(
+        settings["optimizer"], model.parameters(), settings["lr"], settings["momentum"]
+    )
+    orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in seeds]
+    alive = list(range(len(seeds)))  # positions in `seeds` still in the stack
+    results = [
+        {"history": [], "diverged": False, "diverged_epoch": None, "final": None, "weights": None}
+        for _ in seeds
+    ]
+    n, batch_size = len(y_train), settings["batch_size"]
+    start = time.perf_counter()
+
+    for epoch in range(1, settings["epochs"] + 1):
+        perms = torch.stack([torch.randperm(n, generator=orders[i]) for i in alive]).to(device)
+        loss_sum = torch.zeros(len(alive), device=device)
+        correct = torch.zeros(len(alive), device=device)
+        for first in range(0, n, batch_size):
+            idx = perms[:, first : first + batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            logits = model(xb)
+            data_loss = (
+                F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
+                .view(len(alive), -1)
+                .mean(1)
+            )
+            loss = data_loss + penalty(model.weights, settings["penalty"], settings["strength"])
+            optimizer.zero_grad()
+            loss.sum().backward()
+            optimizer.step()
+            with torch.no_grad():
+                loss_sum += data_loss * idx.shape[1]
+                correct += (logits.argmax(-1) == yb).sum(1)
+        val_loss, val_acc = _evaluate(model, x_val, y_val)
+        train_loss = (loss_sum / n).tolist()
+        train_acc = (correct / n).tolist()
+        val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
+        elapsed = time.perf_counter() - start
+
+        # Slices are independent, so a non-finite seed cannot have touched the others
+        # during the epoch: checking once per epoch is exact and costs one sync.
+        finite = [
+            math.isfinite(a) and math.isfinite(b) for a, b in zip(train_loss, val_loss, strict=True)
+        ]
+        for slot, pos in enumerate(alive):
+            if finite[slot]:
+                results[pos]["history"].append(
+                    {
+                        "epoch": epoch,
+                        "train_loss": train_loss[slot],
+                        "train_accuracy": train_acc[slot],
+                        "val_loss": val_loss[slot],
+                        "val_accuracy": val_acc[slot],
+                        "elapsed_s": elapsed,
+                    }
+                )
+            else:
+                results[pos]["diverged"] = True
+                results[pos]["diverged_epoch"] = epoch
+        if not all(finite):
+            mask = torch.tensor(finite, device=device)
+            model.keep(mask)
+            optimizer.keep(mask, model.parameters())
+            alive = [pos for pos, ok in zip(alive, finite, strict=True) if ok]
+            if not alive:
+                break
+
+    if alive:
+        test_loss, test_acc = _evaluate(model, data.x["test"].to(device), data.y["test"].to(device))
+        for slot, pos in enumerate(alive):
+            last = results[pos]["history"][-1]
+            results[pos]["final"] = {
+                "train_loss": last["train_loss"],
+                "train_accuracy": last["train_accuracy"],
+                "val_loss": last["val_loss"],
+                "val_accuracy": last["val_accuracy"],
+                "test_loss": _finite_or_none(test_loss[slot].item()),
+                "test_accuracy": test_acc[slot].item(),
+            }
+            results[pos]["weights"] = _weight_stats(model, slot)
+    weight_count = sum(p[0].numel() for p in model.weights) if alive else None
+    for result in results:
+        if result["final"] is None:  # diverged: no final metrics to report
+            result["final"] = dict.fromkeys(
+                (
+                    "train_loss",
+                    "train_accuracy",
+                    "val_loss",
+                    "val_accuracy",
+                    "test_loss",
+                    "test_accuracy",
+                )
+            )
+            result["weights"] = {
+                "count": weight_count or 0,
+                "l1_norm": None,
+                "l2_norm": None,
+                "near_zero_fraction": None,
+                "zero_fraction": None,
+                "near_zero_threshold": NEAR_ZERO,
+            }
+    return results
+
+
+def provenance(device: torch.device, stacked: int) -> dict:
+    """Versions and machine facts recorded with every run."""
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": importlib.metadata.version("numpy"),
+        "optreg": __version__,
+        "platform": platform.platform(),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "torch_threads": torch.get_num_threads(),
+        "stacked_seeds": stacked,
+    }
+
+
+def run_job(
+    *,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    study: str,
+    combination: str,
+    factors: dict,
+    settings: dict,
+    seeds,
+    device: str = "cpu",
+    threads: int = 1,
+) -> list[Path]:
+    """Train every seed of one job and write one validated metrics JSON per seed."""
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    data = load_prepared(data_path, device=dev)
+    start = time.perf_counter()
+    results = train_seeds(data, settings, seeds, dev)
+    wall = time.perf_counter() - start
+    base = provenance(dev, len(seeds))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed, result in zip(seeds, results, strict=True):
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "study": study,
+            "combination": combination,
+            "factors": factors,
+            "settings": settings,
+            "seed": seed,
+            **result,
+            "wall_time_s": wall,
+            "provenance": {
+                **base,
+                "settings_hash": canonical_hash({"settings": settings, "seed": seed}),
+                "data_sha256": data.sha256,
+            },
+        }
+        path = out_dir / f"seed-{seed}.json"
+        write_run(path, record)
+        paths.append(path)
+    return paths
