@@ -60,7 +60,7 @@ FIGURES: dict[str, FigureSpec] = {
         frozenset({"penalty", "strength"}),
         ("summary",),
         "Near-zero weights against penalty strength",
-        "Share of weights with |w| < 1e-3 after training (mean over seeds) against the "
+        "Share of weights of magnitude below 1e-3 after training (mean over seeds) against the "
         "penalty strength; the band is the unpenalized model.",
     ),
 }
