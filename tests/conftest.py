@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +61,54 @@ def settings(**overrides) -> dict:
     }
     base.update(overrides)
     return base
+
+
+# ---------------------------------------------------------------- the workflow
+PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src")
+
+
+def copy_project(root: Path, dest: Path) -> Path:
+    for name in PROJECT_PARTS:
+        shutil.copytree(root / name, dest / name, symlinks=True)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table into {rule: count}."""
+    table = output.split("Job stats:", 1)[1]
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    proc = snakemake(workdir, "-n", *args)
+    text = proc.stdout + proc.stderr
+    return {} if "Nothing to be done" in text else job_counts(text)
+
+
+@pytest.fixture(scope="session")
+def smoke(root, tmp_path_factory) -> Path:
+    """The smoke study run once through Snakemake to the PDF."""
+    work = copy_project(root, tmp_path_factory.mktemp("smoke"))
+    shutil.copy(work / "config" / "smoke.yaml", work / "config" / "config.yaml")
+    snakemake(work)
+    return work
+
+
+@pytest.fixture
+def smoke_clone(smoke, tmp_path) -> Path:
+    """A private copy of the finished smoke project (results, metadata and times kept)."""
+    dest = tmp_path / "clone"
+    shutil.copytree(smoke, dest, symlinks=True)
+    return dest

@@ -53,3 +53,11 @@ def test_prepared_file_round_trips(tmp_path):
     assert data.x["val"].shape == (meta["sizes"]["val"], 64)
     assert "digits" in DATASETS
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+
+
+def test_fingerprint_is_stable_across_prepares(tmp_path):
+    a = prepare("digits", tmp_path / "a.pt", split_seed=0)
+    b = prepare("digits", tmp_path / "b.pt", split_seed=0)
+    c = prepare("digits", tmp_path / "c.pt", split_seed=1)
+    assert a["sha256"] == b["sha256"] == load_prepared(tmp_path / "b.pt").sha256
+    assert a["sha256"] != c["sha256"]

@@ -6,6 +6,7 @@ training uses); every train job then loads that one file with torch only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .io import atomic_path, sha256_file
+from .io import atomic_path, canonical_hash
 
 Loader = Callable[[], tuple[np.ndarray, np.ndarray]]
 DATASETS: dict[str, Loader] = {}
@@ -96,7 +97,19 @@ def prepare(
         payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
     with atomic_path(out_path) as tmp:
         torch.save(payload, tmp)
-    return {**meta, "sha256": sha256_file(out_path)}
+    return {**meta, "sha256": fingerprint(payload)}
+
+
+def fingerprint(payload: dict) -> str:
+    """SHA-256 of a prepared dataset's content: every tensor's dtype, shape and bytes, and the
+    metadata. (The file's own bytes are no fingerprint: torch.save stamps each file with a
+    random serialization id.)"""
+    digest = hashlib.sha256(canonical_hash(payload["meta"]).encode())
+    for key in sorted(k for k in payload if k != "meta"):
+        tensor = payload[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -119,10 +132,10 @@ class Prepared:
 
 def load_prepared(path: str | os.PathLike, device: str | torch.device = "cpu") -> Prepared:
     """Load a tensor file written by `prepare` (weights_only: no code runs on load)."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     return Prepared(
-        x={k: payload[f"x_{k}"] for k in SPLITS},
-        y={k: payload[f"y_{k}"] for k in SPLITS},
+        x={k: payload[f"x_{k}"].to(device) for k in SPLITS},
+        y={k: payload[f"y_{k}"].to(device) for k in SPLITS},
         meta=payload["meta"],
-        sha256=sha256_file(path),
+        sha256=fingerprint(payload),
     )

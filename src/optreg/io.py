@@ -44,15 +44,6 @@ def write_json(path: str | os.PathLike, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def canonical_hash(obj: object) -> str:
     """SHA-256 of `obj` as canonical JSON (sorted keys): equal settings give equal hashes."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)

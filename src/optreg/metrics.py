@@ -11,6 +11,8 @@ from .io import write_json
 
 SCHEMA_FILE = "metrics.schema.json"
 SCHEMA_VERSION = 1
+# Weights with |w| below this count as near zero in the recorded weight statistics.
+NEAR_ZERO = 1e-3
 
 
 class MetricsError(ValueError):

@@ -35,6 +35,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from .config import format_value  # noqa: E402
 from .figures import FIGURES  # noqa: E402
 from .io import atomic_path  # noqa: E402
+from .metrics import NEAR_ZERO  # noqa: E402
 from .tables import read_table  # noqa: E402
 
 TABLES = ("summary", "selected", "history", "runs")
@@ -556,7 +557,6 @@ def _accuracy_vs_strength(tables, factors, orders) -> Figure:
 
 
 def _sparsity_vs_strength(tables, factors, orders) -> Figure:
-    from .train import NEAR_ZERO  # the threshold the runs were measured with
 
     return _versus_strength(
         tables,
@@ -628,6 +628,6 @@ def save_figure(fig: Figure, png_path: str | os.PathLike, pdf_path: str | os.Pat
 def plot_figure(
     name: str, tables: dict[str, str | os.PathLike], factors: list[str], png_path, pdf_path
 ) -> None:
-    """Workflow entry: read the figure's tables from CSV, draw it, save PNG and PDF."""
-    frames = {key: read_table(path) for key, path in tables.items()}
+    """Workflow entry: read the tables the figure needs from CSV, draw it, save PNG and PDF."""
+    frames = {key: read_table(tables[key]) for key in FIGURES[name].inputs}
     save_figure(make_figure(name, frames, factors), png_path, pdf_path)

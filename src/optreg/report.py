@@ -76,7 +76,7 @@ def study_section(name: str, spec: dict) -> dict:
         "selected": _selected_rows(selected, list(factors)),
         "figures": [
             {
-                "path": "/" + str(Path(path)),
+                "path": str(Path(path)),  # relative to the working directory
                 "title": FIGURES[fig].title,
                 "caption": FIGURES[fig].caption,
             }
@@ -137,11 +137,17 @@ def build_report(
     data = report_data(data_meta=data_meta, findings=findings, studies=studies, config=config)
     data_path = Path(data_output)
     write_json(data_path, data)
-    root = os.getcwd()  # figure paths in the data are relative to the working directory
+    # Typst reads only files under its root: the folder holding both the template and the
+    # working directory (where the data and figures are); paths below are relative to it.
+    cwd = os.getcwd()
+    root = os.path.commonpath([os.path.abspath(template), cwd])
     with atomic_path(output) as tmp:
         typst.compile(
             template,
             output=str(tmp),
             root=root,
-            sys_inputs={"data": "/" + os.path.relpath(data_path, root)},
+            sys_inputs={
+                "data": "/" + os.path.relpath(data_path.resolve(), root),
+                "workdir": "/" + os.path.relpath(cwd, root),
+            },
         )

@@ -12,7 +12,9 @@ import importlib.metadata
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,11 +24,9 @@ import torch.nn.functional as F
 from . import __version__
 from .data import Prepared, load_prepared
 from .io import canonical_hash
-from .metrics import SCHEMA_VERSION, write_run
+from .metrics import NEAR_ZERO, SCHEMA_VERSION, write_run
 from .models import StackedMLP, derived_seed
 from .optim import build_optimizer, penalty
-
-NEAR_ZERO = 1e-3
 
 
 def resolve_device(device: str) -> torch.device:
@@ -204,7 +204,11 @@ def run_job(
     device: str = "cpu",
     threads: int = 1,
 ) -> list[Path]:
-    """Train every seed of one job and write one validated metrics JSON per seed."""
+    """Train every seed of one job and write one validated metrics JSON per seed.
+
+    The files appear together: they are written into a hidden temporary folder that
+    is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
+    """
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = load_prepared(data_path, device=dev)
@@ -213,25 +217,30 @@ def run_job(
     wall = time.perf_counter() - start
     base = provenance(dev, len(seeds))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed, result in zip(seeds, results, strict=True):
-        record = {
-            "schema_version": SCHEMA_VERSION,
-            "study": study,
-            "combination": combination,
-            "factors": factors,
-            "settings": settings,
-            "seed": seed,
-            **result,
-            "wall_time_s": wall,
-            "provenance": {
-                **base,
-                "settings_hash": canonical_hash({"settings": settings, "seed": seed}),
-                "data_sha256": data.sha256,
-            },
-        }
-        path = out_dir / f"seed-{seed}.json"
-        write_run(path, record)
-        paths.append(path)
-    return paths
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for seed, result in zip(seeds, results, strict=True):
+            record = {
+                "schema_version": SCHEMA_VERSION,
+                "study": study,
+                "combination": combination,
+                "factors": factors,
+                "settings": settings,
+                "seed": seed,
+                **result,
+                "wall_time_s": wall,
+                "provenance": {
+                    **base,
+                    "settings_hash": canonical_hash({"settings": settings, "seed": seed}),
+                    "data_sha256": data.sha256,
+                },
+            }
+            write_run(tmp_dir / f"seed-{seed}.json", record)
+        os.chmod(tmp_dir, 0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp_dir, out_dir)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return [out_dir / f"seed-{seed}.json" for seed in seeds]

@@ -1,6 +1,7 @@
 rule collect_runs:
     input:
-        get_study_runs,
+        runs=get_study_runs,
+        code=code("collect_runs.py"),
     output:
         runs=report(
             f"{RESULTS}/studies/{{study}}/runs.csv",
@@ -22,6 +23,7 @@ rule collect_runs:
 rule summarize:
     input:
         runs=f"{RESULTS}/studies/{{study}}/runs.csv",
+        code=code("summarize.py"),
     output:
         summary=report(
             f"{RESULTS}/studies/{{study}}/summary.csv",
@@ -48,6 +50,7 @@ rule summarize:
 rule plot:
     input:
         unpack(get_figure_tables),
+        code=code("plot.py"),
     output:
         png=report(
             f"{RESULTS}/studies/{{study}}/figures/{{figure}}.png",
@@ -70,6 +73,7 @@ rule plot:
 rule findings:
     input:
         unpack(get_findings_tables),
+        code=code("findings.py"),
     output:
         report(
             f"{RESULTS}/findings.csv",

@@ -13,6 +13,7 @@ os.environ.update(
 )
 
 from optreg.config import ConfigError, jobs, validate_config
+from optreg.deps import source_dependencies
 from optreg.figures import FIGURES, figures_for
 
 try:
@@ -22,6 +23,8 @@ except ConfigError as error:
 
 
 RESULTS = "results"
+# Files shipped with the workflow, relative to the working directory (which may be elsewhere).
+REPORT_TEMPLATE = os.path.relpath(Path(workflow.basedir) / "report" / "report.typ")
 DATASET = config["dataset"]["name"]
 # (study, combination id, seed block) -> optreg.config.Job
 JOBS = {(j.study, j.combination.id, j.block): j for j in jobs(config)}
@@ -34,6 +37,13 @@ wildcard_constraints:
     block=r"\d+-\d+",
     figure="|".join(FIGURES),
     dataset=r"[a-z0-9_]+",
+
+
+def code(script):
+    """The optreg source files `scripts/<script>` runs: inputs, so that editing them reruns."""
+    path = Path(workflow.basedir).parent / "scripts" / script
+    # Relative to the working directory, so a moved checkout does not look changed.
+    return [os.path.relpath(p) for p in source_dependencies(str(path), SRC)]
 
 
 def study_factors(study):

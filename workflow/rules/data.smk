@@ -1,4 +1,6 @@
 rule prepare_data:
+    input:
+        code=code("prepare_data.py"),
     output:
         data=f"{RESULTS}/data/{{dataset}}.pt",
         meta=f"{RESULTS}/data/{{dataset}}.json",

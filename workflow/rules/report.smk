@@ -1,7 +1,8 @@
 rule report:
     input:
         unpack(get_report_inputs),
-        template="workflow/report/report.typ",
+        template=REPORT_TEMPLATE,
+        code=code("report.py"),
     output:
         pdf=report(
             f"{RESULTS}/report.pdf",

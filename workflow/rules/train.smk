@@ -1,6 +1,7 @@
 rule train:
     input:
         data=f"{RESULTS}/data/{DATASET}.pt",
+        code=code("train.py"),
     output:
         directory(f"{RESULTS}/studies/{{study}}/runs/{{combination}}/seeds-{{block}}"),
     log:

@@ -1,0 +1,144 @@
+"""What reruns after a change, determinism, crash safety and the workflow lock.
+
+Every test works on a private copy of the finished smoke study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import copy_project, dry_run, snakemake
+
+pytestmark = pytest.mark.workflow
+DOWNSTREAM = {"collect_runs": 2, "summarize": 2, "plot": 5, "findings": 1, "report": 1, "all": 1}
+
+
+def edit(path: Path) -> None:
+    """A real change to a source file (a comment: behaviour stays the same)."""
+    time.sleep(0.01)
+    path.write_text(path.read_text() + "\n# edited by a test\n")
+
+
+def test_clone_of_finished_study_is_up_to_date(smoke_clone):
+    assert dry_run(smoke_clone) == {}
+
+
+def test_editing_a_plot_module_reruns_only_figures_and_report(smoke_clone):
+    edit(smoke_clone / "src" / "optreg" / "plots.py")
+    assert dry_run(smoke_clone) == {"plot": 5, "report": 1, "all": 1}
+
+
+def test_editing_the_training_loop_reruns_every_train_job(smoke_clone):
+    edit(smoke_clone / "src" / "optreg" / "train.py")
+    assert dry_run(smoke_clone) == {"train": 13, **DOWNSTREAM}
+
+
+def test_editing_the_model_reruns_every_train_job(smoke_clone):
+    edit(smoke_clone / "src" / "optreg" / "models.py")
+    assert dry_run(smoke_clone) == {"train": 13, **DOWNSTREAM}
+
+
+def test_editing_the_report_template_reruns_only_the_report(smoke_clone):
+    edit(smoke_clone / "workflow" / "report" / "report.typ")
+    assert dry_run(smoke_clone) == {"report": 1, "all": 1}
+
+
+def test_editing_the_statistics_skips_training(smoke_clone):
+    edit(smoke_clone / "src" / "optreg" / "stats.py")
+    counts = dry_run(smoke_clone)
+    assert "train" not in counts and counts["summarize"] == 2
+
+
+def records(work: Path) -> dict[str, dict]:
+    """Every metrics record, keyed by path, without its timing fields."""
+    out = {}
+    for path in sorted((work / "results" / "studies").glob("*/runs/*/*/seed-*.json")):
+        record = json.loads(path.read_text())
+        record.pop("wall_time_s")
+        for epoch in record["history"]:
+            epoch.pop("elapsed_s")
+        out[str(path.relative_to(work))] = record
+    return out
+
+
+def test_same_settings_same_numbers_across_runs_and_core_counts(smoke, root, tmp_path):
+    work = copy_project(root, tmp_path)
+    (work / "config" / "config.yaml").write_text((smoke / "config" / "config.yaml").read_text())
+    snakemake(work, "--cores", "1", "--until", "train")  # the smoke study ran with --cores 2
+    ours, theirs = records(work), records(smoke)
+    assert len(ours) == 26 and ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key] == theirs[key], key
+
+
+def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
+    work = copy_project(root, tmp_path)
+    config = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
+    config["defaults"]["epochs"] = 5000  # long enough to be killed mid-run
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    target = "results/studies/optimization/runs/optimizer-adam_activation-relu_lr-0.01/seeds-0-1"
+    other = "results/studies/optimization/runs/optimizer-adam_activation-relu_lr-0.1/seeds-0-1"
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1"]
+    first = subprocess.Popen(
+        [*cmd, target],
+        cwd=work,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = work / "logs" / "train" / "optimization" / Path(target).parent.name / "seeds-0-1.log"
+    try:
+        deadline = time.monotonic() + 120
+        while not log.exists():
+            assert time.monotonic() < deadline and first.poll() is None, "train job never started"
+            time.sleep(0.2)
+        time.sleep(3)  # well into training
+
+        # A second Snakemake on the same folder is refused by the lock.
+        second = subprocess.run(
+            [*cmd, other], cwd=work, capture_output=True, text=True, timeout=120
+        )
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)  # the whole job tree, as a crash would
+        first.wait()
+
+    assert first.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    assert not (work / target).exists()
+    assert not list((work / "results").rglob("seed-*.json"))
+    snakemake(work, "--unlock")
+    config["defaults"]["epochs"] = 2
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert dry_run(work, target) == {"train": 1}
+    snakemake(work, target)
+    assert sorted(p.name for p in (work / target).glob("seed-*")) == ["seed-0.json", "seed-1.json"]
+
+
+def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_clone):
+    studies = smoke_clone / "results" / "studies"
+    bad = next((studies / "regularization" / "runs").rglob("seed-1.json"))
+    bad.write_text('{"schema_version": 1,')
+    before = (studies / "optimization" / "runs.csv").stat().st_mtime_ns
+    proc = snakemake(
+        smoke_clone,
+        "--keep-going",
+        "-f",
+        "results/studies/regularization/runs.csv",
+        "results/studies/optimization/runs.csv",
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert str(bad.relative_to(smoke_clone)) in out  # the failed log is shown, naming the file
+    assert not (studies / "regularization" / "runs.csv").exists()  # no stale or partial table
+    assert (studies / "optimization" / "runs.csv").stat().st_mtime_ns > before  # went on
