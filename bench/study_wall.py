@@ -40,7 +40,7 @@ def main() -> None:
         shutil.copy(ROOT / args.config, work / "config" / "config.yaml")
         cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
         full = timed(cmd, work)
-        runs = len(list((work / "results").rglob("seed-*.json")))
+        runs = len(list((work / "results" / "studies").rglob("*seed-*.json")))
         noop = timed(cmd, work)
     print(f"machine: {os.cpu_count()} CPUs; snakemake --cores {args.cores}; config {args.config}")
     print(f"{'measurement':<40}{'wall s':>10}")

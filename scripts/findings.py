@@ -4,4 +4,9 @@ log_to(snakemake.log[0])
 
 from optreg.findings import findings_table  # noqa: E402
 
-findings_table(dict(snakemake.input.items()), snakemake.params.factors, snakemake.output[0])
+findings_table(
+    claims_path=snakemake.input.claims,
+    tables=dict(snakemake.input.items()),
+    factors=snakemake.params.factors,
+    out_path=snakemake.output[0],
+)

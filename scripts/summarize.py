@@ -5,8 +5,11 @@ log_to(snakemake.log[0])
 from optreg.tables import summarize_study  # noqa: E402
 
 summarize_study(
-    snakemake.input.runs,
-    snakemake.params.factors,
-    snakemake.output.summary,
-    snakemake.output.selected,
+    runs_path=snakemake.input.runs,
+    history_path=snakemake.input.history,
+    factors=snakemake.params.factors,
+    target=snakemake.params.target,
+    tuning_path=snakemake.output.tuning,
+    summary_path=snakemake.output.summary,
+    pairs_path=snakemake.output.pairs,
 )

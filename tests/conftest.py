@@ -46,8 +46,9 @@ def smoke_config() -> dict:
 
 
 def settings(**overrides) -> dict:
-    """Full run settings for direct calls to the training code."""
+    """Full cell settings (plus `lr`) for direct calls to the training code."""
     base = {
+        "problem": "digits_mlp",
         "optimizer": "adam",
         "activation": "relu",
         "lr": 0.01,
@@ -56,8 +57,8 @@ def settings(**overrides) -> dict:
         "momentum": 0.9,
         "epochs": 3,
         "batch_size": 64,
-        "hidden": [16],
-        "dataset": {"name": "digits", "split_seed": 0},
+        "model": {"model": "mlp", "hidden": [16], "channels": [4, 8]},
+        "data": {"dataset": "digits", "split_seed": 0},
     }
     base.update(overrides)
     return base

@@ -1,190 +1,167 @@
-"""Statistics, tables, learning-rate selection and the findings, on synthetic tables."""
+"""Learning-rate selection, time to target and the study tables, on synthetic records."""
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pandas as pd
 import pytest
-from scipy import stats
 
-from optreg.findings import findings
+from optreg.protocol import plan_runs, select_lr
 from optreg.stats import mean_ci
-from optreg.tables import select_learning_rates, summarize
+from optreg.tables import summary_table, time_to_target, tuning_table
 
 
-def test_mean_ci_agrees_with_scipy():
+def record(lr, seed, val, diverged=False):
+    return {
+        "combination": "c",
+        "seed": seed,
+        "settings": {"lr": lr},
+        "diverged": diverged,
+        "final": {"val_accuracy": None if diverged else val, "test_accuracy": None},
+    }
+
+
+def test_selection_uses_validation_only():
+    # The records carry no test accuracy at all: the choice cannot depend on it.
+    tuning = [record(0.1, s, 0.80) for s in (0, 1)] + [record(0.01, s, 0.90) for s in (0, 1)]
+    tuning += [record(0.001, s, 0.70) for s in (0, 1)]
+    choice = select_lr(tuning)
+    assert choice["lr"] == 0.01 and not choice["on_grid_edge"]
+    assert choice["grid"] == [0.001, 0.01, 0.1]
+    assert choice["val_accuracy_mean"] == pytest.approx([0.70, 0.90, 0.80])
+
+
+def test_selection_never_picks_a_rate_where_a_seed_diverged_and_flags_the_edge():
+    tuning = [record(1.0, 0, 0.99), record(1.0, 1, None, diverged=True)]
+    tuning += [record(0.1, s, 0.90) for s in (0, 1)] + [record(0.01, s, 0.95) for s in (0, 1)]
+    choice = select_lr(tuning)
+    assert choice["lr"] == 0.01 and choice["on_grid_edge"]
+    assert choice["diverged"] == [0, 0, 1]
+
+
+def test_selection_ties_go_to_the_smaller_rate():
+    tuning = [record(0.1, 0, 0.9), record(0.01, 0, 0.9)]
+    assert select_lr(tuning)["lr"] == 0.01
+
+
+def test_every_rate_diverged_is_an_error_naming_the_cell():
+    with pytest.raises(ValueError, match="c: every learning rate"):
+        select_lr([record(0.1, 0, None, diverged=True)])
+
+
+def test_plan_runs():
+    runs, selection = plan_runs("tune", [1, 0], [0.1, 0.01], 0.001)
+    assert [(r.lr, r.seed) for r in runs] == [(0.01, 0), (0.1, 0), (0.01, 1), (0.1, 1)]
+    assert selection is None and runs[0].filename == "lr-0.01_seed-0.json"
+    tuning = [record(0.1, 0, 0.5), record(0.01, 0, 0.9)]
+    runs, selection = plan_runs("eval", [7], [0.1, 0.01], 0.001, tuning)
+    assert [(r.lr, r.protocol) for r in runs] == [(0.01, "tuned"), (0.001, "oneshot")]
+    assert runs[1].filename == "oneshot_seed-7.json"
+
+
+def test_mean_ci_still_matches_the_t_interval():
+    from scipy import stats
+
     x = [0.91, 0.93, 0.95, 0.9, 0.94]
     out = mean_ci(x)
-    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
-    assert out["mean"] == pytest.approx(np.mean(x))
-    assert out["std"] == pytest.approx(np.std(x, ddof=1))
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=sum(x) / 5, scale=stats.sem(x))
     assert (out["ci_low"], out["ci_high"]) == pytest.approx((lo, hi))
 
 
-def test_mean_ci_ignores_missing_and_is_undefined_for_one_value():
-    assert mean_ci([0.5, np.nan, 0.7])["n"] == 2
-    assert np.isnan(mean_ci([0.5])["ci_low"])
+def history(rows):
+    cols = ["combination", "phase", "protocol", "seed", "lr", "epoch", "val_accuracy"]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["elapsed_s"] = frame["epoch"] * 2.0
+    frame["stacked_runs"] = 4
+    return frame
 
 
-def _runs(rows):
-    """A runs table from (optimizer, lr, seed, val, test, diverged) tuples."""
-    records = []
-    for opt, lr, seed, val, test, diverged in rows:
-        records.append(
-            {
-                "combination": f"optimizer-{opt}_lr-{lr:g}",
-                "optimizer": opt,
-                "lr": lr,
-                "seed": seed,
-                "val_accuracy": val,
-                "test_accuracy": test,
-                "diverged": diverged,
-                **{
-                    m: 0.0
-                    for m in (
-                        "train_accuracy",
-                        "test_loss",
-                        "val_loss",
-                        "train_loss",
-                        "l1_norm",
-                        "l2_norm",
-                        "near_zero_fraction",
-                        "zero_fraction",
-                        "wall_time_s",
-                    )
-                },
-            }
-        )
-    return pd.DataFrame(records)
-
-
-def test_selection_uses_validation_never_test():
-    runs = _runs(
-        [
-            # lr 0.1 is best on test but worse on validation: it must not be chosen.
-            ("adam", 0.1, 0, 0.80, 0.99, False),
-            ("adam", 0.1, 1, 0.81, 0.99, False),
-            ("adam", 0.01, 0, 0.90, 0.85, False),
-            ("adam", 0.01, 1, 0.91, 0.86, False),
-            ("adam", 0.001, 0, 0.70, 0.70, False),
-            ("adam", 0.001, 1, 0.71, 0.70, False),
-        ]
+def test_time_to_target_is_the_first_epoch_reaching_it():
+    h = history(
+        [("c", "eval", "tuned", 0, 0.1, e, v) for e, v in [(1, 0.5), (2, 0.96), (3, 0.94)]]
+        + [("c", "eval", "tuned", 1, 0.1, e, v) for e, v in [(1, 0.5), (2, 0.6), (3, 0.7)]]
     )
-    selected = select_learning_rates(summarize(runs, ["optimizer", "lr"]), ["optimizer", "lr"])
-    assert len(selected) == 1
-    row = selected.iloc[0]
-    assert row["lr"] == 0.01
-    assert row["test_accuracy_mean"] == pytest.approx(0.855)
-    assert not row["lr_on_grid_edge"]
+    out = time_to_target(h, 0.95).set_index("seed")
+    assert out.loc[0, "epochs_to_target"] == 2 and out.loc[0, "seconds_to_target"] == 1.0
+    assert 1 not in out.index  # never reached
 
 
-def test_selection_skips_diverged_and_flags_grid_edge():
-    runs = _runs(
-        [
-            ("sgd", 1.0, 0, 0.95, 0.95, False),
-            ("sgd", 1.0, 1, np.nan, np.nan, True),
-            ("sgd", 0.1, 0, 0.90, 0.90, False),
-            ("sgd", 0.1, 1, 0.90, 0.90, False),
-            ("sgd", 0.01, 0, 0.50, 0.50, False),
-            ("sgd", 0.01, 1, 0.50, 0.50, False),
-            ("adam", 1.0, 0, 0.5, 0.5, False),
-            ("adam", 1.0, 1, 0.5, 0.5, False),
-            ("adam", 0.1, 0, 0.6, 0.6, False),
-            ("adam", 0.1, 1, 0.6, 0.6, False),
-            ("adam", 0.01, 0, 0.9, 0.9, False),
-            ("adam", 0.01, 1, 0.9, 0.9, False),
-        ]
-    )
-    summary = summarize(runs, ["optimizer", "lr"])
-    assert summary.loc[summary["combination"] == "optimizer-sgd_lr-1", "n_diverged"].iloc[0] == 1
-    selected = select_learning_rates(summary, ["optimizer", "lr"]).set_index("optimizer")
-    assert selected.loc["sgd", "lr"] == 0.1 and not selected.loc["sgd", "lr_on_grid_edge"]
-    assert selected.loc["adam", "lr"] == 0.01 and selected.loc["adam", "lr_on_grid_edge"]
-
-
-def _selected(cells):
-    """A selected table from {(activation, optimizer): (mean, half_width)}."""
+def runs_frame():
     rows = []
-    for (act, opt), (mean, half) in cells.items():
-        rows.append(
-            {
-                "activation": act,
-                "optimizer": opt,
-                "selectable": True,
-                "test_accuracy_mean": mean,
-                "test_accuracy_ci_low": mean - half,
-                "test_accuracy_ci_high": mean + half,
-                "val_accuracy_mean": mean,
-            }
-        )
+    for protocol, lr, accs in (("tuned", 0.01, [0.9, 0.92, 0.94]), ("oneshot", 0.001, [0.5] * 3)):
+        for seed, acc in enumerate(accs):
+            rows.append(
+                {
+                    "combination": "optimizer-adam",
+                    "optimizer": "adam",
+                    "phase": "eval",
+                    "protocol": protocol,
+                    "seed": seed,
+                    "lr": lr,
+                    "diverged": False,
+                    "lr_on_grid_edge": False if protocol == "tuned" else None,
+                    "test_accuracy": acc,
+                    "val_accuracy": acc,
+                    **{
+                        m: 0.0
+                        for m in (
+                            "train_accuracy",
+                            "test_loss",
+                            "val_loss",
+                            "train_loss",
+                            "l1_norm",
+                            "l2_norm",
+                            "near_zero_fraction",
+                            "zero_fraction",
+                        )
+                    },
+                }
+            )
+    for lr, val in ((0.01, 0.9), (0.001, 0.8)):
+        for seed in (10, 11):
+            rows.append(
+                {
+                    "combination": "optimizer-adam",
+                    "optimizer": "adam",
+                    "phase": "tune",
+                    "protocol": None,
+                    "seed": seed,
+                    "lr": lr,
+                    "diverged": False,
+                    "val_accuracy": val,
+                    "val_loss": 0.1,
+                    "train_loss": 0.1,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def test_optimizer_claims_verdicts():
-    factors = {"opt": ["optimizer", "activation", "lr"]}
-    supported = _selected(
+def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
+    runs = runs_frame()
+    reached = pd.DataFrame(
         {
-            ("relu", "adam"): (0.97, 0.005),
-            ("relu", "rmsprop"): (0.965, 0.005),
-            ("relu", "momentum"): (0.95, 0.005),
-            ("sigmoid", "momentum"): (0.90, 0.005),
+            "combination": ["optimizer-adam"],
+            "phase": ["eval"],
+            "protocol": ["tuned"],
+            "seed": [0],
+            "lr": [0.01],
+            "epochs_to_target": [3.0],
+            "seconds_to_target": [1.5],
         }
     )
-    out = findings({"opt": supported}, factors).set_index("claim")["verdict"]
-    assert list(out) == ["supported", "supported"]
-
-    flipped = _selected(
-        {
-            ("relu", "adam"): (0.90, 0.005),
-            ("relu", "rmsprop"): (0.97, 0.005),
-            ("tanh", "sgd"): (0.98, 0.005),
-            ("relu", "momentum"): (0.90, 0.005),
-            ("sigmoid", "momentum"): (0.96, 0.005),
-        }
+    summary = summary_table(runs, ["optimizer"], reached).set_index("protocol")
+    assert summary.loc["tuned", "test_accuracy_mean"] == pytest.approx(0.92)
+    assert (
+        summary.loc["tuned", "test_accuracy_ci_low"]
+        < 0.92
+        < summary.loc["tuned", "test_accuracy_ci_high"]
     )
-    out = findings({"opt": flipped}, factors).set_index("claim")["verdict"]
-    assert list(out) == ["not supported", "not supported"]
-
-    noisy = _selected(
-        {
-            ("relu", "adam"): (0.95, 0.05),
-            ("relu", "rmsprop"): (0.94, 0.05),
-            ("tanh", "sgd"): (0.96, 0.05),
-            ("relu", "momentum"): (0.95, 0.05),
-            ("sigmoid", "momentum"): (0.93, 0.05),
-        }
+    assert (
+        summary.loc["tuned", "reached_target"] == 1
+        and summary.loc["oneshot", "reached_target"] == 0
     )
-    out = findings({"opt": noisy}, factors).set_index("claim")["verdict"]
-    assert list(out) == ["within noise", "within noise"]
-
-
-def test_penalty_claims_verdicts():
-    def table(cells):
-        rows = []
-        for (pen, strength), (mean, half, val) in cells.items():
-            rows.append(
-                {
-                    "penalty": pen,
-                    "strength": strength,
-                    "selectable": True,
-                    "test_accuracy_mean": mean,
-                    "test_accuracy_ci_low": mean - half,
-                    "test_accuracy_ci_high": mean + half,
-                    "val_accuracy_mean": val,
-                }
-            )
-        return pd.DataFrame(rows)
-
-    factors = {"reg": ["penalty", "strength"]}
-    reg = table(
-        {
-            ("none", 0.0): (0.95, 0.005, 0.95),
-            ("l1", 1e-4): (0.951, 0.005, 0.95),
-            ("l1", 1e-2): (0.80, 0.005, 0.8),
-            ("l2", 1e-4): (0.99, 0.005, 0.90),  # best on test, not on validation
-            ("l2", 1e-3): (0.93, 0.005, 0.96),  # chosen on validation: lower on test
-        }
-    )
-    out = findings({"reg": reg}, factors).set_index("claim")["verdict"]
-    assert out.iloc[0] == "only at strength ≥ 0.01"
-    assert out.iloc[1] == "not supported"
+    assert math.isnan(summary.loc["oneshot", "epochs_to_target_mean"])
+    tuning = tuning_table(runs, ["optimizer"]).set_index("lr")
+    assert tuning.loc[0.01, "selected"] and not tuning.loc[0.001, "selected"]
+    assert tuning.loc[0.01, "val_accuracy_mean"] == pytest.approx(0.9)

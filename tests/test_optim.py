@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from optreg.models import StackedMLP
-from optreg.optim import build_optimizer, penalty
+from optreg.optim import after_step, before_step, build_optimizer, penalty
 
 REFERENCE = {
     "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
@@ -58,3 +58,63 @@ def test_penalty_gradient_reaches_weights_not_biases():
     penalty(model.weights, "l2", 1.0).sum().backward()
     assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in model.weights)
     assert all(b.grad is None for b in model.biases)
+
+
+def test_per_run_rates_equal_separate_optimizers():
+    torch.manual_seed(1)
+    start = torch.randn(3, 4, 2)
+    target = torch.randn(3, 4, 2)
+    together = start.clone().requires_grad_()
+    opt = build_optimizer("adam", [together], lr=[0.1, 0.01, 0.001])
+    for _ in range(10):
+        opt.zero_grad()
+        ((together - target) ** 2).sum().backward()
+        opt.step()
+    for s, lr in enumerate([0.1, 0.01, 0.001]):
+        alone = start[s : s + 1].clone().requires_grad_()
+        ref = torch.optim.Adam([alone], lr=lr)
+        for _ in range(10):
+            ref.zero_grad()
+            ((alone - target[s : s + 1]) ** 2).sum().backward()
+            ref.step()
+        torch.testing.assert_close(together[s : s + 1], alone, rtol=1e-6, atol=1e-7)
+
+
+def test_proximal_l1_zeroes_exactly_the_weights_below_the_threshold():
+    w = torch.tensor([[[0.5, -0.5, 0.02, -0.02, 0.0, 0.0301]]])
+    lr = torch.tensor([0.1])
+    after_step([w], "l1_prox", 0.3, lr)  # threshold 0.1 * 0.3 = 0.03
+    expected = torch.tensor([[[0.47, -0.47, 0.0, 0.0, 0.0, 0.0001]]])
+    torch.testing.assert_close(w, expected)
+    assert (w == 0).sum() == 3
+
+
+def test_step_penalties_leave_biases_and_other_kinds_alone():
+    model = StackedMLP(3, [2], 2, "relu", seeds=[0, 1])
+    before = [p.detach().clone() for p in model.parameters()]
+    lr = torch.tensor([0.1, 0.2])
+    for kind in ("none", "l1", "l2"):
+        before_step(model.weights, kind, 0.5, lr)
+        after_step(model.weights, kind, 0.5, lr)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    after_step(model.weights, "l1_prox", 0.5, lr)
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before[2:], model.biases, strict=True))
+
+
+def test_decoupled_decay_equals_l2_penalty_under_plain_sgd():
+    torch.manual_seed(2)
+    start, target = torch.randn(2, 3, 3), torch.randn(2, 3, 3)
+    lr = torch.tensor([0.05, 0.1])
+
+    def train(kind):
+        w = start.clone().requires_grad_()
+        opt = build_optimizer("sgd", [w], lr=lr)
+        for _ in range(20):
+            opt.zero_grad()
+            loss = ((w - target) ** 2).flatten(1).sum(1) + penalty([w], kind, 0.3)
+            loss.sum().backward()
+            before_step([w], kind, 0.3, opt.lr)
+            opt.step()
+        return w.detach()
+
+    torch.testing.assert_close(train("wd"), train("l2"), rtol=1e-5, atol=1e-6)

@@ -1,206 +1,392 @@
-"""Figures drawn from real tables of a tiny trained matrix."""
+"""Figures drawn from real tables of a tiny tuned-and-evaluated matrix."""
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from optreg import data, metrics, plots, tables, train
-from optreg.config import combinations
-from optreg.figures import figures_for
+from optreg import config as cfg
+from optreg import data, plots, tables, train
+from optreg.figures import FIGURES, figures_for
 
-OPT_FACTORS = ["optimizer", "activation", "lr"]
-REG_FACTORS = ["penalty", "strength"]
-CONFIG = {
-    "dataset": {
-        "name": "digits",
-        "split_seed": 0,
-        "validation_fraction": 0.2,
-        "test_fraction": 0.2,
-    },
-    "defaults": {
-        "optimizer": "adam",
-        "activation": "relu",
-        "lr": 0.01,
-        "penalty": "none",
-        "momentum": 0.9,
-        "epochs": 2,
-        "batch_size": 64,
-        "hidden": [16],
-    },
-    "seeds": [0, 1],
-    "studies": {
-        "optimization": {
-            "factors": {
-                "optimizer": ["sgd", "adam"],
-                "activation": ["relu", "tanh"],
-                "lr": [0.01, 0.1],
-            }
-        },
-        "regularization": {"factors": {"penalty": ["none", "l1", "l2"], "strength": [1e-4, 1e-2]}},
-    },
+FACTORS = {
+    "optimization": ["optimizer", "activation"],
+    "regularization": ["penalty", "strength"],
+    "problems": ["problem", "optimizer"],
 }
+# The smoke config, trimmed to what the figures need: two values of each factor, the
+# proximal L1 step among the penalties, and MLPs only (a CNN adds time, not coverage).
+SMALLER = {
+    "optimization": {"optimizer": ["momentum", "adam"], "activation": ["relu", "sigmoid"]},
+    "regularization": {"penalty": ["none", "l1", "l1_prox"], "strength": [0.0001, 0.01]},
+    "problems": {"problem": ["digits_mlp", "cancer_mlp"], "optimizer": ["sgd", "adam"]},
+}
+TARGET = 0.5
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory):
-    """{study: (factors, tables)} built from metrics files written by run_job."""
-    root = tmp_path_factory.mktemp("plots")
-    data_path = root / "digits.pt"
-    data.prepare("digits", data_path)
+def studies(root, tmp_path_factory) -> dict[str, dict]:
+    """{study: {table name: CSV path}} built by the package's own training and tables."""
+    config = cfg.load_config(str(root / "config" / "smoke.yaml"))
+    for study, factors in SMALLER.items():
+        config["studies"][study]["factors"] = factors
+    work = tmp_path_factory.mktemp("plots")
+    jobs = cfg.jobs(config)
+    datasets = {}
+    for dataset in sorted({j.cell.settings["data"]["dataset"] for j in jobs}):
+        datasets[dataset] = work / f"{dataset}.pt"
+        data.prepare(dataset, datasets[dataset])
     threads = torch.get_num_threads()
-    records: dict[str, list[dict]] = {"optimization": [], "regularization": []}
+    files: dict[str, list] = {s: [] for s in SMALLER}
+    tuning: dict[tuple[str, str], list] = {}
     try:
-        for combo in combinations(CONFIG):
-            paths = train.run_job(
-                data_path=data_path,
-                out_dir=root / combo.study / combo.id,
-                study=combo.study,
-                combination=combo.id,
-                factors=combo.factors,
-                settings=combo.settings,
-                seeds=combo.seeds,
+        # Tuning jobs first: a cell's evaluation chooses its rate from them.
+        for job in sorted(jobs, key=lambda j: cfg.PHASES.index(j.phase)):
+            key = (job.study, job.cell.id)
+            written = train.run_job(
+                data_path=datasets[job.cell.settings["data"]["dataset"]],
+                out_dir=work / job.study / job.phase / job.cell.id / job.block,
+                study=job.study,
+                combination=job.cell.id,
+                factors=job.cell.factors,
+                settings=job.cell.settings,
+                phase=job.phase,
+                seeds=job.seeds,
+                lr_grid=job.cell.lr_grid,
+                default_lr=job.cell.default_lr,
+                tuning_files=tuning.get(key, []) if job.phase == "eval" else [],
                 threads=1,
             )
-            records[combo.study] += [metrics.read_run(p) for p in paths]
+            if job.phase == "tune":
+                tuning.setdefault(key, []).extend(written)
+            files[job.study] += written
     finally:
         torch.set_num_threads(threads)
     out = {}
-    for study, factors in (("optimization", OPT_FACTORS), ("regularization", REG_FACTORS)):
-        runs = tables.runs_table(records[study])
-        summary = tables.summarize(runs, factors)
-        out[study] = (
-            factors,
-            {
-                "runs": runs,
-                "history": tables.history_table(records[study]),
-                "summary": summary,
-                "selected": tables.select_learning_rates(summary, factors),
-            },
+    for study, factors in FACTORS.items():
+        base = work / study
+        paths = {name: base / f"{name}.csv" for name in ("runs", "history", "tuning", "summary")}
+        tables.collect_runs(files[study], paths["runs"], paths["history"])
+        tables.summarize_study(
+            runs_path=paths["runs"],
+            history_path=paths["history"],
+            factors=factors,
+            target=TARGET,
+            tuning_path=paths["tuning"],
+            summary_path=paths["summary"],
+            pairs_path=base / "pairs.csv",
         )
+        out[study] = paths
     return out
+
+
+@pytest.fixture(scope="module")
+def frames(studies) -> dict[str, dict[str, pd.DataFrame]]:
+    return {
+        study: {name: tables.read_table(path) for name, path in paths.items()}
+        for study, paths in studies.items()
+    }
 
 
 def _texts(fig) -> list[str]:
     return [t.get_text() for ax in fig.axes for t in ax.texts]
 
 
+def _panels(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+# ---------------------------------------------------------------- the catalogue
+
+
 def test_figures_for_each_study():
-    assert figures_for(OPT_FACTORS) == [
+    assert figures_for(FACTORS["optimization"]) == [
         "test_accuracy_heatmap",
+        "protocols",
         "lr_sensitivity",
         "learning_curves",
+        "time_to_target",
     ]
-    assert figures_for(REG_FACTORS) == ["accuracy_vs_strength", "sparsity_vs_strength"]
-    assert figures_for(["lr"]) == []  # nothing to compare across learning rates
-    assert figures_for(["optimizer", "activation"]) == ["test_accuracy_heatmap"]
+    assert figures_for(FACTORS["regularization"]) == [
+        "protocols",
+        "lr_sensitivity",
+        "accuracy_vs_strength",
+        "sparsity_vs_strength",
+        "time_to_target",
+    ]
+    assert figures_for(FACTORS["problems"]) == [
+        "protocols",
+        "lr_sensitivity",
+        "time_to_target",
+        "performance_profile",
+    ]
+    assert figures_for(["activation", "optimizer"]) == figures_for(FACTORS["optimization"])
+    assert figures_for(["optimizer"]) == ["protocols", "lr_sensitivity", "time_to_target"]
+    assert figures_for([]) == []  # no cells to compare
 
 
 def test_every_catalogued_figure_is_drawn():
-    from optreg.figures import FIGURES
-
     assert set(plots.DRAW) == set(FIGURES)
-    for spec in FIGURES.values():
-        assert spec.title and spec.caption
-        assert set(spec.inputs) <= set(plots.TABLES)
+    for name, spec in FIGURES.items():
+        assert spec.title and spec.caption.endswith("."), name
+        assert spec.inputs and set(spec.inputs) <= set(plots.TABLES), name
+        # Captions are also reStructuredText in Snakemake's report: no markup.
+        assert not any(c in spec.caption for c in "|*`_"), (name, spec.caption)
 
 
-CASES = [("optimization", n) for n in figures_for(OPT_FACTORS)] + [
-    ("regularization", n) for n in figures_for(REG_FACTORS)
-]
+def test_figures_module_has_no_plotting_imports(root):
+    text = (root / "src" / "optreg" / "figures.py").read_text()
+    assert "matplotlib" not in text and "seaborn" not in text and "import pandas" not in text
+
+
+# ---------------------------------------------------------------- every figure
+
+CASES = [(study, name) for study, factors in FACTORS.items() for name in figures_for(factors)]
 
 
 @pytest.mark.parametrize(("study", "name"), CASES)
-def test_every_figure_renders_and_saves(studies, tmp_path, study, name):
-    factors, frames = studies[study]
-    inputs = {k: frames[k] for k in plots.FIGURES[name].inputs}  # only what it declares
-    fig = plots.make_figure(name, inputs, factors)
+def test_every_figure_renders_and_saves(studies, frames, tmp_path, study, name):
+    factors = FACTORS[study]
+    declared = {k: frames[study][k] for k in FIGURES[name].inputs}  # only what it declares
+    fig = plots.make_figure(name, declared, factors)
     width, height = fig.get_size_inches()
+    rows = max(ax.get_subplotspec().get_gridspec().nrows for ax in _panels(fig))
     assert width == pytest.approx(plots.PAGE_WIDTH)
-    assert height <= plots.MAX_ROW_HEIGHT + 1e-9  # one row of panels here
+    assert height <= plots.MAX_ROW_HEIGHT * rows + 1e-9
     assert fig.get_suptitle()
-    for ax in fig.axes:
-        if ax.get_visible() and ax.get_label() != "<colorbar>":
-            assert ax.get_xlabel() or ax.get_ylabel() or ax.get_title()
+    for ax in _panels(fig):
+        assert ax.get_xlabel() or ax.get_ylabel() or ax.get_title()
+    plt.close(fig)
 
+    # The workflow's entry point, given only the paths of the tables the figure reads.
     png, pdf = tmp_path / "out" / f"{name}.png", tmp_path / "out" / f"{name}.pdf"
-    plots.save_figure(fig, png, pdf)
-    assert not plt.fignum_exists(fig.number)  # closed
+    paths = {k: studies[study][k] for k in FIGURES[name].inputs}
+    paths["code"] = tmp_path / "not-a-table"  # the workflow passes other inputs too
+    before = plt.get_fignums()
+    plots.plot_figure(name, paths, factors, png, pdf)
+    assert plt.get_fignums() == before  # closed
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 1000
     assert pdf.read_bytes().startswith(b"%PDF")
     assert sorted(p.name for p in png.parent.iterdir()) == sorted([png.name, pdf.name])
 
 
-def test_heatmap_annotations_hold_the_selected_values(studies):
-    factors, frames = studies["optimization"]
-    selected = frames["selected"]
-    fig = plots.make_figure("test_accuracy_heatmap", frames, factors)
-    texts = _texts(fig)
+# ---------------------------------------------------------------- what figures show
+
+
+def test_heatmap_annotations_hold_the_summary(frames):
+    summary = frames["optimization"]["summary"]
+    fig = plots.make_figure("test_accuracy_heatmap", {"summary": summary}, FACTORS["optimization"])
+    titles = [ax.get_title() for ax in _panels(fig)]
+    per_panel = [[t.get_text() for t in ax.texts] for ax in _panels(fig)]
     plt.close(fig)
-    assert selected["selectable"].all()
-    assert len(texts) == len(selected)
-    for _, row in selected.iterrows():
-        half = (row["test_accuracy_ci_high"] - row["test_accuracy_ci_low"]) / 2
-        lr = f"lr {row['lr']:g}"
-        expected = f"{row['test_accuracy_mean']:.3f}\n±{half:.3f}\n{lr}"
-        assert any(t.startswith(expected) for t in texts), (expected, texts)
+    assert titles == [plots.PROTOCOL_LABELS["tuned"], plots.PROTOCOL_LABELS["oneshot"]]
+    for protocol, texts in zip(plots.PROTOCOLS, per_panel, strict=True):
+        rows = summary[summary["protocol"] == protocol]
+        assert len(texts) == len(rows) == 4
+        for _, row in rows.iterrows():
+            half = (row["test_accuracy_ci_high"] - row["test_accuracy_ci_low"]) / 2
+            edge = "*" if protocol == "tuned" and row["lr_on_grid_edge"] else ""
+            expected = f"{row['test_accuracy_mean']:.3f}\n±{half:.3f}\nlr {row['lr']:g}{edge}"
+            assert expected in texts, (expected, texts)
 
 
-def test_heatmap_marks_cells_without_a_selectable_lr(studies):
-    factors, frames = studies["optimization"]
-    selected = frames["selected"].copy()
-    blank = (selected["optimizer"] == "sgd") & (selected["activation"] == "tanh")
-    selected.loc[blank, "selectable"] = False
-    fig = plots.make_figure("test_accuracy_heatmap", {**frames, "selected": selected}, factors)
-    texts = _texts(fig)
+def test_heatmap_marks_a_cell_where_every_seed_diverged(frames):
+    summary = frames["optimization"]["summary"].copy()
+    lost = (summary["protocol"] == "oneshot") & (summary["optimizer"] == "momentum")
+    lost &= summary["activation"] == "sigmoid"
+    metrics = [c for c in summary if c.startswith("test_accuracy_")]
+    summary.loc[lost, metrics] = math.nan
+    summary.loc[lost, "n_diverged"] = summary.loc[lost, "seeds"]
+    fig = plots.make_figure("test_accuracy_heatmap", {"summary": summary}, FACTORS["optimization"])
+    per_panel = [[t.get_text() for t in ax.texts] for ax in _panels(fig)]
     plt.close(fig)
-    assert sum("diverged" in t for t in texts) == 1
-    assert len(texts) == len(selected)
-    value = f"{selected.loc[blank, 'test_accuracy_mean'].iloc[0]:.3f}\n"
-    if value not in {f"{v:.3f}\n" for v in selected.loc[~blank, "test_accuracy_mean"]}:
-        assert not any(t.startswith(value) for t in texts)  # the blanked cell shows no value
+    assert [sum("diverged" in t for t in texts) for texts in per_panel] == [0, 1]
+    assert len(per_panel[1]) == 4  # the other three cells keep their values
 
 
-def test_heatmap_without_lr_factor_omits_lr(studies):
-    factors, frames = studies["optimization"]
-    summary = frames["summary"]
-    summary = summary[summary["lr"] == 0.1].drop(columns="lr")
-    selected = tables.select_learning_rates(summary, ["optimizer", "activation"])
+def test_heatmap_shares_one_colour_scale(frames):
+    summary = frames["optimization"]["summary"]
+    fig = plots.make_figure("test_accuracy_heatmap", {"summary": summary}, FACTORS["optimization"])
+    limits = {ax.collections[0].get_clim() for ax in _panels(fig) if ax.collections}
+    plt.close(fig)
+    (low, high) = limits.pop()
+    assert not limits
+    assert low == pytest.approx(summary["test_accuracy_mean"].min())
+    assert high == pytest.approx(summary["test_accuracy_mean"].max())
+
+
+def test_an_extra_factor_becomes_extra_panels(frames):
+    summary = frames["optimization"]["summary"]
+    two = pd.concat([summary.assign(epochs=3), summary.assign(epochs=4)])
     fig = plots.make_figure(
-        "test_accuracy_heatmap", {"selected": selected}, ["optimizer", "activation"]
+        "test_accuracy_heatmap", {"summary": two}, [*FACTORS["optimization"], "epochs"]
     )
-    texts = _texts(fig)
+    titles = [ax.get_title() for ax in _panels(fig)]
     plt.close(fig)
-    assert len(texts) == 4 and not any("lr" in t for t in texts)
+    assert len(titles) == 4 and sum("epochs 4" in t for t in titles) == 2
 
 
-def test_learning_curves_one_line_per_cell(studies):
-    factors, frames = studies["optimization"]
-    fig = plots.make_figure("learning_curves", frames, factors)
-    panels = [ax for ax in fig.axes if ax.get_visible()]
+def test_protocols_has_both_protocols_of_every_cell_sorted_by_tuned(frames):
+    summary = frames["regularization"]["summary"]
+    fig = plots.make_figure("protocols", {"summary": summary}, FACTORS["regularization"])
+    (ax,) = _panels(fig)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    plt.close(fig)
+    tuned = summary[summary["protocol"] == "tuned"]
+    assert len(labels) == len(tuned) == 5  # none, l1 and l1_prox at two strengths
+    assert "none" in labels and "l1_prox 0.01" in labels
+    by_label = {plots._cell_label(r, FACTORS["regularization"]): r for _, r in tuned.iterrows()}
+    means = [by_label[label]["test_accuracy_mean"] for label in labels]
+    assert means == sorted(means, reverse=True)
+
+
+def test_lr_sensitivity_marks_each_selected_rate(frames):
+    tuning = frames["optimization"]["tuning"]
+    fig = plots.make_figure("lr_sensitivity", {"tuning": tuning}, FACTORS["optimization"])
+    stars = [
+        (x, y)
+        for ax in _panels(fig)
+        for line in ax.get_lines()
+        if line.get_marker() == "*"
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True)
+    ]
+    titles = [ax.get_title() for ax in _panels(fig)]
+    plt.close(fig)
+    assert titles == ["activation relu", "activation sigmoid"]
+    chosen = tuning[tuning["selected"]]
+    assert len(chosen) == tuning["combination"].nunique() == len(stars)
+    assert sorted(x for x, _ in stars) == sorted(chosen["lr"])
+    assert all(y < 0 for _, y in stars)  # in the rows below the curves, off the data
+
+
+def test_lr_sensitivity_repeats_the_unpenalized_cell_in_every_strength_panel(frames):
+    tuning = frames["regularization"]["tuning"]
+    fig = plots.make_figure("lr_sensitivity", {"tuning": tuning}, FACTORS["regularization"])
+    titles = [ax.get_title() for ax in _panels(fig)]
+    dashed = [sum(line.get_linestyle() == "--" for line in ax.get_lines()) for ax in _panels(fig)]
+    plt.close(fig)
+    assert titles == ["penalty strength 0.0001", "penalty strength 0.01"]
+    assert dashed == [1, 1]
+
+
+def test_lr_sensitivity_marks_diverged_rates(frames):
+    tuning = frames["optimization"]["tuning"].copy()
+    tuning.loc[tuning.index[0], "n_diverged"] = 1
+    fig = plots.make_figure("lr_sensitivity", {"tuning": tuning}, FACTORS["optimization"])
+    crosses = sum(line.get_marker() == "x" for ax in fig.axes for line in ax.get_lines())
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    assert crosses == 1 and any("diverged" in t for t in legend)
+
+
+def test_learning_curves_draw_the_tuned_evaluation_runs(frames):
+    history = frames["optimization"]["history"]
+    fig = plots.make_figure("learning_curves", {"history": history}, FACTORS["optimization"])
+    panels = _panels(fig)
     titles = [ax.get_title() for ax in panels]
-    lines = [len(ax.get_lines()) for ax in panels]
+    first = panels[0].get_lines()[0]
     plt.close(fig)
-    assert titles == ["activation relu", "activation tanh"]
-    assert lines == [2, 2]  # sgd and adam at their selected lr
+    assert titles == ["activation relu", "activation sigmoid"]
+    runs = history[
+        (history["phase"] == "eval")
+        & (history["protocol"] == "tuned")
+        & (history["optimizer"] == "momentum")
+        & (history["activation"] == "relu")
+    ]
+    expected = runs.groupby("epoch")["val_accuracy"].mean()
+    np.testing.assert_allclose(first.get_ydata(), expected.to_numpy())
 
 
-def test_make_figure_rejects_bad_requests(studies):
-    factors, frames = studies["regularization"]
+def test_sparsity_shows_exact_and_near_zeros(frames):
+    summary = frames["regularization"]["summary"]
+    fig = plots.make_figure("sparsity_vs_strength", {"summary": summary}, FACTORS["regularization"])
+    panels = _panels(fig)
+    titles = [ax.get_title() for ax in panels]
+    exact = {tuple(line.get_ydata()) for line in panels[0].get_lines() if len(line.get_ydata()) > 1}
+    plt.close(fig)
+    assert titles == ["weights exactly zero", "weights magnitude below 0.001"]
+    tuned = summary[summary["protocol"] == "tuned"].sort_values("strength")
+    prox = tuple(tuned.loc[tuned["penalty"] == "l1_prox", "zero_fraction_mean"])
+    assert prox in exact
+    assert all(low >= -0.05 and high <= 1.05 for low, high in (ax.get_ylim() for ax in panels))
+
+
+def test_time_to_target_labels_seeds_and_unreached_cells(frames):
+    summary = frames["problems"]["summary"].copy()
+    tuned = summary["protocol"] == "tuned"
+    slow = tuned & (summary["problem"] == "digits_mlp") & (summary["optimizer"] == "sgd")
+    summary.loc[slow, "reached_target"] = 0
+    summary.loc[slow, [c for c in summary if c.startswith("epochs_to_target_")]] = math.nan
+    fig = plots.make_figure("time_to_target", {"summary": summary}, FACTORS["problems"])
+    texts = _texts(fig)
+    assert "target validation accuracy" in fig.get_suptitle()
+    plt.close(fig)
+    assert sum(t.startswith("not reached") for t in texts) == 1
+    for _, row in summary[tuned & ~slow].iterrows():
+        assert f"{row['reached_target']}/{row['seeds']} seeds" in texts
+
+
+def test_performance_profile_curves_end_at_one(frames):
+    summary = frames["problems"]["summary"]
+    fig = plots.make_figure("performance_profile", {"summary": summary}, FACTORS["problems"])
+    (ax,) = _panels(fig)
+    curves = [line.get_ydata() for line in ax.get_lines()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    assert len(curves) == 2
+    assert all(c[-1] == 1.0 and c[0] >= 0 and np.all(np.diff(c) >= 0) for c in curves)
+    assert any(c[0] == 1.0 for c in curves)  # the best optimizer on a problem is within 0
+    tuned = summary[summary["protocol"] == "tuned"]
+    ranks = (
+        tuned.groupby("problem")["test_accuracy_mean"]
+        .rank(ascending=False)
+        .groupby(tuned["optimizer"])
+        .mean()
+    )
+    for opt, rank in ranks.items():
+        assert f"{opt} (mean rank {rank:.2f})" in legend
+
+
+def test_performance_profile_counts_a_diverged_cell_as_never_within(frames):
+    tuned = frames["problems"]["summary"]
+    tuned = tuned[tuned["protocol"] == "tuned"].copy()
+    lost = (tuned["problem"] == "cancer_mlp") & (tuned["optimizer"] == "adam")
+    tuned.loc[lost, "test_accuracy_mean"] = math.nan
+    taus, shares, ranks = plots.profile_curves(tuned, ["sgd", "adam"])
+    assert shares["adam"][-1] == 0.5 and shares["sgd"][-1] == 1.0
+    assert ranks["adam"] >= 1.5
+
+
+# ---------------------------------------------------------------- the API
+
+
+def test_make_figure_rejects_bad_requests(frames):
+    factors, summary = FACTORS["regularization"], frames["regularization"]["summary"]
     with pytest.raises(KeyError, match="unknown figure"):
-        plots.make_figure("nope", frames, factors)
+        plots.make_figure("nope", {"summary": summary}, factors)
     with pytest.raises(ValueError, match="needs factors"):
-        plots.make_figure("test_accuracy_heatmap", frames, factors)
+        plots.make_figure("test_accuracy_heatmap", {"summary": summary}, factors)
+    with pytest.raises(ValueError, match=r"at least 1 factor\(s\)"):
+        plots.make_figure("protocols", {"summary": summary}, [])
     with pytest.raises(KeyError, match="needs tables"):
-        plots.make_figure("accuracy_vs_strength", {"runs": frames["runs"]}, factors)
+        plots.make_figure("accuracy_vs_strength", {"tuning": summary}, factors)
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match="no rows for protocol"):
+        plots.make_figure("accuracy_vs_strength", {"summary": summary.iloc[:0]}, factors)
+    assert plt.get_fignums() == before  # no half-drawn figure left open
 
 
 def test_saved_files_are_reproducible(studies, tmp_path):
-    factors, frames = studies["regularization"]
     digests = []
     for i in range(2):
         png, pdf = tmp_path / f"{i}.png", tmp_path / f"{i}.pdf"
-        plots.save_figure(plots.make_figure("accuracy_vs_strength", frames, factors), png, pdf)
+        plots.plot_figure(
+            "accuracy_vs_strength", studies["regularization"], FACTORS["regularization"], png, pdf
+        )
         digests.append((png.read_bytes(), pdf.read_bytes()))
     assert digests[0] == digests[1]

@@ -18,7 +18,7 @@ import yaml
 from conftest import copy_project, dry_run, snakemake
 
 pytestmark = pytest.mark.workflow
-DOWNSTREAM = {"collect_runs": 2, "summarize": 2, "plot": 5, "findings": 1, "report": 1, "all": 1}
+TRAIN_JOBS = 30  # the smoke study: 15 cells, each tuned and evaluated
 
 
 def edit(path: Path) -> None:
@@ -33,17 +33,20 @@ def test_clone_of_finished_study_is_up_to_date(smoke_clone):
 
 def test_editing_a_plot_module_reruns_only_figures_and_report(smoke_clone):
     edit(smoke_clone / "src" / "optreg" / "plots.py")
-    assert dry_run(smoke_clone) == {"plot": 5, "report": 1, "all": 1}
+    assert set(dry_run(smoke_clone)) == {"plot", "report", "all"}
 
 
 def test_editing_the_training_loop_reruns_every_train_job(smoke_clone):
     edit(smoke_clone / "src" / "optreg" / "train.py")
-    assert dry_run(smoke_clone) == {"train": 13, **DOWNSTREAM}
+    counts = dry_run(smoke_clone)
+    assert counts["train"] == TRAIN_JOBS and counts["report"] == 1 and counts["summarize"] == 3
+    assert "prepare_data" not in counts
 
 
 def test_editing_the_model_reruns_every_train_job(smoke_clone):
     edit(smoke_clone / "src" / "optreg" / "models.py")
-    assert dry_run(smoke_clone) == {"train": 13, **DOWNSTREAM}
+    counts = dry_run(smoke_clone)
+    assert counts["train"] == TRAIN_JOBS and "prepare_data" not in counts
 
 
 def test_editing_the_report_template_reruns_only_the_report(smoke_clone):
@@ -54,13 +57,13 @@ def test_editing_the_report_template_reruns_only_the_report(smoke_clone):
 def test_editing_the_statistics_skips_training(smoke_clone):
     edit(smoke_clone / "src" / "optreg" / "stats.py")
     counts = dry_run(smoke_clone)
-    assert "train" not in counts and counts["summarize"] == 2
+    assert "train" not in counts and counts["summarize"] == 3
 
 
 def records(work: Path) -> dict[str, dict]:
     """Every metrics record, keyed by path, without its timing fields."""
     out = {}
-    for path in sorted((work / "results" / "studies").glob("*/runs/*/*/seed-*.json")):
+    for path in sorted((work / "results" / "studies").glob("*/*/*/seeds-*/*.json")):
         record = json.loads(path.read_text())
         record.pop("wall_time_s")
         for epoch in record["history"]:
@@ -72,9 +75,13 @@ def records(work: Path) -> dict[str, dict]:
 def test_same_settings_same_numbers_across_runs_and_core_counts(smoke, root, tmp_path):
     work = copy_project(root, tmp_path)
     (work / "config" / "config.yaml").write_text((smoke / "config" / "config.yaml").read_text())
-    snakemake(work, "--cores", "1", "--until", "train")  # the smoke study ran with --cores 2
+    # Every train job and no figure or report: the smoke study ran with --cores 2.
+    tables = [
+        f"results/studies/{s}/runs.csv" for s in ("optimization", "regularization", "problems")
+    ]
+    snakemake(work, "--cores", "1", *tables)
     ours, theirs = records(work), records(smoke)
-    assert len(ours) == 26 and ours.keys() == theirs.keys()
+    assert len(ours) == 120 and ours.keys() == theirs.keys()
     for key in ours:
         assert ours[key] == theirs[key], key
 
@@ -84,8 +91,8 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
     config = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
     config["defaults"]["epochs"] = 5000  # long enough to be killed mid-run
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    target = "results/studies/optimization/runs/optimizer-adam_activation-relu_lr-0.01/seeds-0-1"
-    other = "results/studies/optimization/runs/optimizer-adam_activation-relu_lr-0.1/seeds-0-1"
+    target = "results/studies/optimization/tune/optimizer-adam_activation-relu/seeds-0-1"
+    other = "results/studies/optimization/tune/optimizer-adam_activation-sigmoid/seeds-0-1"
     cmd = [sys.executable, "-m", "snakemake", "--cores", "1"]
     first = subprocess.Popen(
         [*cmd, target],
@@ -94,7 +101,15 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    log = work / "logs" / "train" / "optimization" / Path(target).parent.name / "seeds-0-1.log"
+    log = (
+        work
+        / "logs"
+        / "train"
+        / "optimization"
+        / "tune"
+        / Path(target).parent.name
+        / "seeds-0-1.log"
+    )
     try:
         deadline = time.monotonic() + 120
         while not log.exists():
@@ -115,18 +130,19 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
 
     assert first.returncode == -signal.SIGKILL, "the job finished before it could be killed"
     assert not (work / target).exists()
-    assert not list((work / "results").rglob("seed-*.json"))
+    assert not list((work / "results").rglob("*seed-*.json"))
     snakemake(work, "--unlock")
     config["defaults"]["epochs"] = 2
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
     assert dry_run(work, target) == {"train": 1}
     snakemake(work, target)
-    assert sorted(p.name for p in (work / target).glob("seed-*")) == ["seed-0.json", "seed-1.json"]
+    names = sorted(p.name for p in (work / target).glob("*.json"))
+    assert names == [f"lr-{lr}_seed-{s}.json" for lr in ("0.01", "0.1") for s in (0, 1)]
 
 
 def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_clone):
     studies = smoke_clone / "results" / "studies"
-    bad = next((studies / "regularization" / "runs").rglob("seed-1.json"))
+    bad = next((studies / "regularization" / "eval").rglob("tuned_seed-11.json"))
     bad.write_text('{"schema_version": 1,')
     before = (studies / "optimization" / "runs.csv").stat().st_mtime_ns
     proc = snakemake(

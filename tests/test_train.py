@@ -10,7 +10,7 @@ from conftest import settings
 
 from optreg.metrics import MetricsError, read_run, validate_record
 from optreg.models import StackedMLP
-from optreg.train import run_job, train_seeds
+from optreg.train import run_job, train_runs, train_seeds
 
 CPU = torch.device("cpu")
 
@@ -20,6 +20,23 @@ def test_a_few_epochs_reduce_the_loss(digits):
     losses = [h["train_loss"] for h in result["history"]]
     assert losses[-1] < 0.5 * losses[0]
     assert result["final"]["test_accuracy"] > 0.8
+
+
+def test_cnn_learns_and_stacks_like_one_at_a_time(digits):
+    cfg = settings(model={"model": "cnn", "channels": [4, 8]}, epochs=2)
+    stacked = train_seeds(digits, cfg, [0, 1], CPU)
+    (alone,) = train_seeds(digits, cfg, [1], CPU)
+    assert stacked[0]["final"]["test_accuracy"] > 0.5
+    assert alone["final"]["val_loss"] == pytest.approx(stacked[1]["final"]["val_loss"], rel=1e-5)
+
+
+def test_runs_at_different_rates_in_one_stack_equal_separate_runs(digits):
+    lrs, seeds = [0.001, 0.1, 0.001], [0, 0, 1]
+    together = train_runs(digits, settings(optimizer="momentum"), lrs, seeds, CPU)
+    for lr, seed, result in zip(lrs, seeds, together, strict=True):
+        (alone,) = train_runs(digits, settings(optimizer="momentum"), [lr], [seed], CPU)
+        assert alone["final"]["val_loss"] == pytest.approx(result["final"]["val_loss"], rel=1e-5)
+    assert together[0]["final"]["val_loss"] != together[1]["final"]["val_loss"]
 
 
 def test_initialization_depends_on_seed_not_on_stack_mates():
@@ -63,15 +80,15 @@ def test_divergence_is_recorded_and_the_other_seeds_go_on(digits, monkeypatch):
     # Blow up seed 1 only: scale its first-layer weights to overflow float32 after one epoch.
     import optreg.train as train_mod
 
-    real = train_mod.StackedMLP
+    real = train_mod.build_model
 
-    class Exploding(real):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            with torch.no_grad():
-                self.weights[0][1].mul_(1e38)
+    def exploding(*args, **kwargs):
+        model = real(*args, **kwargs)
+        with torch.no_grad():
+            model.weights[0][1].mul_(1e38)
+        return model
 
-    monkeypatch.setattr(train_mod, "StackedMLP", Exploding)
+    monkeypatch.setattr(train_mod, "build_model", exploding)
     results = train_seeds(digits, settings(epochs=3), [0, 1, 2], CPU)
     assert [r["diverged"] for r in results] == [False, True, False]
     assert results[1]["diverged_epoch"] == 1
@@ -89,36 +106,52 @@ def test_huge_learning_rate_diverges_instead_of_crashing(digits):
     assert all(r["diverged"] for r in results)
 
 
-def test_run_job_writes_valid_records(digits_file, tmp_path):
-    paths = run_job(
+def tune_and_evaluate(digits_file, out):
+    common = dict(
         data_path=digits_file,
-        out_dir=tmp_path / "runs",
         study="s",
         combination="optimizer-adam",
         factors={"optimizer": "adam"},
         settings=settings(epochs=2),
-        seeds=[0, 1],
+        lr_grid=[0.001, 0.03],
+        default_lr=0.001,
     )
-    assert [p.name for p in paths] == ["seed-0.json", "seed-1.json"]
-    record = read_run(paths[1])
-    assert record["seed"] == 1 and len(record["history"]) == 2
-    assert record["provenance"]["stacked_seeds"] == 2
-    assert record["provenance"]["torch_threads"] == 1
-    assert len(record["provenance"]["settings_hash"]) == 64
+    tuning = run_job(out_dir=out / "tune", phase="tune", seeds=[0, 1], **common)
+    evaluation = run_job(
+        out_dir=out / "eval", phase="eval", seeds=[5, 6], tuning_files=tuning, **common
+    )
+    return tuning, evaluation
+
+
+def test_tune_and_eval_jobs_write_valid_records(digits_file, tmp_path):
+    tuning, evaluation = tune_and_evaluate(digits_file, tmp_path)
+    assert sorted(p.name for p in tuning) == [
+        "lr-0.001_seed-0.json",
+        "lr-0.001_seed-1.json",
+        "lr-0.03_seed-0.json",
+        "lr-0.03_seed-1.json",
+    ]
+    assert [p.name for p in evaluation] == [
+        "tuned_seed-5.json",
+        "tuned_seed-6.json",
+        "oneshot_seed-5.json",
+        "oneshot_seed-6.json",
+    ]
+    tuned = read_run(evaluation[0])
+    assert tuned["phase"] == "eval" and tuned["protocol"] == "tuned"
+    assert tuned["selection"]["grid"] == [0.001, 0.03]
+    assert tuned["settings"]["lr"] == tuned["selection"]["lr"]
+    oneshot = read_run(evaluation[2])
+    assert oneshot["settings"]["lr"] == 0.001 and oneshot["selection"] is None
+    assert tuned["provenance"]["stacked_seeds"] == 4
+    assert read_run(tuning[0])["protocol"] is None
+    assert len(tuned["provenance"]["settings_hash"]) == 64
 
 
 def test_schema_rejects_malformed_records(digits_file, tmp_path):
-    (path,) = run_job(
-        data_path=digits_file,
-        out_dir=tmp_path,
-        study="s",
-        combination="c",
-        factors={},
-        settings=settings(epochs=1),
-        seeds=[0],
-    )
-    good = json.loads(path.read_text())
-    validate_record(good)
+    _, evaluation = tune_and_evaluate(digits_file, tmp_path)
+    path = evaluation[0]
+    validate_record(json.loads(path.read_text()))
     breakages = [
         lambda r: r.pop("diverged"),
         lambda r: r["final"].update(test_accuracy=1.5),
@@ -127,6 +160,9 @@ def test_schema_rejects_malformed_records(digits_file, tmp_path):
         lambda r: r["provenance"].update(settings_hash="xyz"),
         lambda r: r.update(extra=1),
         lambda r: r["final"].update(test_accuracy=None),  # only diverged runs lack finals
+        lambda r: r.update(phase="tune"),  # a tuning run has no protocol
+        lambda r: r.update(selection=None),  # a tuned run records its selection
+        lambda r: r.update(protocol="best"),
     ]
     for breakage in breakages:
         bad = json.loads(path.read_text())

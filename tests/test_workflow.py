@@ -12,47 +12,43 @@ import pytest
 import yaml
 from conftest import copy_project, dry_run, snakemake
 
-from optreg.config import combinations, jobs, load_config
+from optreg.config import cells, jobs, load_config
 
 pytestmark = pytest.mark.workflow
 
 
-def test_default_dry_run_has_one_train_job_per_combination(root, tmp_path):
+def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_path):
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    assert counts["train"] == len(jobs(config)) == len(combinations(config)) == 93
-    assert counts["prepare_data"] == 1 and counts["report"] == 1
+    assert counts["train"] == len(jobs(config)) == 2 * len(cells(config)) == 82
+    assert counts["prepare_data"] == 2 and counts["report"] == 1
 
 
 def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     config = load_config(smoke / "config" / "config.yaml")
-    expected_runs = sum(len(c.seeds) for c in combinations(config))
-    run_files = sorted((smoke / "results" / "studies").glob("*/runs/*/seeds-*/seed-*.json"))
-    assert len(run_files) == expected_runs == 26
+    expected_runs = sum(j.runs for j in jobs(config))
+    run_files = sorted((smoke / "results" / "studies").glob("*/*/*/seeds-*/*.json"))
+    assert len(run_files) == expected_runs == 120
     record = json.loads(run_files[0].read_text())
     assert record["schema_version"] == 1
 
     import pandas as pd
 
-    for study, n_combos in (("optimization", 8), ("regularization", 5)):
+    for study, n_cells in (("optimization", 6), ("regularization", 5), ("problems", 4)):
         base = smoke / "results" / "studies" / study
         runs = pd.read_csv(base / "runs.csv")
-        assert len(runs) == 2 * n_combos
+        assert len(runs) == 8 * n_cells  # 2 rates x 2 tuning seeds + 2 protocols x 2 seeds
         history = pd.read_csv(base / "history.csv")
-        assert len(history) == 3 * len(runs)  # 3 epochs each, none diverged at lr <= 0.1
-        assert len(pd.read_csv(base / "selected.csv")) == (
-            4 if study == "optimization" else n_combos
-        )
-        for png in (base / "figures").glob("*.png"):
-            assert png.stat().st_size > 10_000
-        assert (
-            len(list((base / "figures").glob("*.pdf")))
-            == len(list((base / "figures").glob("*.png")))
-            > 0
-        )
+        assert len(history) == 3 * (len(runs) - runs["diverged"].sum())  # 3 epochs each
+        assert len(pd.read_csv(base / "summary.csv")) == 2 * n_cells
+        assert len(pd.read_csv(base / "tuning.csv")) == 2 * n_cells
+        pngs = list((base / "figures").glob("*.png"))
+        assert pngs and all(png.stat().st_size > 10_000 for png in pngs)
+        assert len(list((base / "figures").glob("*.pdf"))) == len(pngs)
     findings = pd.read_csv(smoke / "results" / "findings.csv")
-    assert len(findings) == 4
+    assert len(findings) == 5 * 2  # every claim under both protocols
+    assert set(findings["verdict"]) <= {"supported", "not supported", "inconclusive"}
 
     from pypdf import PdfReader
 
@@ -67,21 +63,21 @@ def test_second_run_has_nothing_to_do(smoke):
     assert dry_run(smoke) == {}
 
 
-def test_changed_factor_value_reruns_only_its_combinations(smoke):
+def test_changed_factor_value_reruns_only_its_cells(smoke):
     config = yaml.safe_load((smoke / "config" / "config.yaml").read_text())
-    config["studies"]["optimization"]["factors"]["lr"] = [0.01, 0.3]
+    config["studies"]["optimization"]["factors"]["activation"] = ["relu", "tanh"]
     (smoke / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
     counts = dry_run(smoke, "--configfile", "config/changed.yaml")
-    assert counts["train"] == 4  # 2 optimizers x 2 activations at lr 0.3
+    assert counts["train"] == 6  # 3 optimizers with tanh: tuning and evaluation each
     assert "prepare_data" not in counts
 
 
-def test_new_seeds_create_jobs_only_for_new_runs(smoke):
+def test_new_evaluation_seeds_create_jobs_only_for_new_runs(smoke):
     config = yaml.safe_load((smoke / "config" / "config.yaml").read_text())
-    config["seeds"] = [0, 1, 2, 3]  # seeds_per_job 2: block 2-3 is new
+    config["protocol"]["evaluation_seeds"] = [10, 11, 12, 13]  # seeds_per_job 2: 12-13 is new
     (smoke / "config" / "more_seeds.yaml").write_text(yaml.safe_dump(config))
     counts = dry_run(smoke, "--configfile", "config/more_seeds.yaml")
-    assert counts["train"] == 13  # one new block for each of the 13 combinations
+    assert counts["train"] == 15  # one new evaluation block for each of the 15 cells
 
 
 @pytest.mark.parametrize(
@@ -92,8 +88,8 @@ def test_new_seeds_create_jobs_only_for_new_runs(smoke):
             "studies.optimization.factors.optimizer[0]",
         ),
         (
-            lambda c: c["studies"]["optimization"]["factors"].update(lr=[-0.1]),
-            "studies.optimization.factors.lr[0]",
+            lambda c: c["protocol"].update(lr_grid=[-0.1]),
+            "protocol.lr_grid[0]",
         ),
         (lambda c: c["defaults"].update(epochz=3), "unknown key 'epochz'"),
     ],

@@ -1,10 +1,12 @@
 """Configuration: validation against the JSON Schema, and the experiment matrix.
 
 A config declares named studies. Each study crosses its `factors` (lists of
-values) into combinations; every combination starts from the config's
-`defaults`, then the study's `fixed` settings, then its factor values. All seeds
-of a combination are trained in blocks of `seeds_per_job` consecutive seed
-values, one job per block, so adding seeds creates jobs only for new blocks.
+values) into cells; every cell starts from the config's `defaults`, then the
+study's `fixed` settings, then its factor values. The learning rate is not a
+factor: each cell is tuned over the protocol's learning-rate grid on the
+tuning seeds (one `tune` job per block of tuning seeds, all rates trained
+together), then evaluated on the evaluation seeds at the chosen rate and at
+the optimizer's customary default rate (one `eval` job per block).
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ from typing import Any
 import yaml
 
 SCHEMA_FILE = "config.schema.yaml"
-# Settings that describe a run besides its seed; the order is the order of columns in tables.
+# Settings that describe a cell; the order is the order of columns in tables and of the
+# parts of a cell's id. A run adds a learning rate and a seed.
 SETTING_KEYS = (
+    "problem",
     "optimizer",
     "activation",
-    "lr",
     "penalty",
     "strength",
     "momentum",
     "epochs",
     "batch_size",
-    "hidden",
 )
+PHASES = ("tune", "eval")
 
 
 class ConfigError(ValueError):
@@ -72,7 +75,7 @@ def _describe(error) -> str:
         message = "empty list; give at least one value"
     elif "propertyNames" in error.relative_schema_path:
         message = (
-            f"study name {error.instance!r} must start with a letter and use only letters, "
+            f"name {error.instance!r} must start with a letter and use only letters, "
             "digits and '_' (it becomes part of file paths)"
         )
     return f"{where}: {message}"
@@ -87,6 +90,11 @@ def _fill_defaults(instance: Any, schema: dict) -> None:
             instance[key] = copy.deepcopy(sub["default"])
         if key in instance:
             _fill_defaults(instance[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}):
+                _fill_defaults(value, extra)
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
@@ -109,20 +117,35 @@ def validate_config(config: dict, source: str = "config") -> dict:
     _fill_defaults(config, config_schema())
 
     problems = []
+    protocol = config["protocol"]
+    overlap = sorted(set(protocol["tuning_seeds"]) & set(protocol["evaluation_seeds"]))
+    if overlap:
+        problems.append(
+            f"protocol.evaluation_seeds: seeds {overlap} are also tuning seeds; the seeds that "
+            "choose a learning rate must not be the seeds that report it"
+        )
+    grids = [("protocol.lr_grid", protocol["lr_grid"])]
     for name, study in config["studies"].items():
         fixed = study.get("fixed", {})
         for key in sorted(set(fixed) & set(study["factors"])):
             problems.append(f"studies.{name}.fixed.{key}: '{key}' is also a factor of this study")
         for key, values in study["factors"].items():
-            labels = [format_value(v) for v in values]
-            dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
-            if dupes:
-                problems.append(
-                    f"studies.{name}.factors.{key}: values {dupes} are equal once formatted"
-                )
+            problems += _duplicates(f"studies.{name}.factors.{key}", values)
+        if "lr_grid" in study:
+            grids.append((f"studies.{name}.lr_grid", study["lr_grid"]))
+        named = [("fixed.problem", fixed.get("problem"))] + [
+            (f"factors.problem[{i}]", p) for i, p in enumerate(study["factors"].get("problem", []))
+        ]
+        for where, problem in named:
+            if problem is not None and problem not in config["problems"]:
+                problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
+    for where, grid in grids:
+        problems += _duplicates(where, grid)
+    if config["defaults"]["problem"] not in config["problems"]:
+        problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
     if not problems:
         try:
-            total = sum(len(c.seeds) for c in combinations(config))
+            total = sum(j.runs for j in jobs(config))
         except ConfigError as exc:
             problems.append(str(exc))
         else:
@@ -134,6 +157,16 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return config
+
+
+def _duplicates(where: str, values) -> list[str]:
+    labels = [format_value(v) for v in values]
+    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+    return [f"{where}: values {dupes} are equal once formatted"] if dupes else []
+
+
+def _unknown_problem(where: str, name: str, config: dict) -> str:
+    return f"{where}: unknown problem '{name}'; problems: {', '.join(config['problems'])}"
 
 
 def format_value(value: Any) -> str:
@@ -148,13 +181,14 @@ def format_value(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Combination:
-    """One point of a study's matrix: its factor values, full settings and seeds."""
+class Cell:
+    """One point of a study's matrix: its factor values, full settings and learning-rate grid."""
 
     study: str
     factors: dict[str, Any]
     settings: dict[str, Any]
-    seeds: tuple[int, ...]
+    lr_grid: tuple[float, ...]
+    default_lr: float
     id: str = field(init=False)
 
     def __post_init__(self):
@@ -164,15 +198,22 @@ class Combination:
 
 @dataclass(frozen=True)
 class Job:
-    """One train job: a combination and a block of its seeds."""
+    """One train job: a phase (`tune` or `eval`) of a cell for one block of seeds."""
 
-    combination: Combination
+    cell: Cell
+    phase: str
     block: str
     seeds: tuple[int, ...]
 
     @property
     def study(self) -> str:
-        return self.combination.study
+        return self.cell.study
+
+    @property
+    def runs(self) -> int:
+        """Training runs in this job: every grid rate when tuning, two protocols when evaluating."""
+        per_seed = len(self.cell.lr_grid) if self.phase == "tune" else 2
+        return per_seed * len(self.seeds)
 
 
 def _normalize(settings: dict, factors: dict, where: str) -> None:
@@ -188,14 +229,15 @@ def _normalize(settings: dict, factors: dict, where: str) -> None:
         )
 
 
-def combinations(config: dict) -> list[Combination]:
-    """Every distinct combination of every study, in config order."""
+def cells(config: dict) -> list[Cell]:
+    """Every distinct cell of every study, in config order."""
     out = []
+    protocol = config["protocol"]
     for name, study in config["studies"].items():
         base = {k: copy.deepcopy(v) for k, v in config["defaults"].items()}
         base.update(copy.deepcopy(study.get("fixed", {})))
         base.setdefault("strength", 0.0)
-        seeds = tuple(study.get("seeds", config["seeds"]))
+        grid = tuple(sorted(float(v) for v in study.get("lr_grid", protocol["lr_grid"])))
         # Canonical key order: reordering a study's factors in the config renames nothing.
         keys = [k for k in SETTING_KEYS if k in study["factors"]]
         seen = set()
@@ -204,13 +246,17 @@ def combinations(config: dict) -> list[Combination]:
             settings = {**base, **factors}
             _normalize(settings, factors, f"studies.{name}")
             settings = {k: settings[k] for k in SETTING_KEYS}
-            settings["lr"] = float(settings["lr"])
             settings["strength"] = float(settings["strength"])
-            settings["dataset"] = dict(config["dataset"])
-            combo = Combination(name, factors, settings, seeds)
-            if combo.id not in seen:
-                seen.add(combo.id)
-                out.append(combo)
+            problem = config["problems"][settings["problem"]]
+            # Only the model's own sizes: a CNN setting never reruns an MLP cell.
+            sizes = "hidden" if problem["model"] == "mlp" else "channels"
+            settings["model"] = {"model": problem["model"], sizes: list(problem[sizes])}
+            settings["data"] = {"dataset": problem["dataset"], **config["data"]}
+            default_lr = float(protocol["default_lr"][settings["optimizer"]])
+            cell = Cell(name, factors, settings, grid, default_lr)
+            if cell.id not in seen:
+                seen.add(cell.id)
+                out.append(cell)
     return out
 
 
@@ -220,15 +266,25 @@ def seed_block(seed: int, size: int) -> str:
     return f"{first}-{first + size - 1}"
 
 
+def _blocks(seeds, size: int) -> dict[str, list[int]]:
+    blocks: dict[str, list[int]] = {}
+    for seed in sorted(seeds):
+        blocks.setdefault(seed_block(seed, size), []).append(seed)
+    return blocks
+
+
 def jobs(config: dict) -> list[Job]:
-    """Every train job: each combination's seeds grouped into blocks of `seeds_per_job`."""
+    """Every train job: each cell's tuning and evaluation seeds in blocks of `seeds_per_job`."""
     size = config["seeds_per_job"]
+    seeds = {
+        "tune": config["protocol"]["tuning_seeds"],
+        "eval": config["protocol"]["evaluation_seeds"],
+    }
     out = []
-    for combo in combinations(config):
-        blocks: dict[str, list[int]] = {}
-        for seed in sorted(combo.seeds):
-            blocks.setdefault(seed_block(seed, size), []).append(seed)
-        out.extend(Job(combo, block, tuple(seeds)) for block, seeds in blocks.items())
+    for cell in cells(config):
+        for phase in PHASES:
+            for block, members in _blocks(seeds[phase], size).items():
+                out.append(Job(cell, phase, block, tuple(members)))
     return out
 
 

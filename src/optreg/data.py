@@ -33,10 +33,19 @@ def register(name: str) -> Callable[[Loader], Loader]:
 
 @register("digits")
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), shipped with sklearn."""
+    """scikit-learn's 8x8 handwritten digits (1,797 images [1, 8, 8], 10 classes)."""
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
+    return bunch.images[:, None].astype(np.float64), bunch.target.astype(np.int64)
+
+
+@register("breast_cancer")
+def load_breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's Wisconsin breast-cancer table (569 rows, 30 features, 2 classes)."""
+    from sklearn.datasets import load_breast_cancer as sk_load_breast_cancer
+
+    bunch = sk_load_breast_cancer()
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
 
 
@@ -85,6 +94,7 @@ def prepare(
         "validation_fraction": validation_fraction,
         "test_fraction": test_fraction,
         "n_features": int(np.prod(x.shape[1:])),
+        "input_shape": list(x.shape[1:]),
         "n_classes": classes,
         "sizes": {k: len(i) for k, i in idx.items()},
         "class_counts": {k: np.bincount(y[i], minlength=classes).tolist() for k, i in idx.items()},

@@ -1,10 +1,13 @@
-"""Models: an MLP whose parameters are stacked over seeds.
+"""Models: an MLP and a small CNN whose parameters are stacked over runs.
 
-`StackedMLP` holds S independent networks, one per seed, as parameters with a
-leading seed dimension, and evaluates them together with batched matrix
-products. Slices never mix: slice s sees only its own weights and its own
-inputs, so training the stack equals training S networks one at a time, at a
-fraction of the per-step overhead. S = 1 is a plain MLP.
+A stacked model holds S independent networks, one per run, as parameters with
+a leading run dimension, and evaluates them together (batched matrix products;
+grouped convolutions). Slices never mix: slice s sees only its own weights and
+its own inputs, so training the stack equals training S networks one at a
+time, at a fraction of the per-step overhead. S = 1 is a plain network. Each
+slice is initialized from its run's seed alone (Glorot-uniform weights, zero
+biases, the Keras default the original study used), so a run's initialization
+does not depend on its stack mates, and runs that share a seed share it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
@@ -24,7 +28,49 @@ def derived_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class StackedMLP(nn.Module):
+def _glorot_(weights, seeds) -> None:
+    """Glorot-uniform init of stacked weights [S, fan_in-ish...], slice s from seeds[s]."""
+    with torch.no_grad():
+        for s, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(derived_seed(seed, "init"))
+            for w in weights:
+                fan_in, fan_out = w.fan
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                w[s].copy_(torch.rand(w.shape[1:], generator=gen) * 2 * bound - bound)
+
+
+def _weight(shape, fan) -> nn.Parameter:
+    w = nn.Parameter(torch.empty(shape))
+    w.fan = fan
+    return w
+
+
+class Stacked(nn.Module):
+    """Common parts of stacked models: weights, biases, the stack size, dropping slices."""
+
+    weights: nn.ParameterList
+    biases: nn.ParameterList
+
+    @property
+    def stack(self) -> int:
+        return self.weights[0].shape[0]
+
+    def keep(self, mask: torch.Tensor) -> None:
+        """Drop the slices where `mask` is False (diverged runs).
+
+        The parameters are replaced by new ones: autograd remembers a leaf's shape,
+        so shrinking a parameter in place would break the next backward pass.
+        """
+        kept = []
+        for w in self.weights:
+            new = nn.Parameter(w.detach()[mask])
+            new.fan = w.fan
+            kept.append(new)
+        self.weights = nn.ParameterList(kept)
+        self.biases = nn.ParameterList(nn.Parameter(b.detach()[mask]) for b in self.biases)
+
+
+class StackedMLP(Stacked):
     """S independent MLPs: input -> hidden layers with `activation` -> logits."""
 
     def __init__(self, in_features: int, hidden: list[int], n_classes: int, activation: str, seeds):
@@ -35,22 +81,10 @@ class StackedMLP(nn.Module):
         sizes = [in_features, *hidden, n_classes]
         stack = len(seeds)
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(stack, a, b)) for a, b in zip(sizes, sizes[1:], strict=False)
+            _weight((stack, a, b), (a, b)) for a, b in zip(sizes, sizes[1:], strict=False)
         )
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:])
-        # Glorot-uniform weights and zero biases (the Keras default the original study used),
-        # drawn per seed so that a run's initialization does not depend on its stack mates.
-        with torch.no_grad():
-            for s, seed in enumerate(seeds):
-                gen = torch.Generator().manual_seed(derived_seed(seed, "init"))
-                for w in self.weights:
-                    fan_in, fan_out = w.shape[1:]
-                    bound = math.sqrt(6.0 / (fan_in + fan_out))
-                    w[s].copy_(torch.rand(fan_in, fan_out, generator=gen) * 2 * bound - bound)
-
-    @property
-    def stack(self) -> int:
-        return self.weights[0].shape[0]
+        _glorot_(self.weights, seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [S, B, classes] for inputs [S, B, features] (or [B, features], shared)."""
@@ -63,11 +97,57 @@ class StackedMLP(nn.Module):
                 x = self.activation(x)
         return x
 
-    def keep(self, mask: torch.Tensor) -> None:
-        """Drop the slices where `mask` is False (diverged seeds).
 
-        The parameters are replaced by new ones: autograd remembers a leaf's shape,
-        so shrinking a parameter in place would break the next backward pass.
-        """
-        self.weights = nn.ParameterList(nn.Parameter(w.detach()[mask]) for w in self.weights)
-        self.biases = nn.ParameterList(nn.Parameter(b.detach()[mask]) for b in self.biases)
+class StackedCNN(Stacked):
+    """S independent small CNNs in the spirit of DeepOBS `2c2d`: [3x3 conv, activation,
+    2x2 max-pool] per entry of `channels`, then a linear layer to the logits."""
+
+    def __init__(self, input_shape, channels: list[int], n_classes: int, activation: str, seeds):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
+        self.activation = ACTIVATIONS[activation]
+        self.input_shape = tuple(input_shape)
+        stack = len(seeds)
+        c, h, w = self.input_shape
+        convs = []
+        for out in channels:
+            convs.append(_weight((stack, out, c, 3, 3), (c * 9, out * 9)))
+            c, h, w = out, h // 2, w // 2
+        flat = c * h * w
+        self.weights = nn.ParameterList(
+            [*convs, _weight((stack, flat, n_classes), (flat, n_classes))]
+        )
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(stack, k)) for k in channels]
+            + [nn.Parameter(torch.zeros(stack, 1, n_classes))]
+        )
+        _glorot_(self.weights, seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [S, B, classes] for flattened inputs [S, B, C*H*W] (or [B, C*H*W], shared)."""
+        stack = self.stack
+        if x.dim() == 2:
+            x = x.expand(stack, -1, -1)
+        batch = x.shape[1]
+        # Runs become channel groups, [B, S*C, H, W] with groups=S; channels-last memory
+        # makes these grouped convolutions 2-3x faster on a CPU.
+        x = x.reshape(stack, batch, *self.input_shape).transpose(0, 1)
+        x = x.reshape(batch, stack * self.input_shape[0], *self.input_shape[1:])
+        x = x.contiguous(memory_format=torch.channels_last)
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=stack)
+            x = F.max_pool2d(self.activation(x), 2)
+        x = x.reshape(batch, stack, -1).transpose(0, 1)
+        return torch.baddbmm(self.biases[-1], x, self.weights[-1])
+
+
+def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
+    """The stacked model a problem names (`spec`: model, hidden, channels) for a dataset."""
+    if spec["model"] == "mlp":
+        return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
+    if spec["model"] == "cnn":
+        return StackedCNN(
+            meta["input_shape"], spec["channels"], meta["n_classes"], activation, seeds
+        )
+    raise ValueError(f"unknown model {spec['model']!r}; known: mlp, cnn")

@@ -7,8 +7,17 @@ follow `torch.optim.SGD`, `RMSprop` and `Adam` with default arguments exactly,
 and tests/test_optim.py checks them against those classes.
 
 Every rule acts elementwise, so one optimizer over stacked parameters equals
-one optimizer per seed. Penalties apply to weight matrices only, never to
-biases, and are added to the data loss of each seed.
+one optimizer per run; the learning rate may differ per run (a tensor with one
+value per slice of the stack). Penalties apply to weight tensors only, never
+to biases:
+
+- `l1`, `l2`: strength * sum |w| and strength * sum w**2 added to the loss
+  (`l1` is then a subgradient method, which rarely yields exact zeros);
+- `l1_prox`: the proximal step of strength * sum |w| after each update,
+  soft-thresholding every weight by lr * strength (exact zeros);
+- `wd`: decoupled weight decay, w <- w * (1 - 2 * lr * strength) before each
+  update: the shrinkage plain SGD gets from the `l2` penalty, applied outside
+  the adaptive scaling (with `adam` this is AdamW, Loshchilov and Hutter).
 """
 
 from __future__ import annotations
@@ -16,13 +25,18 @@ from __future__ import annotations
 import torch
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
-PENALTIES = ("none", "l1", "l2")
+PENALTIES = ("none", "l1", "l1_prox", "l2", "wd")
+
+
+def per_slice(lr: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """View a per-run learning rate [S] so it broadcasts over a stacked tensor [S, ...]."""
+    return lr.view(-1, *([1] * (like.dim() - 1)))
 
 
 class Optimizer:
-    """An elementwise optimizer over a list of stacked parameters."""
+    """An elementwise optimizer over a list of stacked parameters with per-run rates [S]."""
 
-    def __init__(self, params, lr: float):
+    def __init__(self, params, lr: torch.Tensor):
         self.params = list(params)
         self.lr = lr
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
@@ -37,15 +51,16 @@ class Optimizer:
         self.steps += 1
         for p, state in zip(self.params, self.state, strict=True):
             if p.grad is not None:
-                self.update(p, p.grad, state)
+                self.update(p, p.grad, state, per_slice(self.lr, p))
 
-    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> None:
+    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, lr: torch.Tensor) -> None:
         raise NotImplementedError
 
     def keep(self, mask: torch.Tensor, params) -> None:
         """Continue with `params` (the model's after it dropped the slices where `mask` is
-        False) and drop the same slices from every state tensor."""
+        False) and drop the same slices from the rates and every state tensor."""
         self.params = list(params)
+        self.lr = self.lr[mask]
         for state in self.state:
             for key, value in state.items():
                 state[key] = value[mask]
@@ -54,41 +69,41 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * g, or heavy-ball momentum: b = m * b + g; p -= lr * b (torch.optim.SGD)."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.0):
+    def __init__(self, params, lr, momentum: float = 0.0):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def update(self, p, grad, state):
+    def update(self, p, grad, state, lr):
         if self.momentum:
             if "buffer" in state:
                 grad = state["buffer"].mul_(self.momentum).add_(grad)
             else:
                 grad = state["buffer"] = grad.clone()
-        p.add_(grad, alpha=-self.lr)
+        p.sub_(grad * lr)
 
 
 class RMSprop(Optimizer):
     """v = a * v + (1 - a) * g^2; p -= lr * g / (sqrt(v) + eps) (torch.optim.RMSprop defaults)."""
 
-    def __init__(self, params, lr: float, alpha: float = 0.99, eps: float = 1e-8):
+    def __init__(self, params, lr, alpha: float = 0.99, eps: float = 1e-8):
         super().__init__(params, lr)
         self.alpha, self.eps = alpha, eps
 
-    def update(self, p, grad, state):
+    def update(self, p, grad, state, lr):
         v = state.setdefault("square_avg", torch.zeros_like(p))
         v.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
-        p.addcdiv_(grad, v.sqrt().add_(self.eps), value=-self.lr)
+        p.sub_(grad / v.sqrt().add_(self.eps) * lr)
 
 
 class Adam(Optimizer):
     """Adam with bias correction (torch.optim.Adam defaults: betas 0.9, 0.999; eps 1e-8)."""
 
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps: float = 1e-8):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps = eps
 
-    def update(self, p, grad, state):
+    def update(self, p, grad, state, lr):
         m = state.setdefault("exp_avg", torch.zeros_like(p))
         v = state.setdefault("exp_avg_sq", torch.zeros_like(p))
         m.lerp_(grad, 1 - self.beta1)
@@ -96,11 +111,18 @@ class Adam(Optimizer):
         correction1 = 1 - self.beta1**self.steps
         correction2 = 1 - self.beta2**self.steps
         denom = (v.sqrt() / correction2**0.5).add_(self.eps)
-        p.addcdiv_(m, denom, value=-self.lr / correction1)
+        p.sub_(m / denom * (lr / correction1))
 
 
-def build_optimizer(name: str, params, lr: float, momentum: float = 0.9) -> Optimizer:
-    """`sgd` (no momentum), `momentum` (SGD with heavy-ball momentum), `rmsprop`, `adam`."""
+def build_optimizer(name: str, params, lr, momentum: float = 0.9) -> Optimizer:
+    """`sgd` (no momentum), `momentum` (SGD with heavy-ball momentum), `rmsprop`, `adam`.
+
+    `lr` is a float or a tensor with one rate per slice of the stacked parameters.
+    """
+    params = list(params)
+    lr = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
+    if lr.numel() == 1:
+        lr = lr.expand(params[0].shape[0]).clone()
     if name == "sgd":
         return SGD(params, lr)
     if name == "momentum":
@@ -112,15 +134,35 @@ def build_optimizer(name: str, params, lr: float, momentum: float = 0.9) -> Opti
     raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
 
 
-def penalty(weights, kind: str, strength: float) -> torch.Tensor | float:
-    """Per-seed penalty [S] over stacked weight matrices [S, in, out].
+def _check(kind: str) -> None:
+    if kind not in PENALTIES:
+        raise ValueError(f"unknown penalty {kind!r}; known: {', '.join(PENALTIES)}")
 
-    l1: strength * sum |w|;  l2: strength * sum w**2 (the Keras convention).
-    """
-    if kind == "none" or strength == 0:
-        return 0.0
-    if kind == "l1":
-        return strength * sum(w.abs().sum(dim=(1, 2)) for w in weights)
-    if kind == "l2":
-        return strength * sum(w.square().sum(dim=(1, 2)) for w in weights)
-    raise ValueError(f"unknown penalty {kind!r}; known: {', '.join(PENALTIES)}")
+
+def penalty(weights, kind: str, strength: float) -> torch.Tensor | float:
+    """Per-run loss term [S] over stacked weight tensors [S, ...] (0 for step-wise penalties)."""
+    _check(kind)
+    if kind == "l1" and strength:
+        return strength * sum(w.abs().flatten(1).sum(1) for w in weights)
+    if kind == "l2" and strength:
+        return strength * sum(w.square().flatten(1).sum(1) for w in weights)
+    return 0.0
+
+
+@torch.no_grad()
+def before_step(weights, kind: str, strength: float, lr: torch.Tensor) -> None:
+    """Decoupled weight decay (`wd`): shrink weights by 2 * lr * strength before the update."""
+    _check(kind)
+    if kind == "wd" and strength:
+        for w in weights:
+            w.mul_(1 - 2 * strength * per_slice(lr, w))
+
+
+@torch.no_grad()
+def after_step(weights, kind: str, strength: float, lr: torch.Tensor) -> None:
+    """Proximal L1 (`l1_prox`): soft-threshold weights by lr * strength after the update."""
+    _check(kind)
+    if kind == "l1_prox" and strength:
+        for w in weights:
+            threshold = strength * per_slice(lr, w)
+            w.copy_(w.sign() * (w.abs() - threshold).clamp_(min=0))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import os
 import platform
 from pathlib import Path
 
 import pandas as pd
 
+from .claims import conclusion
 from .config import format_value
 from .figures import FIGURES
 from .io import atomic_path, write_json
@@ -23,57 +25,99 @@ from .tables import read_table
 VERSIONED = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "snakemake", "typst")
 
 
-def _half(row, metric="test_accuracy") -> float:
-    return (row[f"{metric}_ci_high"] - row[f"{metric}_ci_low"]) / 2
+def _interval(row, metric: str = "test_accuracy", digits: int = 3) -> str:
+    mean = row[f"{metric}_mean"]
+    if pd.isna(mean):
+        return "–"
+    low, high = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+    if pd.isna(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _selected_rows(selected: pd.DataFrame, factors: list[str]) -> list[dict]:
+def _number(value, digits: int = 1) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def cell_label(row, factors: list[str]) -> str:
+    """A cell's name in tables: its factor values joined by '+' (strength as a number)."""
+    return "+".join(format_value(row[k]) for k in factors)
+
+
+def cell_rows(summary: pd.DataFrame, factors: list[str]) -> list[dict]:
+    """One row per cell: tuned and one-shot rate and test accuracy, sparsity, time to target."""
+    tuned = summary[summary["protocol"] == "tuned"].set_index("combination")
+    oneshot = summary[summary["protocol"] == "oneshot"].set_index("combination")
     rows = []
-    order = selected.sort_values("test_accuracy_mean", ascending=False, na_position="last")
-    for _, r in order.iterrows():
-        cells = {k: format_value(r[k]) for k in factors}
-        if r["selectable"]:
-            test = f"{r['test_accuracy_mean']:.3f} ± {_half(r):.3f}"
-            val = f"{r['val_accuracy_mean']:.3f}"
-        else:
-            test = val = "all diverged"
+    for combination, t in tuned.sort_values("test_accuracy_mean", ascending=False).iterrows():
+        o = oneshot.loc[combination] if combination in oneshot.index else None
         rows.append(
             {
-                "cells": cells,
-                "val": val,
-                "test": test,
-                "seeds": int(r["seeds"]),
-                "diverged": int(r["n_diverged"]),
-                "edge": bool(r["lr_on_grid_edge"]),
+                "cell": cell_label(t, factors),
+                "cells": {k: format_value(t[k]) for k in factors},
+                "tuned_lr": format_value(float(t["lr"])),
+                "edge": bool(t["lr_on_grid_edge"]),
+                "tuned": _interval(t),
+                "oneshot_lr": format_value(float(o["lr"])) if o is not None else "–",
+                "oneshot": _interval(o) if o is not None else "–",
+                "zeros": _number(t["zero_fraction_mean"], 3),
+                "near_zero": _number(t["near_zero_fraction_mean"], 3),
+                "epochs_to_target": _number(t["epochs_to_target_mean"], 1),
+                "reached": f"{int(t['reached_target'])}/{int(t['seeds'])}",
+                "diverged": int(t["n_diverged"] + (o["n_diverged"] if o is not None else 0)),
             }
         )
     return rows
 
 
+def average_ranks(summary: pd.DataFrame, by: str, across: str) -> list[dict]:
+    """Mean rank of each `by` value (1 = most accurate) across the values of `across`."""
+    out = []
+    for protocol in ("tuned", "oneshot"):
+        table = summary[summary["protocol"] == protocol]
+        ranks = table.groupby(across)["test_accuracy_mean"].rank(ascending=False, method="average")
+        mean_rank = ranks.groupby(table[by]).mean().sort_values()
+        out.append(
+            {
+                "protocol": protocol,
+                "ranks": [{"name": str(k), "rank": f"{v:.2f}"} for k, v in mean_rank.items()],
+            }
+        )
+    return out
+
+
 def study_section(name: str, spec: dict) -> dict:
     """Everything the report shows about one study (`spec["factors"]`: name -> config values)."""
     runs = read_table(spec["tables"]["runs"])
-    selected = read_table(spec["tables"]["selected"])
-    factors = spec["factors"]
-    return {
+    summary = read_table(spec["tables"]["summary"])
+    pairs = read_table(spec["tables"]["pairs"])
+    factors = list(spec["factors"])
+    tune = runs[runs["phase"] == "tune"]
+    section = {
         "name": name,
         "description": spec.get("description", ""),
         "factors": [
             {"name": k, "values": [format_value(v) for v in values]}
-            for k, values in factors.items()
+            for k, values in spec["factors"].items()
         ],
         "fixed": {k: format_value(v) for k, v in spec.get("fixed", {}).items()},
-        "seeds": [int(s) for s in spec["seeds"]],
-        "combinations": int(runs["combination"].nunique()),
+        "lr_grid": [format_value(float(v)) for v in spec["lr_grid"]],
+        "cells": int(runs["combination"].nunique()),
         "runs": len(runs),
+        "tuning_runs": len(tune),
         "diverged": int(runs["diverged"].sum()),
-        "diverged_by_combination": {
-            c: int(n) for c, n in runs.groupby("combination")["diverged"].sum().items() if n
+        "train_seconds": float(runs.drop_duplicates(["combination", "phase"])["wall_time_s"].sum()),
+        "has_penalty": "penalty" in factors,
+        "rows": cell_rows(summary, factors),
+        "pairs": {
+            protocol: {
+                "total": int((pairs["protocol"] == protocol).sum()),
+                "significant": int(
+                    (pairs["significant"].astype(bool) & (pairs["protocol"] == protocol)).sum()
+                ),
+            }
+            for protocol in ("tuned", "oneshot")
         },
-        "train_seconds": float(runs.drop_duplicates("combination")["wall_time_s"].sum()),
-        "cell_keys": [k for k in factors if k != "lr"],
-        "has_lr": "lr" in factors,
-        "selected": _selected_rows(selected, list(factors)),
         "figures": [
             {
                 "path": str(Path(path)),  # relative to the working directory
@@ -83,6 +127,9 @@ def study_section(name: str, spec: dict) -> dict:
             for fig, path in spec["figures"].items()
         ],
     }
+    if {"problem", "optimizer"} <= set(factors):
+        section["ranks"] = average_ranks(summary, "optimizer", "problem")
+    return section
 
 
 def versions() -> dict[str, str]:
@@ -96,35 +143,58 @@ def versions() -> dict[str, str]:
     return out
 
 
-def report_data(*, data_meta: str, findings: str, studies: dict, config: dict) -> dict:
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [
+        {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def report_data(*, data_meta, findings: str, studies: dict, config: dict) -> dict:
     """The JSON document the Typst template renders."""
-    meta = json.loads(Path(data_meta).read_text())
+    metas = [json.loads(Path(p).read_text()) for p in data_meta]
     sections = [study_section(name, spec) for name, spec in studies.items()]
     first_runs = read_table(next(iter(studies.values()))["tables"]["runs"])
-    provenance = {
+    found = read_table(findings)
+    # Claim by claim in the claims file's order, the fair protocol first.
+    claim_order = {c: i for i, c in enumerate(dict.fromkeys(found["id"]))}
+    found = found.sort_values(
+        ["id", "protocol"],
+        key=lambda col: (
+            col.map(claim_order) if col.name == "id" else col.map({"tuned": 0}).fillna(1)
+        ),
+    )
+    protocol = config["protocol"]
+    return {
+        "datasets": metas,
+        "problems": {
+            name: {k: format_value(v) for k, v in spec.items()}
+            for name, spec in config["problems"].items()
+        },
+        "protocol": {
+            "lr_grid": [format_value(float(v)) for v in protocol["lr_grid"]],
+            "tuning_seeds": protocol["tuning_seeds"],
+            "evaluation_seeds": protocol["evaluation_seeds"],
+            "default_lr": {k: format_value(float(v)) for k, v in protocol["default_lr"].items()},
+            "target": format_value(float(protocol["target_val_accuracy"])),
+        },
+        "defaults": {k: format_value(v) for k, v in config["defaults"].items()},
         "device": str(first_runs["device"].iloc[0]),
         "torch_threads": int(first_runs["torch_threads"].iloc[0]),
-    }
-    defaults = config["defaults"]
-    return {
-        "dataset": meta,
-        "defaults": {k: format_value(v) for k, v in defaults.items()},
-        "device": provenance["device"],
-        "torch_threads": provenance["torch_threads"],
-        "seeds_per_job": config["seeds_per_job"],
         "versions": versions(),
         "studies": sections,
         "total_runs": sum(s["runs"] for s in sections),
         "total_diverged": sum(s["diverged"] for s in sections),
         "total_train_seconds": sum(s["train_seconds"] for s in sections),
-        "findings": read_table(findings).fillna("").to_dict(orient="records"),
+        "findings": _records(found),
+        "conclusion": conclusion(found),
     }
 
 
 def build_report(
     *,
     template: str,
-    data_meta: str,
+    data_meta,
     findings: str,
     studies: dict,
     config: dict,

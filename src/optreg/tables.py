@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import SETTING_KEYS, format_value
+from .config import SETTING_KEYS
 from .io import atomic_path
 from .metrics import read_run
-from .stats import mean_ci
+from .stats import bootstrap_ci, pairwise_comparisons
 
 SUMMARY_METRICS = (
     "test_accuracy",
@@ -20,27 +20,32 @@ SUMMARY_METRICS = (
     "l2_norm",
     "near_zero_fraction",
     "zero_fraction",
-    "wall_time_s",
+    "epochs_to_target",
+    "seconds_to_target",
 )
+RUN_KEYS = ["study", "combination", "phase", "protocol", "seed", "lr"]
 
 
 def _setting_columns(record: dict) -> dict:
     settings = record["settings"]
-    cols = {k: settings[k] for k in SETTING_KEYS}
-    cols["hidden"] = format_value(settings["hidden"])
-    return cols
+    return {k: settings[k] for k in SETTING_KEYS}
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run: its settings, seed, final metrics, weight statistics and cost."""
+    """One row per run: phase, protocol, settings, seed, final metrics, weights and cost."""
     rows = []
     for r in records:
+        selection = r["selection"] or {}
         rows.append(
             {
                 "study": r["study"],
                 "combination": r["combination"],
+                "phase": r["phase"],
+                "protocol": r["protocol"],
                 "seed": r["seed"],
+                "lr": r["settings"]["lr"],
                 **_setting_columns(r),
+                "lr_on_grid_edge": selection.get("on_grid_edge"),
                 **r["final"],
                 **{k: v for k, v in r["weights"].items() if k != "near_zero_threshold"},
                 "diverged": r["diverged"],
@@ -49,26 +54,29 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
                 "wall_time_s": r["wall_time_s"],
                 "device": r["provenance"]["device"],
                 "torch_threads": r["provenance"]["torch_threads"],
-                "stacked_seeds": r["provenance"]["stacked_seeds"],
+                "stacked_runs": r["provenance"]["stacked_seeds"],
                 "settings_hash": r["provenance"]["settings_hash"],
             }
         )
     table = pd.DataFrame(rows)
-    return table.sort_values(["combination", "seed"], kind="stable").reset_index(drop=True)
+    order = ["phase", "combination", "protocol", "lr", "seed"]
+    return table.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
 
 
 def history_table(records: list[dict]) -> pd.DataFrame:
     """One row per run and epoch: the learning curves."""
     rows = []
     for r in records:
-        base = {"study": r["study"], "combination": r["combination"], "seed": r["seed"]}
+        base = {k: r[k] for k in ("study", "combination", "phase", "protocol", "seed")}
+        base["lr"] = r["settings"]["lr"]
         base.update(_setting_columns(r))
+        base["stacked_runs"] = r["provenance"]["stacked_seeds"]
         rows.extend({**base, **epoch} for epoch in r["history"])
     columns = [
-        "study",
-        "combination",
-        "seed",
+        *RUN_KEYS[:5],
+        "lr",
         *SETTING_KEYS,
+        "stacked_runs",
         "epoch",
         "train_loss",
         "train_accuracy",
@@ -79,64 +87,82 @@ def history_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def summarize(runs: pd.DataFrame, factors: list[str], confidence: float = 0.95) -> pd.DataFrame:
-    """Per combination and metric: seeds, diverged seeds, mean, std and CI (long form)."""
+def time_to_target(history: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per run: the first epoch whose validation accuracy reaches `target`, and the seconds to it.
+
+    Seconds are the job's wall time at that epoch divided by the runs it trained together
+    (each run's share of the stacked model); NaN where the target is never reached.
+    """
+    keys = ["combination", "phase", "protocol", "seed", "lr"]
+    hit = history[history["val_accuracy"] >= target]
+    first = hit.sort_values("epoch").groupby(keys, dropna=False).head(1)
+    out = first[keys].copy()
+    out["epochs_to_target"] = first["epoch"].astype(float)
+    out["seconds_to_target"] = first["elapsed_s"] / first["stacked_runs"]
+    return out
+
+
+def _stats(frame: pd.DataFrame, metrics) -> dict:
+    out = {}
+    for metric in metrics:
+        stats = bootstrap_ci(frame[metric].astype(float))
+        out.update({f"{metric}_{k}": v for k, v in stats.items() if k != "n"})
+    return out
+
+
+def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """Per cell and grid rate: validation accuracy over the tuning seeds; the rate selected."""
+    tune = runs[runs["phase"] == "tune"]
+    chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
+    chosen = chosen.groupby("combination")["lr"].first()
     rows = []
-    for combination, group in runs.groupby("combination", sort=False):
-        cell = {k: group[k].iloc[0] for k in factors}
-        n_diverged = int(group["diverged"].sum())
-        for metric in SUMMARY_METRICS:
-            stats = mean_ci(group[metric].astype(float), confidence)
-            rows.append(
-                {
-                    "combination": combination,
-                    **cell,
-                    "metric": metric,
-                    "seeds": len(group),
-                    "n_diverged": n_diverged,
-                    **stats,
-                }
-            )
+    for (combination, lr), group in tune.groupby(["combination", "lr"], sort=False):
+        rows.append(
+            {
+                "combination": combination,
+                **{k: group[k].iloc[0] for k in factors},
+                "lr": lr,
+                "seeds": len(group),
+                "n_diverged": int(group["diverged"].sum()),
+                "selected": bool(chosen.get(combination) == lr),
+                **_stats(group, ["val_accuracy", "val_loss", "train_loss"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def select_learning_rates(
-    summary: pd.DataFrame, factors: list[str], by: str = "val_accuracy"
-) -> pd.DataFrame:
-    """For each cell (factors other than `lr`), the learning rate with the best mean `by`.
-
-    The choice uses validation metrics only; a learning rate where any seed
-    diverged is never chosen. One row per cell with the chosen rate, whether
-    it lies on the edge of the grid, and the test accuracy over seeds there.
-    Without `lr` among the factors, every combination is its own cell.
-    """
-    cell_keys = [k for k in factors if k != "lr"]
-    index = ["combination", *factors, "seeds", "n_diverged"]
-    wide = summary.set_index([*index, "metric"])[["mean", "std", "ci_low", "ci_high", "n"]]
-    wide = wide.unstack("metric")
-    wide.columns = [f"{metric}_{stat}" for stat, metric in wide.columns]
-    wide = wide.reset_index()
-    groups = wide.groupby(cell_keys, sort=False) if cell_keys else [((), wide)]
+def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% bootstrap interval)."""
+    keys = ["combination", "protocol", "seed", "lr"]
+    evals = runs[runs["phase"] == "eval"].merge(reached.drop(columns="phase"), on=keys, how="left")
     rows = []
-    for _, group in groups:
-        ok = group[(group["n_diverged"] == 0) & group[f"{by}_mean"].notna()]
-        grid = sorted(group["lr"]) if "lr" in factors else []
-        if ok.empty:
-            best = group.iloc[[0]].copy()
-            best["selectable"] = False
-        else:
-            best = ok.loc[[ok[f"{by}_mean"].idxmax()]].copy()
-            best["selectable"] = True
-        if grid:
-            lr = best["lr"].iloc[0]
-            best["lr_on_grid_edge"] = bool(len(grid) > 1 and lr in (grid[0], grid[-1]))
-        else:
-            best["lr_on_grid_edge"] = False
-        rows.append(best)
-    out = pd.concat(rows, ignore_index=True)
-    order = ["combination", *factors, "seeds", "n_diverged", "selectable", "lr_on_grid_edge"]
-    rest = sorted(c for c in out.columns if c not in order)
-    return out[order + rest]
+    for (combination, protocol), group in evals.groupby(["combination", "protocol"], sort=False):
+        edge = group["lr_on_grid_edge"].dropna()
+        rows.append(
+            {
+                "combination": combination,
+                **{k: group[k].iloc[0] for k in factors},
+                "protocol": protocol,
+                "lr": group["lr"].iloc[0],
+                "lr_on_grid_edge": bool(edge.iloc[0]) if len(edge) else False,
+                "seeds": len(group),
+                "n_diverged": int(group["diverged"].sum()),
+                "reached_target": int(group["epochs_to_target"].notna().sum()),
+                **_stats(group, SUMMARY_METRICS),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pairs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Paired comparisons of every two cells on the same evaluation seeds, per protocol."""
+    frames = []
+    for protocol in ("tuned", "oneshot"):
+        evals = runs[(runs["phase"] == "eval") & (runs["protocol"] == protocol)]
+        table = pairwise_comparisons(evals, "combination", "seed", "test_accuracy")
+        table.insert(0, "protocol", protocol)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
 
 
 def write_csv(frame: pd.DataFrame, path) -> None:
@@ -159,9 +185,13 @@ def read_table(path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-def summarize_study(runs_path, factors: list[str], summary_path, selected_path) -> None:
-    """Per-combination summary and learning-rate selection of one study's runs table."""
+def summarize_study(
+    *, runs_path, history_path, factors, target, tuning_path, summary_path, pairs_path
+) -> None:
+    """Tuning table, evaluation summary and paired comparisons of one study."""
     runs = read_table(runs_path)
-    summary = summarize(runs, factors)
-    write_csv(summary, summary_path)
-    write_csv(select_learning_rates(summary, factors), selected_path)
+    history = read_table(history_path)
+    evals = history[history["phase"] == "eval"]
+    write_csv(tuning_table(runs, factors), tuning_path)
+    write_csv(summary_table(runs, factors, time_to_target(evals, target)), summary_path)
+    write_csv(pairs_table(runs), pairs_path)

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from . import __version__
 from .data import Prepared, load_prepared
 from .io import canonical_hash
-from .metrics import NEAR_ZERO, SCHEMA_VERSION, write_run
-from .models import StackedMLP, derived_seed
-from .optim import build_optimizer, penalty
+from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
+from .models import Stacked, build_model, derived_seed
+from .optim import after_step, before_step, build_optimizer, penalty
+from .protocol import plan_runs
 
 
 def resolve_device(device: str) -> torch.device:
@@ -43,7 +44,7 @@ def _finite_or_none(value: float) -> float | None:
 
 
 @torch.no_grad()
-def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor):
+def _evaluate(model: Stacked, x: torch.Tensor, y: torch.Tensor):
     """Per-seed mean cross-entropy and accuracy on a whole split."""
     logits = model(x)
     stack = logits.shape[0]
@@ -52,7 +53,7 @@ def _evaluate(model: StackedMLP, x: torch.Tensor, y: torch.Tensor):
     return loss.view(stack, -1).mean(1), accuracy
 
 
-def _weight_stats(model: StackedMLP, slot: int) -> dict:
+def _weight_stats(model: Stacked, slot: int) -> dict:
     w = torch.cat([p[slot].flatten() for p in model.weights]).double()
     return {
         "count": w.numel(),
@@ -65,20 +66,29 @@ def _weight_stats(model: StackedMLP, slot: int) -> dict:
 
 
 def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> list[dict]:
-    """Train one combination for every seed in `seeds`; return one result dict per seed.
+    """Train every seed at `settings["lr"]`; see `train_runs`."""
+    seeds = list(seeds)
+    return train_runs(data, settings, [settings["lr"]] * len(seeds), seeds, device)
 
-    Each result holds `history`, `final`, `weights`, `diverged` and `diverged_epoch`.
+
+def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device) -> list[dict]:
+    """Train one cell for every (learning rate, seed) pair, all as one stacked model.
+
+    Returns one result per run, each holding `history`, `final`, `weights`, `diverged`
+    and `diverged_epoch`. Runs that share a seed share their initialization and data
+    order, so runs at different learning rates differ in nothing else.
     """
     seeds = list(seeds)
     x_train, y_train = data.x["train"].to(device), data.y["train"].to(device)
     x_val, y_val = data.x["val"].to(device), data.y["val"].to(device)
-    model = StackedMLP(
-        data.n_features, settings["hidden"], data.n_classes, settings["activation"], seeds
-    ).to(device)
+    model = build_model(settings["model"], data.meta, settings["activation"], seeds).to(device)
     optimizer = build_optimizer(
-        settings["optimizer"], model.parameters(), settings["lr"], settings["momentum"]
+        settings["optimizer"], model.parameters(), list(lrs), settings["momentum"]
     )
-    orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in seeds]
+    kind, strength = settings["penalty"], settings["strength"]
+    distinct = sorted(set(seeds))
+    orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in distinct]
+    order_of = torch.tensor([distinct.index(s) for s in seeds])  # run -> its seed's shuffle
     alive = list(range(len(seeds)))  # positions in `seeds` still in the stack
     results = [
         {"history": [], "diverged": False, "diverged_epoch": None, "final": None, "weights": None}
@@ -88,7 +98,8 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
     start = time.perf_counter()
 
     for epoch in range(1, settings["epochs"] + 1):
-        perms = torch.stack([torch.randperm(n, generator=orders[i]) for i in alive]).to(device)
+        shuffles = torch.stack([torch.randperm(n, generator=g) for g in orders])
+        perms = shuffles[order_of[alive]].to(device)
         loss_sum = torch.zeros(len(alive), device=device)
         correct = torch.zeros(len(alive), device=device)
         for first in range(0, n, batch_size):
@@ -100,10 +111,12 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
                 .view(len(alive), -1)
                 .mean(1)
             )
-            loss = data_loss + penalty(model.weights, settings["penalty"], settings["strength"])
+            loss = data_loss + penalty(model.weights, kind, strength)
             optimizer.zero_grad()
             loss.sum().backward()
+            before_step(model.weights, kind, strength, optimizer.lr)
             optimizer.step()
+            after_step(model.weights, kind, strength, optimizer.lr)
             with torch.no_grad():
                 loss_sum += data_loss * idx.shape[1]
                 correct += (logits.argmax(-1) == yb).sum(1)
@@ -178,15 +191,23 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
     return results
 
 
-def provenance(device: torch.device, stacked: int) -> dict:
-    """Versions and machine facts recorded with every run."""
+def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) -> dict:
+    """Versions and machine facts recorded with every run, including the device it used.
+
+    `device` names the hardware (`cpu` or the GPU's model), `torch_device` is torch's name
+    for it in the job (`cpu`, `cuda:1`), `gpu_id` the machine's id of that GPU (its index,
+    or its CUDA_VISIBLE_DEVICES entry; null on the CPU).
+    """
     return {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": importlib.metadata.version("numpy"),
         "optreg": __version__,
         "platform": platform.platform(),
+        "host": platform.node(),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "torch_device": str(device),
+        "gpu_id": gpu_id,
         "torch_threads": torch.get_num_threads(),
         "stacked_seeds": stacked,
     }
@@ -200,47 +221,66 @@ def run_job(
     combination: str,
     factors: dict,
     settings: dict,
+    phase: str,
     seeds,
+    lr_grid,
+    default_lr: float,
+    tuning_files=(),
     device: str = "cpu",
     threads: int = 1,
 ) -> list[Path]:
-    """Train every seed of one job and write one validated metrics JSON per seed.
+    """Train every run of one job (see `optreg.protocol`); write one metrics JSON per run.
 
     The files appear together: they are written into a hidden temporary folder that
     is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
+    `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
+    the job runs under Snakemake. On CUDA the job trains on a GPU no concurrent job holds
+    (`optreg.gpus`: Snakemake counts GPUs but does not assign them).
     """
+    from .gpus import hold_gpu  # only training claims GPUs
+
     torch.set_num_threads(threads)
+    tuning = [read_run(f) for f in tuning_files]
+    runs, selection = plan_runs(phase, seeds, lr_grid, default_lr, tuning)
     dev = resolve_device(device)
-    data = load_prepared(data_path, device=dev)
-    start = time.perf_counter()
-    results = train_seeds(data, settings, seeds, dev)
-    wall = time.perf_counter() - start
-    base = provenance(dev, len(seeds))
+    on_gpu = dev.type == "cuda"
+    with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
+        if slot is not None:
+            dev = torch.device("cuda", slot.index)
+        data = load_prepared(data_path, device=dev)
+        start = time.perf_counter()
+        results = train_runs(data, settings, [r.lr for r in runs], [r.seed for r in runs], dev)
+        wall = time.perf_counter() - start
+    base = provenance(dev, len(runs), slot.gpu_id if slot else None)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        for seed, result in zip(seeds, results, strict=True):
+        for run, result in zip(runs, results, strict=True):
+            run_settings = {**settings, "lr": run.lr}
             record = {
                 "schema_version": SCHEMA_VERSION,
                 "study": study,
                 "combination": combination,
                 "factors": factors,
-                "settings": settings,
-                "seed": seed,
+                "settings": run_settings,
+                "phase": phase,
+                "protocol": run.protocol,
+                "selection": selection if run.protocol == "tuned" else None,
+                "seed": run.seed,
                 **result,
                 "wall_time_s": wall,
                 "provenance": {
                     **base,
-                    "settings_hash": canonical_hash({"settings": settings, "seed": seed}),
+                    "settings_hash": canonical_hash({"settings": run_settings, "seed": run.seed}),
                     "data_sha256": data.sha256,
                 },
             }
-            write_run(tmp_dir / f"seed-{seed}.json", record)
+            write_run(tmp_dir / run.filename, record)
         os.chmod(tmp_dir, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return [out_dir / f"seed-{seed}.json" for seed in seeds]
+    return [out_dir / r.filename for r in runs]

@@ -14,6 +14,7 @@ rule collect_runs:
         "logs/collect_runs/{study}.log",
     conda:
         "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
     params:
         files=get_study_run_files,
     script:
@@ -23,17 +24,24 @@ rule collect_runs:
 rule summarize:
     input:
         runs=f"{RESULTS}/studies/{{study}}/runs.csv",
+        history=f"{RESULTS}/studies/{{study}}/history.csv",
         code=code("summarize.py"),
     output:
+        tuning=report(
+            f"{RESULTS}/studies/{{study}}/tuning.csv",
+            caption="../report/tuning.rst",
+            category="{study}",
+            subcategory="Tables",
+        ),
         summary=report(
             f"{RESULTS}/studies/{{study}}/summary.csv",
             caption="../report/summary.rst",
             category="{study}",
             subcategory="Tables",
         ),
-        selected=report(
-            f"{RESULTS}/studies/{{study}}/selected.csv",
-            caption="../report/selected.rst",
+        pairs=report(
+            f"{RESULTS}/studies/{{study}}/pairs.csv",
+            caption="../report/pairs.rst",
             category="{study}",
             subcategory="Tables",
         ),
@@ -41,8 +49,10 @@ rule summarize:
         "logs/summarize/{study}.log",
     conda:
         "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
     params:
         factors=get_study_factors,
+        target=config["protocol"]["target_val_accuracy"],
     script:
         "../../scripts/summarize.py"
 
@@ -63,6 +73,7 @@ rule plot:
         "logs/plot/{study}/{figure}.log",
     conda:
         "../../envs/analysis.yaml"
+    threads: config["threads"]["plot"]
     params:
         factors=get_study_factors,
         caption=get_figure_caption,
@@ -73,6 +84,7 @@ rule plot:
 rule findings:
     input:
         unpack(get_findings_tables),
+        claims="config/claims.yaml",
         code=code("findings.py"),
     output:
         report(
@@ -84,7 +96,26 @@ rule findings:
         "logs/findings.log",
     conda:
         "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
     params:
-        factors={study: study_factors(study) for study in STUDIES},
+        factors=get_all_factors,
     script:
         "../../scripts/findings.py"
+
+
+# Not part of the default target: `snakemake results/cost.csv` (or `snakemake cost`).
+rule cost:
+    input:
+        benchmarks=get_cost_benchmarks,
+        code=code("cost.py"),
+    output:
+        f"{RESULTS}/cost.csv",
+    log:
+        "logs/cost.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
+    params:
+        jobs=get_cost_jobs,
+    script:
+        "../../scripts/cost.py"

@@ -12,7 +12,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from optreg.config import ConfigError, jobs, validate_config
+from optreg.config import ConfigError, format_value, jobs, validate_config
 from optreg.deps import source_dependencies
 from optreg.figures import FIGURES, figures_for
 
@@ -25,9 +25,9 @@ except ConfigError as error:
 RESULTS = "results"
 # Files shipped with the workflow, relative to the working directory (which may be elsewhere).
 REPORT_TEMPLATE = os.path.relpath(Path(workflow.basedir) / "report" / "report.typ")
-DATASET = config["dataset"]["name"]
-# (study, combination id, seed block) -> optreg.config.Job
-JOBS = {(j.study, j.combination.id, j.block): j for j in jobs(config)}
+# (study, phase, cell id, seed block) -> optreg.config.Job
+JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in jobs(config)}
+DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
 STUDIES = list(config["studies"])
 
 
@@ -35,8 +35,9 @@ wildcard_constraints:
     study="|".join(STUDIES),
     combination="[^/]+",
     block=r"\d+-\d+",
+    phase="tune|eval",
     figure="|".join(FIGURES),
-    dataset=r"[a-z0-9_]+",
+    dataset="|".join(DATASETS),
 
 
 def code(script):
@@ -51,18 +52,62 @@ def study_factors(study):
 
 
 def run_dir(job):
-    return f"{RESULTS}/studies/{job.study}/runs/{job.combination.id}/seeds-{job.block}"
+    return f"{RESULTS}/studies/{job.study}/{job.phase}/{job.cell.id}/seeds-{job.block}"
+
+
+def job_files(job):
+    """The metrics files a job writes, one per run."""
+    if job.phase == "tune":
+        names = [
+            f"lr-{format_value(lr)}_seed-{s}.json"
+            for s in job.seeds
+            for lr in job.cell.lr_grid
+        ]
+    else:
+        names = [f"{p}_seed-{s}.json" for p in ("tuned", "oneshot") for s in job.seeds]
+    return [f"{run_dir(job)}/{name}" for name in names]
+
+
+def cell_tuning_jobs(job):
+    return [
+        j
+        for j in JOBS.values()
+        if j.study == job.study and j.cell.id == job.cell.id and j.phase == "tune"
+    ]
+
+
+def wildcard_job(wildcards):
+    return JOBS[
+        (wildcards.study, wildcards.phase, wildcards.combination, wildcards.block)
+    ]
+
+
+def get_train_inputs(wildcards):
+    """The cell's prepared dataset; for evaluation, also the cell's tuning runs."""
+    job = wildcard_job(wildcards)
+    inputs = {"data": f"{RESULTS}/data/{job.cell.settings['data']['dataset']}.pt"}
+    if job.phase == "eval":
+        inputs["tuning"] = [run_dir(j) for j in cell_tuning_jobs(job)]
+    return inputs
 
 
 def get_train_job(wildcards):
-    """The combination and seeds one train job covers."""
-    job = JOBS[(wildcards.study, wildcards.combination, wildcards.block)]
+    """Everything one train job needs to know: the cell, its phase, seeds and grid."""
+    job = wildcard_job(wildcards)
     return {
         "study": job.study,
-        "combination": job.combination.id,
-        "factors": job.combination.factors,
-        "settings": job.combination.settings,
+        "combination": job.cell.id,
+        "factors": job.cell.factors,
+        "settings": job.cell.settings,
+        "phase": job.phase,
         "seeds": list(job.seeds),
+        "lr_grid": list(job.cell.lr_grid),
+        "default_lr": job.cell.default_lr,
+        "tuning_files": (
+            [f for j in cell_tuning_jobs(job) for f in job_files(j)]
+            if job.phase == "eval"
+            else []
+        ),
     }
 
 
@@ -73,10 +118,7 @@ def get_study_runs(wildcards):
 def get_study_run_files(wildcards):
     """Every metrics file the study must have: aggregation fails naming any that is missing."""
     return [
-        f"{run_dir(j)}/seed-{seed}.json"
-        for j in JOBS.values()
-        if j.study == wildcards.study
-        for seed in j.seeds
+        f for j in JOBS.values() if j.study == wildcards.study for f in job_files(j)
     ]
 
 
@@ -87,10 +129,8 @@ def get_study_factors(wildcards):
 def study_tables(study):
     base = f"{RESULTS}/studies/{study}"
     return {
-        "runs": f"{base}/runs.csv",
-        "history": f"{base}/history.csv",
-        "summary": f"{base}/summary.csv",
-        "selected": f"{base}/selected.csv",
+        name: f"{base}/{name}.csv"
+        for name in ("runs", "history", "tuning", "summary", "pairs")
     }
 
 
@@ -113,7 +153,7 @@ def study_figures(study):
 
 def get_report_inputs(wildcards):
     return {
-        "data_meta": f"{RESULTS}/data/{DATASET}.json",
+        "data_meta": [f"{RESULTS}/data/{d}.json" for d in DATASETS],
         "tables": [t for s in STUDIES for t in study_tables(s).values()],
         "figures": [f for s in STUDIES for f in study_figures(s) if f.endswith(".png")],
         "findings": f"{RESULTS}/findings.csv",
@@ -121,13 +161,15 @@ def get_report_inputs(wildcards):
 
 
 def get_report_studies(wildcards):
-    """What the report needs to know of each study: its factors, seeds, runs and figures."""
+    """What the report needs to know of each study: its factors, tables and figures."""
     return {
         study: {
             "description": config["studies"][study].get("description", ""),
             "factors": config["studies"][study]["factors"],
             "fixed": config["studies"][study].get("fixed", {}),
-            "seeds": config["studies"][study].get("seeds", config["seeds"]),
+            "lr_grid": config["studies"][study].get(
+                "lr_grid", config["protocol"]["lr_grid"]
+            ),
             "tables": study_tables(study),
             "figures": {
                 name: f"{RESULTS}/studies/{study}/figures/{name}.png"
@@ -143,8 +185,12 @@ def get_findings_tables(wildcards):
         f"{study}_{name}": path
         for study in STUDIES
         for name, path in study_tables(study).items()
-        if name == "selected"
+        if name in ("summary", "pairs")
     }
+
+
+def get_all_factors(wildcards):
+    return {study: study_factors(study) for study in STUDIES}
 
 
 def get_final_output():
@@ -153,3 +199,55 @@ def get_final_output():
         outputs += list(study_tables(study).values())
         outputs += study_figures(study)
     return outputs
+
+
+# ---- execution resources (issue 4) ----
+# What jobs ask of the machine: threads and GPUs from the config, the train jobs' benchmark
+# files for the cost table. Where jobs run (cores, partition, account, runtime, memory) is
+# the profile's business: profiles/default (local), profiles/slurm.
+
+from types import SimpleNamespace
+
+from snakemake.io import apply_wildcards
+
+from optreg.gpus import train_uses_gpu
+
+# Decided once per Snakemake call, without importing torch.
+TRAIN_ON_GPU = train_uses_gpu(config["device"])
+
+
+def get_train_resources():
+    """Snakemake's standard GPU resources of a train job: `gpu=1` (and `gpu_model`) on CUDA.
+
+    `snakemake --resources gpu=N` then runs at most N train jobs at a time; the SLURM
+    executor turns them into `--gpus=[model:]1`.
+    """
+    if not TRAIN_ON_GPU:
+        return {"gpu": 0}
+    if config["gpu_model"]:
+        return {"gpu": 1, "gpu_model": config["gpu_model"]}
+    return {"gpu": 1}
+
+
+def get_cost_jobs(wildcards):
+    """Every train job of every study: its benchmark file and its wildcards.
+
+    Read from rule train's own output and benchmark patterns, so that the cost table
+    follows them; optreg.cost sums a cell's jobs (its seed blocks and phases).
+    """
+    train = rules.train.rule
+    jobs = []
+    for study in STUDIES:
+        for folder in get_study_runs(SimpleNamespace(study=study)):
+            job_wildcards = train.get_wildcards(folder)
+            jobs.append(
+                {
+                    "benchmark": apply_wildcards(train.benchmark, job_wildcards),
+                    "wildcards": dict(job_wildcards),
+                }
+            )
+    return jobs
+
+
+def get_cost_benchmarks(wildcards):
+    return [job["benchmark"] for job in get_cost_jobs(wildcards)]

@@ -8,9 +8,10 @@ rule prepare_data:
         "logs/prepare_data/{dataset}.log",
     conda:
         "../../envs/torch.yaml"
+    threads: config["threads"]["prepare_data"]
     params:
-        split_seed=config["dataset"]["split_seed"],
-        validation_fraction=config["dataset"]["validation_fraction"],
-        test_fraction=config["dataset"]["test_fraction"],
+        split_seed=config["data"]["split_seed"],
+        validation_fraction=config["data"]["validation_fraction"],
+        test_fraction=config["data"]["test_fraction"],
     script:
         "../../scripts/prepare_data.py"

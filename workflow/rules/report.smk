@@ -14,6 +14,7 @@ rule report:
         "logs/report.log",
     conda:
         "../../envs/report.yaml"
+    threads: config["threads"]["report"]
     params:
         studies=get_report_studies,
         config=config,

@@ -1,14 +1,22 @@
 rule train:
     input:
-        data=f"{RESULTS}/data/{DATASET}.pt",
+        unpack(get_train_inputs),
         code=code("train.py"),
     output:
-        directory(f"{RESULTS}/studies/{{study}}/runs/{{combination}}/seeds-{{block}}"),
+        directory(
+            f"{RESULTS}/studies/{{study}}/{{phase}}/{{combination}}/seeds-{{block}}"
+        ),
     log:
-        "logs/train/{study}/{combination}/seeds-{block}.log",
+        "logs/train/{study}/{phase}/{combination}/seeds-{block}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{study}}/{{phase}}/{{combination}}/seeds-{{block}}.tsv"
+    group:
+        "train"
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]["train"]
+    resources:
+        **get_train_resources(),
     params:
         job=get_train_job,
         device=config["device"],

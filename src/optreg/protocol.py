@@ -1,0 +1,76 @@
+"""The tuning protocol: which runs each job trains, and how a learning rate is chosen.
+
+A `tune` job trains every rate of the grid on its tuning seeds. An `eval` job
+chooses the rate from the tuning runs' final validation accuracy (never from
+test data), then trains its evaluation seeds at that rate (protocol `tuned`)
+and at the optimizer's customary default rate (protocol `oneshot`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .config import format_value
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of a job: its learning rate, seed, protocol and file name."""
+
+    lr: float
+    seed: int
+    protocol: str | None
+
+    @property
+    def filename(self) -> str:
+        if self.protocol is None:
+            return f"lr-{format_value(self.lr)}_seed-{self.seed}.json"
+        return f"{self.protocol}_seed-{self.seed}.json"
+
+
+def select_lr(tuning: list[dict]) -> dict:
+    """The grid rate with the best mean final validation accuracy over the tuning seeds.
+
+    A rate at which any tuning seed diverged is never chosen; ties go to the smaller
+    rate. Returns the choice with its evidence (mean validation accuracy and diverged
+    seeds per rate) and whether it lies on the edge of the grid.
+    """
+    by_lr: dict[float, list[dict]] = {}
+    for record in tuning:
+        by_lr.setdefault(float(record["settings"]["lr"]), []).append(record)
+    grid = sorted(by_lr)
+    means, diverged = {}, {}
+    for lr in grid:
+        runs = by_lr[lr]
+        diverged[lr] = sum(r["diverged"] for r in runs)
+        values = [r["final"]["val_accuracy"] for r in runs if not r["diverged"]]
+        means[lr] = sum(values) / len(values) if values and not diverged[lr] else math.nan
+    eligible = [lr for lr in grid if not math.isnan(means[lr])]
+    if not eligible:
+        cell = tuning[0]["combination"] if tuning else "?"
+        raise ValueError(f"{cell}: every learning rate of the grid diverged on some tuning seed")
+    best = max(eligible, key=lambda lr: (means[lr], -lr))
+    return {
+        "lr": best,
+        "on_grid_edge": len(grid) > 1 and best in (grid[0], grid[-1]),
+        "grid": grid,
+        "val_accuracy_mean": [None if math.isnan(means[lr]) else means[lr] for lr in grid],
+        "diverged": [diverged[lr] for lr in grid],
+        "tuning_seeds": sorted({r["seed"] for r in tuning}),
+    }
+
+
+def plan_runs(
+    phase: str, seeds, lr_grid, default_lr: float, tuning: list[dict] | None = None
+) -> tuple[list[Run], dict | None]:
+    """The runs a job trains, and (for `eval`) the learning-rate selection behind them."""
+    seeds = sorted(seeds)
+    if phase == "tune":
+        return [Run(float(lr), s, None) for s in seeds for lr in sorted(lr_grid)], None
+    if phase == "eval":
+        selection = select_lr(tuning or [])
+        tuned = [Run(selection["lr"], s, "tuned") for s in seeds]
+        oneshot = [Run(float(default_lr), s, "oneshot") for s in seeds]
+        return tuned + oneshot, selection
+    raise ValueError(f"unknown phase {phase!r}; known: tune, eval")

@@ -1,0 +1,229 @@
+"""Write the corpus of malformed configs: each is config/smoke.yaml with one thing wrong.
+
+Run `python tests/bad_configs/make_corpus.py` after a change to the config format. Each
+file's first line `# expect: <text>` is what its error message must contain.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+BASE = yaml.safe_load((HERE.parents[1] / "config" / "smoke.yaml").read_text())
+
+
+def opt(c):
+    return c["studies"]["optimization"]
+
+
+def reg(c):
+    return c["studies"]["regularization"]
+
+
+CASES = [
+    (
+        "unknown_optimizer",
+        "studies.optimization.factors.optimizer[1]: 'adamw' is not one of",
+        lambda c: opt(c)["factors"].update(optimizer=["adam", "adamw"]),
+    ),
+    (
+        "unknown_activation",
+        "studies.optimization.factors.activation[0]: 'gelu' is not one of",
+        lambda c: opt(c)["factors"].update(activation=["gelu"]),
+    ),
+    (
+        "unknown_penalty",
+        "studies.regularization.factors.penalty[2]: 'l3' is not one of",
+        lambda c: reg(c)["factors"].update(penalty=["none", "l1", "l3"]),
+    ),
+    (
+        "negative_lr",
+        "protocol.lr_grid[1]: -0.1 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"].update(lr_grid=[0.01, -0.1]),
+    ),
+    (
+        "zero_lr",
+        "protocol.lr_grid[0]: 0 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"].update(lr_grid=[0, 0.1]),
+    ),
+    (
+        "zero_default_lr",
+        "protocol.default_lr.adam: 0 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"]["default_lr"].update(adam=0),
+    ),
+    (
+        "zero_strength",
+        "studies.regularization.factors.strength[0]: 0 is less than or equal to the minimum of 0",
+        lambda c: reg(c)["factors"].update(strength=[0, 0.01]),
+    ),
+    (
+        "negative_strength",
+        "studies.regularization.factors.strength[1]: -0.01 is less than or equal to the minimum",
+        lambda c: reg(c)["factors"].update(strength=[0.01, -0.01]),
+    ),
+    (
+        "empty_factor",
+        "studies.optimization.factors.activation: empty list",
+        lambda c: opt(c)["factors"].update(activation=[]),
+    ),
+    ("empty_grid", "protocol.lr_grid: empty list", lambda c: c["protocol"].update(lr_grid=[])),
+    (
+        "duplicate_factor_values",
+        "studies.optimization.factors.optimizer: duplicate values",
+        lambda c: opt(c)["factors"].update(optimizer=["adam", "adam"]),
+    ),
+    (
+        "duplicate_after_formatting",
+        "protocol.lr_grid: values ['0.1'] are equal once formatted",
+        lambda c: c["protocol"].update(lr_grid=[0.1, 0.1000000001]),
+    ),
+    (
+        "empty_seeds",
+        "protocol.tuning_seeds: empty list",
+        lambda c: c["protocol"].update(tuning_seeds=[]),
+    ),
+    (
+        "duplicate_seeds",
+        "protocol.evaluation_seeds: duplicate values",
+        lambda c: c["protocol"].update(evaluation_seeds=[10, 10]),
+    ),
+    (
+        "negative_seed",
+        "protocol.tuning_seeds[0]: -1 is less than the minimum of 0",
+        lambda c: c["protocol"].update(tuning_seeds=[-1, 1]),
+    ),
+    (
+        "overlapping_seeds",
+        "protocol.evaluation_seeds: seeds [1] are also tuning seeds",
+        lambda c: c["protocol"].update(evaluation_seeds=[1, 10]),
+    ),
+    (
+        "misspelled_top_key",
+        "unknown key 'protocl' (did you mean 'protocol'?)",
+        lambda c: c.update(protocl={}),
+    ),
+    (
+        "misspelled_setting",
+        "defaults.epochz: unknown key 'epochz' (did you mean 'epochs'?)",
+        lambda c: c["defaults"].update(epochz=3),
+    ),
+    (
+        "misspelled_study_key",
+        "studies.optimization.factor: unknown key 'factor' (did you mean 'factors'?)",
+        lambda c: opt(c).update(factor=opt(c).pop("factors")),
+    ),
+    (
+        "lr_as_factor",
+        "studies.optimization.factors.lr: unknown key 'lr'",
+        lambda c: opt(c)["factors"].update(lr=[0.1]),
+    ),
+    (
+        "study_name_with_slash",
+        "studies: name 'opt/imization' must start with a letter",
+        lambda c: c["studies"].update({"opt/imization": c["studies"].pop("optimization")}),
+    ),
+    (
+        "study_name_with_dotdot",
+        "studies: name '..' must start with a letter",
+        lambda c: c["studies"].update({"..": c["studies"].pop("optimization")}),
+    ),
+    (
+        "problem_name_with_slash",
+        "problems: name '../x' must start with a letter",
+        lambda c: c["problems"].update({"../x": c["problems"]["digits_mlp"]}),
+    ),
+    (
+        "unknown_problem",
+        "studies.problems.factors.problem[0]: unknown problem 'mnist_mlp'",
+        lambda c: c["studies"]["problems"]["factors"].update(problem=["mnist_mlp"]),
+    ),
+    (
+        "cnn_on_a_table",
+        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of ['digits']",
+        lambda c: c["problems"]["cancer_mlp"].update(model="cnn"),
+    ),
+    (
+        "wrong_type_epochs",
+        "defaults.epochs: 'ten' is not of type 'integer'",
+        lambda c: c["defaults"].update(epochs="ten"),
+    ),
+    (
+        "wrong_type_hidden",
+        "problems.digits_mlp.hidden: 16 is not of type 'array'",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=16),
+    ),
+    (
+        "wrong_type_factors",
+        "studies.optimization.factors.activation: 'relu' is not of type 'array'",
+        lambda c: opt(c)["factors"].update(activation="relu"),
+    ),
+    (
+        "fixed_and_factor",
+        "studies.regularization.fixed.penalty: 'penalty' is also a factor",
+        lambda c: reg(c)["fixed"].update(penalty="l2"),
+    ),
+    (
+        "penalty_without_strength",
+        "studies.regularization: penalty 'l1' needs a positive strength",
+        lambda c: reg(c)["factors"].pop("strength"),
+    ),
+    (
+        "matrix_too_large",
+        "max_runs: the matrix has 120 runs, more than max_runs=10",
+        lambda c: c.update(max_runs=10),
+    ),
+    (
+        "unknown_dataset",
+        "problems.digits_mlp.dataset: 'imagenet' is not one of",
+        lambda c: c["problems"]["digits_mlp"].update(dataset="imagenet"),
+    ),
+    ("unknown_device", "device: 'tpu' is not one of", lambda c: c.update(device="tpu")),
+    (
+        "zero_threads",
+        "threads.train: 0 is less than the minimum of 1",
+        lambda c: c.update(threads={"train": 0}),
+    ),
+    ("no_studies", "studies: {} should be non-empty", lambda c: c.update(studies={})),
+    (
+        "momentum_one",
+        "defaults.momentum: 1 is greater than or equal to the maximum of 1",
+        lambda c: c["defaults"].update(momentum=1),
+    ),
+    ("missing_protocol", "'protocol' is a required property", lambda c: c.pop("protocol")),
+    (
+        "target_above_one",
+        "protocol.target_val_accuracy: 1.5 is greater than the maximum of 1",
+        lambda c: c["protocol"].update(target_val_accuracy=1.5),
+    ),
+]
+RAW = [
+    (
+        "yaml_syntax_error",
+        "Config file is not valid JSON or YAML",
+        "protocol:\n  lr_grid: [0.1\nstudies: {}\n",
+    ),
+    (
+        "not_a_mapping",
+        "Config file must be given as JSON or YAML with keys at top level",
+        "- protocol\n- studies\n",
+    ),
+]
+
+
+def main() -> None:
+    for old in HERE.glob("*.yaml"):
+        old.unlink()
+    for i, (name, expect, edit) in enumerate(CASES, 1):
+        config = copy.deepcopy(BASE)
+        edit(config)
+        text = yaml.safe_dump(config, sort_keys=False)
+        (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
+    for i, (name, expect, text) in enumerate(RAW, len(CASES) + 1):
+        (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
+
+
+if __name__ == "__main__":
+    main()
