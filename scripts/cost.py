@@ -1,0 +1,7 @@
+from optreg.logs import log_to
+
+log_to(snakemake.log[0])
+
+from optreg.cost import write_cost  # noqa: E402
+
+write_cost(snakemake.params.jobs, snakemake.output[0])
