@@ -67,22 +67,19 @@ def main() -> None:
     parser.add_argument("--setups", default="2x1,2x2,8x1,16x2", help="CORESxTHREADS,...")
     args = parser.parse_args()
     setups = [tuple(int(n) for n in s.split("x")) for s in args.setups.split(",")]
-    cpus = os.cpu_count()
-    rows = []
-    for cores, threads in setups:
-        rows.append(run_setup(args.config, cores, threads))
-        print(f"done: --cores {cores}, threads.train {threads}", file=sys.stderr)
-    print(f"machine: {cpus} CPUs; snakemake --until train; config {args.config}")
-    header = (
+    print(f"machine: {os.cpu_count()} CPUs; snakemake --until train; config {args.config}")
+    print(
         f"{'--cores':>8}{'threads':>9}{'jobs at once':>14}{'torch threads':>15}"
-        f"{'wall s':>9}{'train CPU s':>13}{'max RSS MiB':>13}{'train jobs':>12}"
+        f"{'wall s':>9}{'train CPU s':>13}{'max RSS MiB':>13}{'train jobs':>12}",
+        flush=True,
     )
-    print(header)
-    for r in rows:
-        at_once = r["cores"] // r["threads"]
+    for cores, threads in setups:  # one row as each setup ends: the slow ones take long
+        r = run_setup(args.config, cores, threads)
+        at_once = cores // threads
         print(
-            f"{r['cores']:>8}{r['threads']:>9}{at_once:>14}{at_once * r['threads']:>15}"
-            f"{r['wall']:>9.1f}{r['cpu']:>13.1f}{r['rss']:>13.0f}{r['jobs']:>12}"
+            f"{cores:>8}{threads:>9}{at_once:>14}{at_once * threads:>15}"
+            f"{r['wall']:>9.1f}{r['cpu']:>13.1f}{r['rss']:>13.0f}{r['jobs']:>12}",
+            flush=True,
         )
 
 

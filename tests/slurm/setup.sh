@@ -40,6 +40,12 @@ if [[ -s $STATE/pids ]]; then
         fi
     done < "$STATE/pids"
 fi
+# Fixed ports: a second cluster on this machine (another setup.sh, a real SLURM) cannot start.
+for port in $DB_PORT $DBD_PORT $CTLD_PORT $SLURMD_PORT; do
+    if (: > "/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port is in use: is another SLURM (or this script's cluster) running here?"
+    fi
+done
 # STATE is emptied below: refuse a folder that holds anything but an earlier cluster's state.
 if [[ -d $STATE && -n $(ls -A "$STATE") && ! -e $STATE/pids ]]; then
     die "$STATE is not empty and holds no earlier cluster state; give an empty or new folder"
