@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 8
 
-.PHONY: setup study test lint bench clean
+.PHONY: setup study test lint bench perf clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: setup
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/study_wall.py
+
+# The study against the plain loop, throughput, no-op rerun, dry run, memory: bench/README.md.
+perf: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/perf.py
 
 clean:
 	rm -rf results logs .snakemake

@@ -10,6 +10,7 @@ build_report(
     findings=snakemake.input.findings,
     studies=snakemake.params.studies,
     config=snakemake.params.config,
+    cost=snakemake.input.cost,
     output=snakemake.output.pdf,
     data_output=snakemake.output.data,
 )

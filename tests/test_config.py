@@ -19,8 +19,8 @@ def test_default_config_is_valid_and_matrix_has_expected_size(root):
     grid = config["protocol"]["lr_grid"]
     assert len(grid) >= 7 and max(grid) / min(grid) >= 1000
     assert len(config["protocol"]["evaluation_seeds"]) >= 5
-    # One tuning and one evaluation job per cell.
-    assert len(jobs(config)) == 2 * len(cells(config))
+    # The tuning seeds and the evaluation seeds each fill one block: one job per cell.
+    assert [j.phase for j in jobs(config)] == ["tune-eval"] * len(cells(config))
 
 
 def test_defaults_are_filled(smoke_config):
@@ -79,11 +79,34 @@ def test_cell_ids_do_not_depend_on_factor_order(smoke_config):
 
 
 def test_job_run_counts(smoke_config):
-    config = validate_config(smoke_config)
+    config = validate_config({**smoke_config, "seeds_per_job": 1})
+    grid = len(config["protocol"]["lr_grid"])
     job = next(j for j in jobs(config) if j.phase == "tune")
-    assert job.runs == len(config["protocol"]["lr_grid"]) * len(job.seeds)
+    assert job.runs == grid * len(job.seeds)
     job = next(j for j in jobs(config) if j.phase == "eval")
     assert job.runs == 2 * len(job.seeds)
+    (fused, *_) = jobs(validate_config(smoke_config))
+    assert fused.phase == "tune-eval"
+    assert fused.runs == grid * len(fused.tuning_seeds) + 2 * len(fused.seeds)
+
+
+def test_one_tuning_block_is_fused_with_the_first_evaluation_block(smoke_config):
+    smoke_config["protocol"]["tuning_seeds"] = [0, 1]
+    smoke_config["protocol"]["evaluation_seeds"] = [10, 11, 12]
+    smoke_config["seeds_per_job"] = 2
+    first_cell = jobs(validate_config(smoke_config))[:2]
+    assert [(j.phase, j.block, j.seeds, j.tuning_seeds) for j in first_cell] == [
+        ("tune-eval", "0-1_10-11", (10, 11), (0, 1)),
+        ("eval", "12-13", (12,), ()),
+    ]
+    smoke_config["protocol"]["tuning_seeds"] = [0, 1, 2]  # two tuning blocks: no fusing
+    first_cell = jobs(validate_config(smoke_config))[:4]
+    assert [(j.phase, j.block, j.seeds) for j in first_cell] == [
+        ("tune", "0-1", (0, 1)),
+        ("tune", "2-3", (2,)),
+        ("eval", "10-11", (10, 11)),
+        ("eval", "12-13", (12,)),
+    ]
 
 
 def test_yaml_syntax_error_is_a_config_error(tmp_path):
@@ -103,3 +126,11 @@ def test_all_problems_reported_at_once(smoke_config):
     with pytest.raises(ConfigError) as err:
         validate_config(smoke_config)
     assert "defaults.epochz" in str(err.value) and "protocol.lr_grid[1]" in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["a100-80gb", "a100:2", "h100 nvl"])
+def test_gpu_model_the_slurm_executor_would_refuse_is_a_config_error(smoke_config, model):
+    # The SLURM executor accepts `--gpus=MODEL:N` only for MODEL in [A-Za-z0-9_.]+.
+    with pytest.raises(ConfigError, match="gpu_model"):
+        validate_config({**smoke_config, "gpu_model": model})
+    assert validate_config({**smoke_config, "gpu_model": "a100_80gb"})["gpu_model"] == "a100_80gb"

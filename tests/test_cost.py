@@ -9,6 +9,7 @@ import pytest
 from conftest import job_counts, snakemake
 
 from optreg.cost import BenchmarkError, cost_table, read_benchmark, write_cost
+from optreg.report import cost_section
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -71,10 +72,42 @@ def test_write_cost_without_jobs_writes_the_header(tmp_path):
 
 @pytest.mark.workflow
 def test_cost_rule_on_the_smoke_study(smoke_clone):
+    # Part of the default run (the report shows it); rebuilt alone, it retrains nothing.
+    (smoke_clone / "results" / "cost.csv").unlink()
     proc = snakemake(smoke_clone, "results/cost.csv")
-    assert job_counts(proc.stdout + proc.stderr) == {"cost": 1}  # no training reruns
+    assert job_counts(proc.stdout + proc.stderr) == {"cost": 1}
     table = pd.read_csv(smoke_clone / "results" / "cost.csv")
     benchmarks = list((smoke_clone / "results" / "benchmarks" / "train").rglob("*.tsv"))
     assert benchmarks and table["jobs"].sum() == len(benchmarks)
     assert not table.duplicated(["study", "combination"]).any()
     assert (table["wall_s"] > 0).all() and (table["max_rss_mib"].dropna() > 0).all()
+
+
+def test_report_cost_section_labels_cells_sorts_by_cpu_and_totals_studies(tmp_path):
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame(
+        {"combination": ["a", "b", "a"], "optimizer": ["adam", "sgd", "adam"], "lr": [1, 1, 2]}
+    ).to_csv(runs, index=False)
+    cost = tmp_path / "cost.csv"
+    pd.DataFrame(
+        {
+            "study": ["s", "s"],
+            "combination": ["a", "b"],
+            "jobs": [2, 2],
+            "wall_s": [3.0, 5.0],
+            "cpu_s": [2.5, float("nan")],  # b's jobs ended before their first sample
+            "max_rss_mib": [400.0, 500.0],
+        }
+    ).to_csv(cost, index=False)
+    section = cost_section(cost, {"s": {"tables": {"runs": runs}, "factors": {"optimizer": []}}})
+    assert [(r["cell"], r["cpu_s"]) for r in section["rows"]] == [("adam", "2.5"), ("sgd", "–")]
+    assert section["studies"] == [
+        {
+            "study": "s",
+            "jobs": 4,
+            "wall_s": "8.0",
+            "cpu_s": "2.5",
+            "max_rss_mib": "500",
+            "unsampled_cells": 1,
+        }
+    ]

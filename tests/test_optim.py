@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from optreg.models import StackedMLP
-from optreg.optim import after_step, before_step, build_optimizer, penalty
+from optreg.optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
 
 REFERENCE = {
     "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr),
@@ -16,22 +16,65 @@ REFERENCE = {
 }
 
 
+@pytest.mark.parametrize("stack", [1, 3])
 @pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_optimizer_matches_torch_optim(name):
+def test_optimizer_matches_torch_optim(name, stack):
     torch.manual_seed(0)
-    start = torch.randn(3, 5, 4)
-    ours = start.clone().requires_grad_()
-    ref = start.clone().requires_grad_()
-    opt = build_optimizer(name, [ours], lr=0.01, momentum=0.9)
-    ref_opt = REFERENCE[name]([ref], 0.01)
-    target = torch.randn(3, 5, 4)
+    starts = [torch.randn(stack, 5, 4), torch.randn(stack, 1, 4)]  # a weight and a bias
+    targets = [torch.randn_like(t) for t in starts]
+    ours = [t.clone().requires_grad_() for t in starts]
+    ref = [t.clone().requires_grad_() for t in starts]
+    opt = build_optimizer(name, ours, lr=0.01, momentum=0.9)
+    ref_opt = REFERENCE[name](ref, 0.01)
     for _ in range(25):
+        for params, o in ((ours, opt), (ref, ref_opt)):
+            o.zero_grad()
+            sum(((p - t) ** 3).abs().sum() for p, t in zip(params, targets, strict=True)).backward()
+            o.step()
+    for mine, theirs, start in zip(ours, ref, starts, strict=True):
+        assert not torch.equal(mine, start)
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_adam_with_decoupled_decay_is_adamw():
+    torch.manual_seed(3)
+    start, target = torch.randn(1, 4, 3), torch.randn(1, 4, 3)
+    ours, ref = start.clone().requires_grad_(), start.clone().requires_grad_()
+    opt = build_optimizer("adam", [ours], lr=0.01)
+    ref_opt = torch.optim.AdamW([ref], lr=0.01, weight_decay=2 * 0.05)
+    for _ in range(20):
         for p, o in ((ours, opt), (ref, ref_opt)):
             o.zero_grad()
-            ((p - target) ** 3).abs().sum().backward()
+            ((p - target) ** 2).sum().backward()
+            if o is opt:
+                before_step([p], "wd", 0.05, opt.lr)
             o.step()
-    assert not torch.equal(ours, start)
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_a_step_without_gradients_names_the_parameters():
+    used, unused = torch.ones(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True)
+    opt = build_optimizer("sgd", [used, unused], lr=0.1)
+    used.sum().backward()
+    with pytest.raises(RuntimeError, match=r"parameters \[1\] have no gradient"):
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    ("kind", "strength", "expected"),
+    [
+        ("none", 0.1, (False, False, False)),
+        ("l1", 0.1, (True, False, False)),
+        ("l2", 0.1, (True, False, False)),
+        ("wd", 0.1, (False, True, False)),
+        ("l1_prox", 0.1, (False, False, True)),
+        ("l2", 0.0, (False, False, False)),
+    ],
+)
+def test_penalty_hooks_name_the_steps_that_act(kind, strength, expected):
+    assert penalty_hooks(kind, strength) == expected
+    with pytest.raises(ValueError, match="unknown penalty 'l3'"):
+        penalty_hooks("l3", 0.1)
 
 
 def test_unknown_optimizer_is_an_error():

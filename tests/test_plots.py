@@ -46,7 +46,7 @@ def studies(root, tmp_path_factory) -> dict[str, dict]:
     tuning: dict[tuple[str, str], list] = {}
     try:
         # Tuning jobs first: a cell's evaluation chooses its rate from them.
-        for job in sorted(jobs, key=lambda j: cfg.PHASES.index(j.phase)):
+        for job in sorted(jobs, key=lambda j: j.phase == "eval"):
             key = (job.study, job.cell.id)
             written = train.run_job(
                 data_path=datasets[job.cell.settings["data"]["dataset"]],
@@ -57,13 +57,14 @@ def studies(root, tmp_path_factory) -> dict[str, dict]:
                 settings=job.cell.settings,
                 phase=job.phase,
                 seeds=job.seeds,
+                tuning_seeds=job.tuning_seeds,
                 lr_grid=job.cell.lr_grid,
                 default_lr=job.cell.default_lr,
                 tuning_files=tuning.get(key, []) if job.phase == "eval" else [],
                 threads=1,
             )
-            if job.phase == "tune":
-                tuning.setdefault(key, []).extend(written)
+            if job.tunes:
+                tuning.setdefault(key, []).extend(p for p in written if p.name.startswith("lr-"))
             files[job.study] += written
     finally:
         torch.set_num_threads(threads)

@@ -18,7 +18,7 @@ import yaml
 from conftest import copy_project, dry_run, snakemake
 
 pytestmark = pytest.mark.workflow
-TRAIN_JOBS = 30  # the smoke study: 15 cells, each tuned and evaluated
+TRAIN_JOBS = 15  # the smoke study: 15 cells, each tuned and evaluated in one job
 
 
 def edit(path: Path) -> None:
@@ -91,8 +91,9 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
     config = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
     config["defaults"]["epochs"] = 5000  # long enough to be killed mid-run
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    target = "results/studies/optimization/tune/optimizer-adam_activation-relu/seeds-0-1"
-    other = "results/studies/optimization/tune/optimizer-adam_activation-sigmoid/seeds-0-1"
+    cells = "results/studies/optimization/tune-eval"
+    target = f"{cells}/optimizer-adam_activation-relu/seeds-0-1_10-11"
+    other = f"{cells}/optimizer-adam_activation-sigmoid/seeds-0-1_10-11"
     cmd = [sys.executable, "-m", "snakemake", "--cores", "1"]
     first = subprocess.Popen(
         [*cmd, target],
@@ -106,9 +107,9 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
         / "logs"
         / "train"
         / "optimization"
-        / "tune"
+        / "tune-eval"
         / Path(target).parent.name
-        / "seeds-0-1.log"
+        / "seeds-0-1_10-11.log"
     )
     try:
         deadline = time.monotonic() + 120
@@ -137,12 +138,14 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
     assert dry_run(work, target) == {"train": 1}
     snakemake(work, target)
     names = sorted(p.name for p in (work / target).glob("*.json"))
-    assert names == [f"lr-{lr}_seed-{s}.json" for lr in ("0.01", "0.1") for s in (0, 1)]
+    tuning = [f"lr-{lr}_seed-{s}.json" for lr in ("0.01", "0.1") for s in (0, 1)]
+    evaluation = [f"{p}_seed-{s}.json" for p in ("oneshot", "tuned") for s in (10, 11)]
+    assert names == tuning + evaluation
 
 
 def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_clone):
     studies = smoke_clone / "results" / "studies"
-    bad = next((studies / "regularization" / "eval").rglob("tuned_seed-11.json"))
+    bad = next((studies / "regularization").rglob("tuned_seed-11.json"))
     bad.write_text('{"schema_version": 1,')
     before = (studies / "optimization" / "runs.csv").stat().st_mtime_ns
     proc = snakemake(

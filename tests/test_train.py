@@ -6,11 +6,22 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import settings
+from torch import nn
 
 from optreg.metrics import MetricsError, read_run, validate_record
-from optreg.models import StackedMLP
-from optreg.train import run_job, train_runs, train_seeds
+from optreg.models import StackedMLP, derived_seed
+from optreg.optim import OPTIMIZERS, PENALTIES
+from optreg.train import (
+    STACK_SHARE,
+    bytes_per_run,
+    max_stack,
+    run_job,
+    train_runs,
+    train_seeds,
+    train_stack,
+)
 
 CPU = torch.device("cpu")
 
@@ -47,26 +58,118 @@ def test_initialization_depends_on_seed_not_on_stack_mates():
         assert not torch.equal(b[0], b[1])
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "penalty"),
-    [("adam", "l1"), ("momentum", "l2"), ("rmsprop", "none"), ("sgd", "none")],
-)
-def test_stacked_seeds_equal_one_at_a_time(digits, optimizer, penalty):
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+FINAL_KEYS = ("test_loss", "test_accuracy")
+
+
+def assert_same_run(a: dict, b: dict, params_a=None, params_b=None) -> None:
+    """Two results of one run agree within float32 tolerance: every epoch, finals, weights."""
+    assert a["diverged"] == b["diverged"] and len(a["history"]) == len(b["history"])
+    for ha, hb in zip(a["history"], b["history"], strict=True):
+        for key in HISTORY_KEYS:
+            assert ha[key] == pytest.approx(hb[key], rel=1e-5, abs=1e-6), key
+    for key in FINAL_KEYS:
+        assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-5, abs=1e-6), key
+    for pa, pb in zip(params_a or [], params_b or [], strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("penalty", PENALTIES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_stacked_runs_equal_one_at_a_time(digits, optimizer, penalty):
+    # Two seeds, and one seed at two rates: every way runs differ inside one stack.
+    lrs, seeds = [0.01, 0.03, 0.01], [0, 0, 1]
     cfg = settings(
-        optimizer=optimizer, lr=0.01, penalty=penalty, strength=1e-4 if penalty != "none" else 0.0
+        optimizer=optimizer,
+        penalty=penalty,
+        strength=0.0 if penalty == "none" else 1e-3,
+        epochs=2,
+        model={"model": "mlp", "hidden": [8]},
     )
-    stacked = train_seeds(digits, cfg, [0, 1, 2], CPU)
-    for seed, together in zip([0, 1, 2], stacked, strict=True):
-        (alone,) = train_seeds(digits, cfg, [seed], CPU)
-        for a, b in zip(alone["history"], together["history"], strict=True):
-            for key in ("train_loss", "val_loss", "val_accuracy"):
-                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6)
-        assert alone["final"]["test_accuracy"] == pytest.approx(
-            together["final"]["test_accuracy"], abs=1e-6
-        )
-        assert alone["weights"]["l2_norm"] == pytest.approx(
-            together["weights"]["l2_norm"], rel=1e-5
-        )
+    stacked, stacked_params = train_stack(digits, cfg, lrs, seeds, CPU)
+    for lr, seed, together, together_params in zip(
+        lrs, seeds, stacked, stacked_params, strict=True
+    ):
+        (alone,), (alone_params,) = train_stack(digits, cfg, [lr], [seed], CPU)
+        assert_same_run(alone, together, alone_params, together_params)
+    if penalty != "none":  # the penalty acted: without it the weights end elsewhere
+        (_,), (plain,) = train_stack(digits, {**cfg, "penalty": "none"}, lrs[:1], seeds[:1], CPU)
+        assert not torch.allclose(plain[0], stacked_params[0][0], rtol=1e-4, atol=1e-5)
+
+
+def test_one_run_equals_a_plain_module_with_torch_optim(digits):
+    """The whole loop (init, data order, loss, update, metrics) as a textbook PyTorch loop."""
+    cfg = settings(optimizer="momentum", epochs=2, lr=0.05, model={"model": "mlp", "hidden": [8]})
+    (result,), (params,) = train_stack(digits, cfg, [cfg["lr"]], [4], CPU)
+    start = StackedMLP(64, [8], 10, "relu", seeds=[4])
+    plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
+    with torch.no_grad():
+        for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
+            layer.weight.copy_(w[0].T)
+            layer.bias.copy_(b[0, 0])
+    optimizer = torch.optim.SGD(plain.parameters(), lr=cfg["lr"], momentum=0.9)
+    order = torch.Generator().manual_seed(derived_seed(4, "order"))
+    x, y = digits.x["train"], digits.y["train"]
+    for epoch in result["history"]:
+        perm = torch.randperm(len(y), generator=order)
+        total = 0.0
+        for first in range(0, len(y), cfg["batch_size"]):
+            idx = perm[first : first + cfg["batch_size"]]
+            loss = F.cross_entropy(plain(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        with torch.no_grad():
+            val_loss = F.cross_entropy(plain(digits.x["val"]), digits.y["val"]).item()
+        assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
+        assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+    ours = [params[0].T, params[2][0], params[1].T, params[3][0]]  # weights, then biases
+    for mine, theirs in zip(ours, plain.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_runs_in_consecutive_stacks_equal_one_stack(digits):
+    lrs, seeds = [0.01, 0.03, 0.01, 0.03, 0.01], [0, 0, 1, 1, 2]
+    cfg = settings(epochs=2, model={"model": "mlp", "hidden": [8]})
+    whole = train_runs(digits, cfg, lrs, seeds, CPU)
+    chunked = train_runs(digits, cfg, lrs, seeds, CPU, max_stack=2)
+    for a, b in zip(whole, chunked, strict=True):
+        assert_same_run(a, b)
+        assert a["weights"]["l2_norm"] == pytest.approx(b["weights"]["l2_norm"], rel=1e-5)
+
+
+def test_the_stack_limit_follows_the_memory_a_run_needs(digits):
+    small = settings(model={"model": "mlp", "hidden": [8]})
+    per_run = bytes_per_run(digits, small, CPU)
+    assert per_run > 2 * 64 * 64 * 4  # at least the input batch autograd keeps, doubled
+    assert bytes_per_run(digits, {**small, "batch_size": 256}, CPU) > per_run
+    assert bytes_per_run(digits, {**small, "model": {"model": "mlp", "hidden": [256]}}, CPU) > (
+        per_run
+    )
+    assert max_stack(digits, small, CPU, free_bytes=int(10 * per_run / STACK_SHARE)) == 10
+    assert max_stack(digits, small, CPU, free_bytes=1) == 1
+
+
+def test_a_job_too_big_for_the_memory_trains_in_stacks_with_the_same_results(
+    digits_file, digits, tmp_path, monkeypatch
+):
+    import optreg.train as train_mod
+
+    cfg = settings(epochs=2)
+    common = dict(
+        data_path=digits_file, study="s", combination="c", factors={}, settings=cfg,
+        phase="tune", seeds=[0, 1], lr_grid=[0.001, 0.03], default_lr=0.001,
+    )  # fmt: skip
+    whole = [read_run(f) for f in run_job(out_dir=tmp_path / "whole", **common)]
+    room_for_two = int(2.5 * bytes_per_run(digits, cfg, CPU) / STACK_SHARE)
+    monkeypatch.setattr(train_mod, "free_memory", lambda device: room_for_two)
+    chunked = [read_run(f) for f in run_job(out_dir=tmp_path / "chunked", **common)]
+    assert [r["provenance"]["stacked_seeds"] for r in whole] == [4] * 4
+    assert [r["provenance"]["stacked_seeds"] for r in chunked] == [2] * 4
+    for a, b in zip(whole, chunked, strict=True):
+        assert (a["seed"], a["settings"]["lr"]) == (b["seed"], b["settings"]["lr"])
+        assert_same_run(a, b)
 
 
 def test_same_seed_same_numbers(digits):
@@ -76,7 +179,7 @@ def test_same_seed_same_numbers(digits):
     assert strip(a) == strip(b) and a["final"] == b["final"]
 
 
-def test_divergence_is_recorded_and_the_other_seeds_go_on(digits, monkeypatch):
+def test_a_diverging_run_stops_alone_and_the_others_are_unaffected(digits, monkeypatch):
     # Blow up seed 1 only: scale its first-layer weights to overflow float32 after one epoch.
     import optreg.train as train_mod
 
@@ -89,16 +192,17 @@ def test_divergence_is_recorded_and_the_other_seeds_go_on(digits, monkeypatch):
         return model
 
     monkeypatch.setattr(train_mod, "build_model", exploding)
-    results = train_seeds(digits, settings(epochs=3), [0, 1, 2], CPU)
+    results, params = train_stack(digits, settings(epochs=3), [0.01] * 3, [0, 1, 2], CPU)
     assert [r["diverged"] for r in results] == [False, True, False]
-    assert results[1]["diverged_epoch"] == 1
-    assert results[1]["final"]["test_accuracy"] is None
-    assert len(results[0]["history"]) == 3
+    assert results[1]["diverged_epoch"] == 1 and results[1]["history"] == []
+    assert results[1]["final"]["test_accuracy"] is None and params[1] is None
+    assert results[1]["weights"]["count"] == results[0]["weights"]["count"] > 0
     monkeypatch.undo()
-    (alone,) = train_seeds(digits, settings(epochs=3), [2], CPU)
-    assert alone["final"]["test_accuracy"] == pytest.approx(
-        results[2]["final"]["test_accuracy"], abs=1e-6
-    )
+    # The survivors match a stack that never held seed 1, to the last epoch and weight.
+    without, without_params = train_stack(digits, settings(epochs=3), [0.01] * 2, [0, 2], CPU)
+    for slot, pos in enumerate([0, 2]):
+        assert len(results[pos]["history"]) == 3
+        assert_same_run(results[pos], without[slot], params[pos], without_params[slot])
 
 
 def test_huge_learning_rate_diverges_instead_of_crashing(digits):
@@ -106,8 +210,9 @@ def test_huge_learning_rate_diverges_instead_of_crashing(digits):
     assert all(r["diverged"] for r in results)
 
 
-def tune_and_evaluate(digits_file, out):
-    common = dict(
+def job_arguments(digits_file) -> dict:
+    """What every job of one small cell is given."""
+    return dict(
         data_path=digits_file,
         study="s",
         combination="optimizer-adam",
@@ -116,6 +221,10 @@ def tune_and_evaluate(digits_file, out):
         lr_grid=[0.001, 0.03],
         default_lr=0.001,
     )
+
+
+def tune_and_evaluate(digits_file, out):
+    common = job_arguments(digits_file)
     tuning = run_job(out_dir=out / "tune", phase="tune", seeds=[0, 1], **common)
     evaluation = run_job(
         out_dir=out / "eval", phase="eval", seeds=[5, 6], tuning_files=tuning, **common
@@ -146,6 +255,27 @@ def test_tune_and_eval_jobs_write_valid_records(digits_file, tmp_path):
     assert tuned["provenance"]["stacked_seeds"] == 4
     assert read_run(tuning[0])["protocol"] is None
     assert len(tuned["provenance"]["settings_hash"]) == 64
+
+
+def test_a_fused_job_writes_what_a_tune_job_and_an_eval_job_write(digits_file, tmp_path):
+    tuning, evaluation = tune_and_evaluate(digits_file, tmp_path)
+    fused = run_job(
+        out_dir=tmp_path / "fused",
+        phase="tune-eval",
+        seeds=[5, 6],
+        tuning_seeds=[0, 1],
+        **job_arguments(digits_file),
+    )
+    assert [p.name for p in fused] == [p.name for p in [*tuning, *evaluation]]
+
+    def comparable(record):
+        history = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in record["history"]]
+        provenance = {k: v for k, v in record["provenance"].items() if k != "host"}
+        return {**record, "history": history, "wall_time_s": None, "provenance": provenance}
+
+    for a, b in zip(fused, [*tuning, *evaluation], strict=True):
+        assert comparable(read_run(a)) == comparable(read_run(b)), a.name
+    assert {read_run(p)["phase"] for p in fused} == {"tune", "eval"}
 
 
 def test_schema_rejects_malformed_records(digits_file, tmp_path):

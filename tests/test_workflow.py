@@ -21,7 +21,7 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    assert counts["train"] == len(jobs(config)) == 2 * len(cells(config)) == 82
+    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 41  # one per cell
     assert counts["prepare_data"] == 2 and counts["report"] == 1
 
 
@@ -56,6 +56,7 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     assert len(pdf.pages) >= 4
     text = "".join(page.extract_text() for page in pdf.pages)
     assert "Sigmoid+Momentum" in text and "Study optimization" in text
+    assert "What it cost" in text and (smoke / "results" / "cost.csv").exists()
     assert list((smoke / "logs").rglob("*.log"))
 
 
@@ -68,7 +69,7 @@ def test_changed_factor_value_reruns_only_its_cells(smoke):
     config["studies"]["optimization"]["factors"]["activation"] = ["relu", "tanh"]
     (smoke / "config" / "changed.yaml").write_text(yaml.safe_dump(config))
     counts = dry_run(smoke, "--configfile", "config/changed.yaml")
-    assert counts["train"] == 6  # 3 optimizers with tanh: tuning and evaluation each
+    assert counts["train"] == 3  # 3 optimizers with tanh, each tuned and evaluated in one job
     assert "prepare_data" not in counts
 
 

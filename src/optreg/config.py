@@ -35,6 +35,9 @@ SETTING_KEYS = (
     "batch_size",
 )
 PHASES = ("tune", "eval")
+# A job that tunes a cell and then evaluates its first block of evaluation seeds, in one
+# process: a train job's start (importing torch) costs more than a small cell's training.
+FUSED = "tune-eval"
 
 
 class ConfigError(ValueError):
@@ -198,22 +201,32 @@ class Cell:
 
 @dataclass(frozen=True)
 class Job:
-    """One train job: a phase (`tune` or `eval`) of a cell for one block of seeds."""
+    """One train job of a cell: `tune` a block of tuning seeds, `eval` a block of evaluation
+    seeds, or both (`tune-eval`: all of the tuning seeds, then the first evaluation block)."""
 
     cell: Cell
     phase: str
     block: str
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # evaluation seeds, or tuning seeds for a `tune` job
+    tuning_seeds: tuple[int, ...] = ()  # a `tune-eval` job's tuning seeds
 
     @property
     def study(self) -> str:
         return self.cell.study
 
     @property
+    def tunes(self) -> bool:
+        """Whether the job trains tuning runs (those an evaluation chooses its rate from)."""
+        return self.phase in ("tune", FUSED)
+
+    @property
     def runs(self) -> int:
-        """Training runs in this job: every grid rate when tuning, two protocols when evaluating."""
-        per_seed = len(self.cell.lr_grid) if self.phase == "tune" else 2
-        return per_seed * len(self.seeds)
+        """Training runs in this job: every grid rate per tuning seed, two protocols per
+        evaluation seed."""
+        grid = len(self.cell.lr_grid)
+        if self.phase == "tune":
+            return grid * len(self.seeds)
+        return grid * len(self.tuning_seeds) + 2 * len(self.seeds)
 
 
 def _normalize(settings: dict, factors: dict, where: str) -> None:
@@ -249,9 +262,15 @@ def cells(config: dict) -> list[Cell]:
             settings["strength"] = float(settings["strength"])
             problem = config["problems"][settings["problem"]]
             # Only the model's own sizes: a CNN setting never reruns an MLP cell.
-            sizes = "hidden" if problem["model"] == "mlp" else "channels"
-            settings["model"] = {"model": problem["model"], sizes: list(problem[sizes])}
-            settings["data"] = {"dataset": problem["dataset"], **config["data"]}
+            # (`dense` only when given, so that CNN cells without one keep their settings.)
+            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense")
+            settings["model"] = {
+                "model": problem["model"],
+                **{k: list(problem[k]) for k in sizes if k in problem},
+            }
+            # Where the raw files lie and whether they may be downloaded is not part of a run.
+            split = {k: v for k, v in config["data"].items() if k not in ("root", "download")}
+            settings["data"] = {"dataset": problem["dataset"], **split}
             default_lr = float(protocol["default_lr"][settings["optimizer"]])
             cell = Cell(name, factors, settings, grid, default_lr)
             if cell.id not in seen:
@@ -274,17 +293,29 @@ def _blocks(seeds, size: int) -> dict[str, list[int]]:
 
 
 def jobs(config: dict) -> list[Job]:
-    """Every train job: each cell's tuning and evaluation seeds in blocks of `seeds_per_job`."""
+    """Every train job: each cell's tuning and evaluation seeds in blocks of `seeds_per_job`.
+
+    When a cell's tuning seeds fill one block, one `tune-eval` job tunes the cell and
+    evaluates its first evaluation block, and the further blocks are `eval` jobs that read
+    its tuning runs; with several tuning blocks, every block is a job of its own. Either
+    way, adding evaluation seeds in a new block adds only jobs for that block.
+    """
     size = config["seeds_per_job"]
-    seeds = {
-        "tune": config["protocol"]["tuning_seeds"],
-        "eval": config["protocol"]["evaluation_seeds"],
-    }
+    tune_blocks = _blocks(config["protocol"]["tuning_seeds"], size)
+    eval_blocks = list(_blocks(config["protocol"]["evaluation_seeds"], size).items())
     out = []
     for cell in cells(config):
-        for phase in PHASES:
-            for block, members in _blocks(seeds[phase], size).items():
-                out.append(Job(cell, phase, block, tuple(members)))
+        if len(tune_blocks) == 1:
+            (tune_block, tune_seeds), (first, seeds) = (
+                next(iter(tune_blocks.items())),
+                eval_blocks[0],
+            )
+            out.append(Job(cell, FUSED, f"{tune_block}_{first}", tuple(seeds), tuple(tune_seeds)))
+            rest = eval_blocks[1:]
+        else:
+            out += [Job(cell, "tune", b, tuple(m)) for b, m in tune_blocks.items()]
+            rest = eval_blocks
+        out += [Job(cell, "eval", b, tuple(m)) for b, m in rest]
     return out
 
 

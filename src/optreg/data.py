@@ -2,30 +2,72 @@
 
 Each dataset is prepared once (split, scaled, stored as tensors in the dtype
 training uses); every train job then loads that one file with torch only.
+
+Two kinds of dataset are registered. The small scikit-learn sets ship without
+a split: they are pooled and cut into stratified train/validation/test parts.
+MNIST, Fashion-MNIST and CIFAR-10 come with an official test set, which is
+kept as the test split; the validation split is carved from the official
+training set. They are read by `torchvision.datasets` from files under a data
+root, imported only while preparing, so train jobs never import torchvision.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .io import atomic_path, canonical_hash
 
-Loader = Callable[[], tuple[np.ndarray, np.ndarray]]
-DATASETS: dict[str, Loader] = {}
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
-    """Register a loader returning (float features [n, ...], integer labels [n])."""
+class DataError(RuntimeError):
+    """A dataset that cannot be prepared; the message names the dataset, folder and files."""
 
-    def decorator(loader: Loader) -> Loader:
-        DATASETS[name] = loader
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset.
+
+    `load()` returns pooled (features, labels) for a set without an official test set;
+    `load(root, download)` returns an `Official` for one with it (`official_test`).
+    """
+
+    name: str
+    load: Callable
+    official_test: bool = False
+
+
+@dataclass
+class Official:
+    """A dataset with its official train/test division: uint8 images [n, C, H, W], labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    raw_files: dict[str, str] = field(default_factory=dict)  # path under root -> sha256
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def register(name: str, official_test: bool = False) -> Callable[[Callable], Callable]:
+    """Register a loader: pooled (float features [n, ...], integer labels [n]) by default,
+    an `Official` taking (root, download) when `official_test`."""
+
+    def decorator(loader: Callable) -> Callable:
+        DATASETS[name] = Dataset(name, loader, official_test)
         return loader
 
     return decorator
@@ -49,6 +91,118 @@ def load_breast_cancer() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float64), bunch.target.astype(np.int64)
 
 
+# ---------------------------------------------------------------- torchvision sets
+@dataclass(frozen=True)
+class VisionFiles:
+    """Where torchvision's class `torchvision_class` reads a dataset: `files` in `folder`
+    (relative to the data root), exactly as torchvision names them."""
+
+    torchvision_class: str
+    folder: str
+    files: tuple[str, ...]
+
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+VISION_FILES = {
+    "mnist": VisionFiles("MNIST", "MNIST/raw", _IDX_FILES),
+    "fashion_mnist": VisionFiles("FashionMNIST", "FashionMNIST/raw", _IDX_FILES),
+    "cifar10": VisionFiles(
+        "CIFAR10",
+        "cifar-10-batches-py",
+        (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"),
+    ),
+}
+
+
+def missing_files_message(name: str, root: str | os.PathLike, missing) -> str:
+    """The error for a dataset whose files are not under the data root (download disabled)."""
+    spec = VISION_FILES[name]
+    folder = Path(root) / spec.folder
+    return (
+        f"dataset {name!r}: {len(missing)} of its {len(spec.files)} files are missing in "
+        f"{folder}/ (data.root is {str(root)!r}); expected: {', '.join(spec.files)}; "
+        f"missing: {', '.join(missing)}. Download is disabled: set data.download: true in "
+        "the config to let torchvision fetch them (needs internet access), or copy the files "
+        "there (README, 'Real datasets')."
+    )
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_vision(name: str, root: str | os.PathLike, download: bool) -> Official:
+    """Read dataset `name` with torchvision from `root`, downloading it first if `download`.
+
+    With download disabled, missing files are reported before torchvision is asked; files
+    torchvision cannot read (truncated, corrupt, failing its md5 check) raise a DataError
+    that names them.
+    """
+    spec = VISION_FILES[name]
+    folder = Path(root) / spec.folder
+    if not download:
+        missing = [f for f in spec.files if not (folder / f).is_file()]
+        if missing:
+            raise DataError(missing_files_message(name, root, missing))
+    import torchvision  # deferred: only preparing a vision set needs it
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, spec.torchvision_class)
+    try:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except Exception as exc:  # torchvision raises many kinds for a bad file
+        raise DataError(
+            f"dataset {name!r}: torchvision.datasets.{spec.torchvision_class} could not read "
+            f"the files in {folder}/ ({', '.join(spec.files)}): {type(exc).__name__}: {exc}. "
+            "A file is truncated or corrupt: replace it (or delete the folder and set "
+            "data.download: true)."
+        ) from exc
+    parts = [_images_and_labels(ds, name, folder) for ds in (train, test)]
+    return Official(
+        *parts[0],
+        *parts[1],
+        source=f"torchvision {torchvision.__version__}, datasets.{spec.torchvision_class}",
+        raw_files={f"{spec.folder}/{f}": sha256_file(folder / f) for f in spec.files},
+    )
+
+
+def _images_and_labels(ds, name: str, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images [n, C, H, W] and int64 labels of a torchvision dataset, checked."""
+    images = np.asarray(ds.data)
+    # MNIST-like sets hold grey [n, H, W], CIFAR holds [n, H, W, C].
+    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    labels = np.asarray(ds.targets, dtype=np.int64)
+    if images.dtype != np.uint8 or len(images) != len(labels) or len(labels) == 0:
+        raise DataError(
+            f"dataset {name!r}: the files in {folder}/ hold {len(images)} images of type "
+            f"{images.dtype} but {len(labels)} labels; a file is truncated or corrupt"
+        )
+    if labels.min() < 0 or labels.max() >= len(ds.classes):
+        raise DataError(
+            f"dataset {name!r}: labels in {folder}/ outside 0..{len(ds.classes) - 1}; "
+            "a file is corrupt"
+        )
+    return np.ascontiguousarray(images), labels
+
+
+for _name in VISION_FILES:
+    register(_name, official_test=True)(
+        lambda root, download, _name=_name: load_vision(_name, root, download)
+    )
+
+
+# ---------------------------------------------------------------- split and scaling
 def split_indices(
     y: np.ndarray, split_seed: int, validation_fraction: float, test_fraction: float
 ) -> dict[str, np.ndarray]:
@@ -66,6 +220,18 @@ def split_indices(
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
+def carve_validation(
+    y: np.ndarray, split_seed: int, validation_fraction: float
+) -> dict[str, np.ndarray]:
+    """Stratified, disjoint train/val indices into an official training set."""
+    from sklearn.model_selection import train_test_split
+
+    train, val = train_test_split(
+        np.arange(len(y)), test_size=validation_fraction, stratify=y, random_state=split_seed
+    )
+    return {"train": np.sort(train), "val": np.sort(val)}
+
+
 def standardize(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Scale every split by the train split's per-feature mean and std (constant: std 1)."""
     mean = x["train"].mean(axis=0)
@@ -74,40 +240,129 @@ def standardize(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: (v - mean) / std for k, v in x.items()}
 
 
+def channel_statistics(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std of uint8 images [n, C, H, W], in units of pixel/255.
+
+    Computed from each channel's 256-bin histogram: no float copy of the images.
+    """
+    values = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = np.bincount(images[:, c].ravel(), minlength=256).astype(np.float64)
+        mean = counts @ values / counts.sum()
+        var = counts @ (values - mean) ** 2 / counts.sum()
+        means.append(float(mean))
+        stds.append(float(np.sqrt(var)) or 1.0)
+    return means, stds
+
+
+def normalize_images(images: np.ndarray, mean, std) -> torch.Tensor:
+    """float32 [n, C*H*W]: pixel/255 minus the channel mean, divided by the channel std."""
+    x = torch.from_numpy(images).to(torch.float32).div_(255.0)
+    shape = (1, -1, 1, 1)
+    x.sub_(torch.tensor(mean, dtype=torch.float32).view(shape))
+    x.div_(torch.tensor(std, dtype=torch.float32).view(shape))
+    return x.reshape(len(images), -1)
+
+
+# ---------------------------------------------------------------- the prepared file
 def prepare(
     name: str,
     out_path: str | os.PathLike,
     split_seed: int = 0,
     validation_fraction: float = 0.2,
     test_fraction: float = 0.2,
+    root: str | os.PathLike = "data",
+    download: bool = False,
 ) -> dict:
-    """Split and scale dataset `name`, write its tensor file atomically, return its metadata."""
+    """Split and scale dataset `name`, write its tensor file atomically, return its metadata.
+
+    `root` and `download` concern only the torchvision sets; `test_fraction` only the
+    pooled sets (the others keep their official test set). Nothing is written unless
+    the whole dataset was read and checked.
+    """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    x, y = DATASETS[name]()
-    idx = split_indices(y, split_seed, validation_fraction, test_fraction)
-    xs = standardize({k: x[i] for k, i in idx.items()})
-    classes = int(y.max()) + 1
-    meta = {
+    dataset = DATASETS[name]
+    if dataset.official_test:
+        payload = _official_payload(
+            name, dataset.load(root, download), split_seed, validation_fraction
+        )
+    else:
+        payload = _pooled_payload(
+            name, *dataset.load(), split_seed, validation_fraction, test_fraction
+        )
+    with atomic_path(out_path) as tmp:
+        torch.save(payload, tmp)
+    return {**payload["meta"], "sha256": fingerprint(payload)}
+
+
+def _describe(name, y, idx, x_shape, split_seed, validation_fraction) -> dict:
+    """The metadata both kinds of dataset share."""
+    classes = int(max(part.max() for part in y.values())) + 1
+    return {
         "dataset": name,
         "split_seed": split_seed,
         "validation_fraction": validation_fraction,
-        "test_fraction": test_fraction,
-        "n_features": int(np.prod(x.shape[1:])),
-        "input_shape": list(x.shape[1:]),
+        "n_features": int(np.prod(x_shape)),
+        "input_shape": list(x_shape),
         "n_classes": classes,
         "sizes": {k: len(i) for k, i in idx.items()},
-        "class_counts": {k: np.bincount(y[i], minlength=classes).tolist() for k, i in idx.items()},
+        "class_counts": {k: np.bincount(y[k], minlength=classes).tolist() for k in SPLITS},
+    }
+
+
+def _pooled_payload(name, x, y, split_seed, validation_fraction, test_fraction) -> dict:
+    idx = split_indices(y, split_seed, validation_fraction, test_fraction)
+    xs = standardize({k: x[i] for k, i in idx.items()})
+    ys = {k: y[i] for k, i in idx.items()}
+    meta = {
+        **_describe(name, ys, idx, x.shape[1:], split_seed, validation_fraction),
+        "test_fraction": test_fraction,
+        "split": "pooled: stratified train/validation/test parts of all samples",
+        "index": "rows of the dataset as scikit-learn returns it",
         "scaling": "standardized with the train split's per-feature mean and standard deviation",
     }
     payload = {"meta": meta}
     for k in SPLITS:
         payload[f"x_{k}"] = torch.from_numpy(xs[k].reshape(len(xs[k]), -1)).float()
-        payload[f"y_{k}"] = torch.from_numpy(y[idx[k]]).long()
+        payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
         payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
-    with atomic_path(out_path) as tmp:
-        torch.save(payload, tmp)
-    return {**meta, "sha256": fingerprint(payload)}
+    return payload
+
+
+def _official_payload(name, data: Official, split_seed, validation_fraction) -> dict:
+    idx = carve_validation(data.y_train, split_seed, validation_fraction)
+    idx["test"] = np.arange(len(data.y_test))
+    images = {k: data.x_train[i] for k, i in idx.items() if k != "test"}
+    images["test"] = data.x_test
+    ys = {k: data.y_train[i] for k, i in idx.items() if k != "test"}
+    ys["test"] = data.y_test
+    mean, std = channel_statistics(images["train"])
+    meta = {
+        **_describe(name, ys, idx, data.x_train.shape[1:], split_seed, validation_fraction),
+        "test_fraction": None,
+        "split": (
+            "official: test is the official test set; validation is a stratified "
+            f"{validation_fraction:g} of the official training set drawn with the split "
+            "seed; train is the rest of the official training set"
+        ),
+        "index": "train, val: rows of the official training set; test: of the official test set",
+        "scaling": (
+            "normalized per channel: pixel/255 minus the train split's channel mean, "
+            "divided by its channel standard deviation"
+        ),
+        "channel_mean": mean,
+        "channel_std": std,
+        "source": data.source,
+        "raw_files_sha256": data.raw_files,
+    }
+    payload = {"meta": meta}
+    for k in SPLITS:
+        payload[f"x_{k}"] = normalize_images(images[k], mean, std)
+        payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
+        payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
+    return payload
 
 
 def fingerprint(payload: dict) -> str:
@@ -118,18 +373,21 @@ def fingerprint(payload: dict) -> str:
     for key in sorted(k for k in payload if k != "meta"):
         tensor = payload[key].detach().cpu().contiguous()
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.numpy().tobytes())
+        # A view of the bytes, not a copy: a memory-mapped file is hashed page by page.
+        digest.update(memoryview(tensor.numpy()).cast("B"))
     return digest.hexdigest()
 
 
 @dataclass
 class Prepared:
-    """A prepared dataset held as tensors on one device."""
+    """A prepared dataset: tensors on the training device, or, when they do not fit it,
+    memory-mapped from the prepared file on the CPU (`streamed`: moved one batch at a time)."""
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor]
     meta: dict
     sha256: str
+    streamed: bool = False
 
     @property
     def n_features(self) -> int:
@@ -140,12 +398,47 @@ class Prepared:
         return self.meta["n_classes"]
 
 
-def load_prepared(path: str | os.PathLike, device: str | torch.device = "cpu") -> Prepared:
-    """Load a tensor file written by `prepare` (weights_only: no code runs on load)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+# Share of a GPU's free memory the splits may take; the rest is left to the stacked models'
+# activations, which for a CNN on CIFAR-10 are the larger part.
+DEVICE_SHARE = 0.5
+
+
+def fits_device(nbytes: int, device: torch.device, free_bytes: int | None = None) -> bool:
+    """Whether `nbytes` of data should be copied to `device` (always on the CPU, where the
+    memory-mapped file is paged in and out by the operating system)."""
+    if device.type == "cpu":
+        return True
+    if free_bytes is None:
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    return nbytes <= DEVICE_SHARE * free_bytes
+
+
+def load_prepared(
+    path: str | os.PathLike, device: str | torch.device = "cpu", free_bytes: int | None = None
+) -> Prepared:
+    """Load a tensor file written by `prepare` (weights_only: no code runs on load).
+
+    The file is memory-mapped, so nothing is read before it is used. The splits are copied
+    to `device` when they fit it (`fits_device`; `free_bytes` overrides the measured free
+    memory); otherwise they stay memory-mapped on the CPU and training streams batches.
+    """
+    device = torch.device(device)
+    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    tensors = [payload[f"{p}_{k}"] for p in ("x", "y") for k in SPLITS]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    on_device = fits_device(nbytes, device, free_bytes)
+    target = device if on_device else torch.device("cpu")
+    if not on_device:
+        log.info(
+            "%s: %.2f GB of data do not fit %s; streaming batches from the memory-mapped file",
+            path,
+            nbytes / 1e9,
+            device,
+        )
     return Prepared(
-        x={k: payload[f"x_{k}"].to(device) for k in SPLITS},
-        y={k: payload[f"y_{k}"].to(device) for k in SPLITS},
+        x={k: payload[f"x_{k}"].to(target) for k in SPLITS},
+        y={k: payload[f"y_{k}"].to(target) for k in SPLITS},
         meta=payload["meta"],
         sha256=fingerprint(payload),
+        streamed=not on_device,
     )

@@ -18,9 +18,16 @@ from pathlib import Path
 PACKAGE = "optreg"
 
 
-def _imported_modules(path: Path, module: str | None) -> set[str]:
+@cache
+def _syntax_tree(path: Path) -> ast.Module:
+    """The parsed file, once per process: every script's dependencies walk the same modules."""
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+@cache
+def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
     """Dotted names of the `optreg` modules that the file at `path` imports."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = _syntax_tree(path)
     package = module.rsplit(".", 1)[0] if module and path.name != "__init__.py" else module
     found = set()
     for node in ast.walk(tree):
@@ -40,7 +47,7 @@ def _imported_modules(path: Path, module: str | None) -> set[str]:
             found.add(target)
             # `from optreg import plots` imports the submodule `optreg.plots`.
             found.update(f"{target}.{a.name}" for a in node.names)
-    return found
+    return frozenset(found)
 
 
 def _module_file(src: Path, module: str) -> Path | None:
@@ -51,17 +58,18 @@ def _module_file(src: Path, module: str) -> Path | None:
     return None  # a name imported from a module, not a module itself
 
 
-def _data_files(path: Path, package_dir: Path) -> set[Path]:
+@cache
+def _data_files(path: Path, package_dir: Path) -> frozenset[Path]:
     """Files under the package's `schemas/` folder that the module names in a string."""
     schemas = package_dir / "schemas"
     if not schemas.is_dir():
-        return set()
+        return frozenset()
     shipped = {p.name: p.resolve() for p in schemas.iterdir() if p.is_file()}
-    return {
+    return frozenset(
         shipped[node.value]
-        for node in ast.walk(ast.parse(path.read_text()))
+        for node in ast.walk(_syntax_tree(path))
         if isinstance(node, ast.Constant) and node.value in shipped
-    }
+    )
 
 
 @cache

@@ -99,34 +99,49 @@ class StackedMLP(Stacked):
 
 
 class StackedCNN(Stacked):
-    """S independent small CNNs in the spirit of DeepOBS `2c2d`: [3x3 conv, activation,
-    2x2 max-pool] per entry of `channels`, then a linear layer to the logits."""
+    """S independent small CNNs in the spirit of DeepOBS `2c2d` / `3c3d`: [3x3 conv,
+    activation, 2x2 max-pool] per entry of `channels`, then a dense layer with `activation`
+    per entry of `dense` (none by default), then a linear layer to the logits."""
 
-    def __init__(self, input_shape, channels: list[int], n_classes: int, activation: str, seeds):
+    def __init__(
+        self, input_shape, channels: list[int], n_classes: int, activation: str, seeds, dense=()
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
         self.activation = ACTIVATIONS[activation]
         self.input_shape = tuple(input_shape)
+        self.n_convs = len(channels)
         stack = len(seeds)
         c, h, w = self.input_shape
         convs = []
         for out in channels:
+            if h < 2 or w < 2:
+                raise ValueError(
+                    f"{len(channels)} convolutions with 2x2 pooling shrink a "
+                    f"{'x'.join(map(str, input_shape))} input below one pixel; use fewer channels"
+                )
             convs.append(_weight((stack, out, c, 3, 3), (c * 9, out * 9)))
             c, h, w = out, h // 2, w // 2
-        flat = c * h * w
+        sizes = [c * h * w, *dense, n_classes]
         self.weights = nn.ParameterList(
-            [*convs, _weight((stack, flat, n_classes), (flat, n_classes))]
+            [
+                *convs,
+                *(
+                    _weight((stack, a, b), (a, b))
+                    for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+                ),
+            ]
         )
         self.biases = nn.ParameterList(
             [nn.Parameter(torch.zeros(stack, k)) for k in channels]
-            + [nn.Parameter(torch.zeros(stack, 1, n_classes))]
+            + [nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:]]
         )
         _glorot_(self.weights, seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [S, B, classes] for flattened inputs [S, B, C*H*W] (or [B, C*H*W], shared)."""
-        stack = self.stack
+        stack, convs = self.stack, self.n_convs
         if x.dim() == 2:
             x = x.expand(stack, -1, -1)
         batch = x.shape[1]
@@ -135,19 +150,31 @@ class StackedCNN(Stacked):
         x = x.reshape(stack, batch, *self.input_shape).transpose(0, 1)
         x = x.reshape(batch, stack * self.input_shape[0], *self.input_shape[1:])
         x = x.contiguous(memory_format=torch.channels_last)
-        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+        for w, b in zip(self.weights[:convs], self.biases[:convs], strict=True):
             x = F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=1, groups=stack)
-            x = F.max_pool2d(self.activation(x), 2)
+            # Pooling first: every activation here is non-decreasing, so it commutes with the
+            # max, and it then runs on a quarter of the values.
+            x = self.activation(F.max_pool2d(x, 2))
         x = x.reshape(batch, stack, -1).transpose(0, 1)
-        return torch.baddbmm(self.biases[-1], x, self.weights[-1])
+        last = len(self.weights) - 1
+        for i in range(convs, last + 1):
+            x = torch.baddbmm(self.biases[i], x, self.weights[i])
+            if i < last:
+                x = self.activation(x)
+        return x
 
 
 def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
-    """The stacked model a problem names (`spec`: model, hidden, channels) for a dataset."""
+    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense)."""
     if spec["model"] == "mlp":
         return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
     if spec["model"] == "cnn":
         return StackedCNN(
-            meta["input_shape"], spec["channels"], meta["n_classes"], activation, seeds
+            meta["input_shape"],
+            spec["channels"],
+            meta["n_classes"],
+            activation,
+            seeds,
+            dense=spec.get("dense", ()),
         )
     raise ValueError(f"unknown model {spec['model']!r}; known: mlp, cnn")

@@ -34,13 +34,22 @@ def per_slice(lr: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class Optimizer:
-    """An elementwise optimizer over a list of stacked parameters with per-run rates [S]."""
+    """An elementwise optimizer over a list of stacked parameters with per-run rates [S].
+
+    Each update is a handful of `torch._foreach_*` calls over all parameters at once
+    (plain tensor kernels, no dynamo), so a step costs about as few kernel launches
+    as `torch.optim`'s foreach implementation, whatever the number of layers.
+    """
 
     def __init__(self, params, lr: torch.Tensor):
-        self.params = list(params)
-        self.lr = lr
-        self.state: list[dict[str, torch.Tensor]] = [{} for _ in self.params]
+        self.state: dict[str, list[torch.Tensor]] = {}
         self.steps = 0
+        self._use(list(params), lr)
+
+    def _use(self, params: list, lr: torch.Tensor) -> None:
+        self.params = params
+        self.lr = lr
+        self.rates = [per_slice(lr, p) for p in params]  # lr viewed to broadcast per tensor
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -48,22 +57,31 @@ class Optimizer:
 
     @torch.no_grad()
     def step(self) -> None:
+        grads = [p.grad for p in self.params]
+        if any(g is None for g in grads):
+            missing = [i for i, g in enumerate(grads) if g is None]
+            raise RuntimeError(
+                f"parameters {missing} have no gradient: every stacked parameter must take "
+                "part in the loss (the update of a stack is one call over all of them)"
+            )
         self.steps += 1
-        for p, state in zip(self.params, self.state, strict=True):
-            if p.grad is not None:
-                self.update(p, p.grad, state, per_slice(self.lr, p))
+        self.update(self.params, grads, self.rates)
 
-    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, lr: torch.Tensor) -> None:
-        raise NotImplementedError
+    def buffer(self, name: str, init=torch.zeros_like) -> list[torch.Tensor]:
+        """The state tensors called `name`, one per parameter, created by `init` on first use."""
+        if name not in self.state:
+            self.state[name] = [init(p) for p in self.params]
+        return self.state[name]
+
+    def update(self, params: list, grads: list, rates: list) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not define its update rule")
 
     def keep(self, mask: torch.Tensor, params) -> None:
         """Continue with `params` (the model's after it dropped the slices where `mask` is
         False) and drop the same slices from the rates and every state tensor."""
-        self.params = list(params)
-        self.lr = self.lr[mask]
-        for state in self.state:
-            for key, value in state.items():
-                state[key] = value[mask]
+        self._use(list(params), self.lr[mask])
+        for name, tensors in self.state.items():
+            self.state[name] = [t[mask] for t in tensors]
 
 
 class SGD(Optimizer):
@@ -73,13 +91,16 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum = momentum
 
-    def update(self, p, grad, state, lr):
+    def update(self, params, grads, rates):
         if self.momentum:
-            if "buffer" in state:
-                grad = state["buffer"].mul_(self.momentum).add_(grad)
+            if "buffer" in self.state:
+                buffer = self.state["buffer"]
+                torch._foreach_mul_(buffer, self.momentum)
+                torch._foreach_add_(buffer, grads)
             else:
-                grad = state["buffer"] = grad.clone()
-        p.sub_(grad * lr)
+                buffer = self.state["buffer"] = [g.clone() for g in grads]
+            grads = buffer
+        torch._foreach_addcmul_(params, grads, rates, value=-1)
 
 
 class RMSprop(Optimizer):
@@ -89,10 +110,13 @@ class RMSprop(Optimizer):
         super().__init__(params, lr)
         self.alpha, self.eps = alpha, eps
 
-    def update(self, p, grad, state, lr):
-        v = state.setdefault("square_avg", torch.zeros_like(p))
-        v.mul_(self.alpha).addcmul_(grad, grad, value=1 - self.alpha)
-        p.sub_(grad / v.sqrt().add_(self.eps) * lr)
+    def update(self, params, grads, rates):
+        v = self.buffer("square_avg")
+        torch._foreach_mul_(v, self.alpha)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - self.alpha)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, torch._foreach_mul(grads, rates), denom, value=-1)
 
 
 class Adam(Optimizer):
@@ -103,15 +127,18 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = betas
         self.eps = eps
 
-    def update(self, p, grad, state, lr):
-        m = state.setdefault("exp_avg", torch.zeros_like(p))
-        v = state.setdefault("exp_avg_sq", torch.zeros_like(p))
-        m.lerp_(grad, 1 - self.beta1)
-        v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+    def update(self, params, grads, rates):
+        m, v = self.buffer("exp_avg"), self.buffer("exp_avg_sq")
+        torch._foreach_lerp_(m, grads, 1 - self.beta1)
+        torch._foreach_mul_(v, self.beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta2)
         correction1 = 1 - self.beta1**self.steps
         correction2 = 1 - self.beta2**self.steps
-        denom = (v.sqrt() / correction2**0.5).add_(self.eps)
-        p.sub_(m / denom * (lr / correction1))
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, correction2**0.5)
+        torch._foreach_add_(denom, self.eps)
+        step = torch._foreach_mul(m, rates)
+        torch._foreach_addcdiv_(params, step, denom, value=-1 / correction1)
 
 
 def build_optimizer(name: str, params, lr, momentum: float = 0.9) -> Optimizer:
@@ -137,6 +164,21 @@ def build_optimizer(name: str, params, lr, momentum: float = 0.9) -> Optimizer:
 def _check(kind: str) -> None:
     if kind not in PENALTIES:
         raise ValueError(f"unknown penalty {kind!r}; known: {', '.join(PENALTIES)}")
+
+
+def penalty_hooks(kind: str, strength: float) -> tuple[bool, bool, bool]:
+    """Which of `penalty`, `before_step` and `after_step` act for this penalty.
+
+    The training loop calls only those, so a run without a penalty pays nothing for
+    penalties per step.
+    """
+    _check(kind)
+    active = bool(strength)
+    return (
+        active and kind in ("l1", "l2"),
+        active and kind == "wd",
+        active and kind == "l1_prox",
+    )
 
 
 def penalty(weights, kind: str, strength: float) -> torch.Tensor | float:

@@ -1,9 +1,10 @@
 """The tuning protocol: which runs each job trains, and how a learning rate is chosen.
 
-A `tune` job trains every rate of the grid on its tuning seeds. An `eval` job
-chooses the rate from the tuning runs' final validation accuracy (never from
-test data), then trains its evaluation seeds at that rate (protocol `tuned`)
-and at the optimizer's customary default rate (protocol `oneshot`).
+Tuning trains every rate of the grid on the tuning seeds. Evaluation chooses the
+rate from the tuning runs' final validation accuracy (never from test data), then
+trains the evaluation seeds at that rate (protocol `tuned`) and at the optimizer's
+customary default rate (protocol `oneshot`). A job does one of the two (`tune`,
+`eval`) or both in turn (`tune-eval`, see `optreg.config.jobs`).
 """
 
 from __future__ import annotations

@@ -132,6 +132,48 @@ def study_section(name: str, spec: dict) -> dict:
     return section
 
 
+def cost_section(cost_csv: str | os.PathLike, studies: dict) -> dict:
+    """What training cost, from the train jobs' Snakemake benchmark files (`optreg.cost`).
+
+    One row per cell, labelled like the study tables, most CPU time first, and one total
+    per study. CPU seconds are a lower bound and missing for jobs too short to sample.
+    """
+    cost = read_table(cost_csv)
+    labels = {}
+    for name, spec in studies.items():
+        runs = read_table(spec["tables"]["runs"]).drop_duplicates("combination")
+        for _, row in runs.iterrows():
+            labels[(name, row["combination"])] = cell_label(row, list(spec["factors"]))
+    cost = cost.sort_values(["cpu_s", "wall_s"], ascending=False, na_position="last")
+    rows = [
+        {
+            "study": str(r["study"]),
+            "cell": labels.get((r["study"], r["combination"]), str(r["combination"])),
+            "jobs": int(r["jobs"]),
+            "wall_s": _number(r["wall_s"]),
+            "cpu_s": _number(r["cpu_s"]),
+            "max_rss_mib": _number(r["max_rss_mib"], 0),
+        }
+        for _, r in cost.iterrows()
+    ]
+    totals = []
+    for study in studies:  # in the config's order
+        group = cost[cost["study"] == study]
+        if group.empty:
+            continue
+        totals.append(
+            {
+                "study": str(study),
+                "jobs": int(group["jobs"].sum()),
+                "wall_s": _number(group["wall_s"].sum()),
+                "cpu_s": _number(group["cpu_s"].sum(min_count=1)),
+                "max_rss_mib": _number(group["max_rss_mib"].max(), 0),
+                "unsampled_cells": int(group["cpu_s"].isna().sum()),
+            }
+        )
+    return {"rows": rows, "studies": totals}
+
+
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that produced the numbers and the report."""
     out = {"python": platform.python_version()}
@@ -150,8 +192,10 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def report_data(*, data_meta, findings: str, studies: dict, config: dict) -> dict:
-    """The JSON document the Typst template renders."""
+def report_data(
+    *, data_meta, findings: str, studies: dict, config: dict, cost: str | os.PathLike
+) -> dict:
+    """The JSON document the Typst template renders (`cost`: the cost table, `optreg.cost`)."""
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
     sections = [study_section(name, spec) for name, spec in studies.items()]
     first_runs = read_table(next(iter(studies.values()))["tables"]["runs"])
@@ -188,6 +232,7 @@ def report_data(*, data_meta, findings: str, studies: dict, config: dict) -> dic
         "total_train_seconds": sum(s["train_seconds"] for s in sections),
         "findings": _records(found),
         "conclusion": conclusion(found),
+        "cost": cost_section(cost, studies),
     }
 
 
@@ -198,13 +243,16 @@ def build_report(
     findings: str,
     studies: dict,
     config: dict,
+    cost: str,
     output: str,
     data_output: str,
 ) -> None:
     """Write the report's data as JSON (`data_output`), then compile the template into `output`."""
     import typst
 
-    data = report_data(data_meta=data_meta, findings=findings, studies=studies, config=config)
+    data = report_data(
+        data_meta=data_meta, findings=findings, studies=studies, config=config, cost=cost
+    )
     data_path = Path(data_output)
     write_json(data_path, data)
     # Typst reads only files under its root: the folder holding both the template and the

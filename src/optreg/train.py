@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .config import FUSED
 from .data import Prepared, load_prepared
 from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
 from .models import Stacked, build_model, derived_seed
-from .optim import after_step, before_step, build_optimizer, penalty
+from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
 from .protocol import plan_runs
 
 
@@ -39,18 +40,36 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+# Share of the free memory that one stack's training may take: the rest is for the data,
+# evaluation and whatever else runs on the machine.
+STACK_SHARE = 0.5
+
+
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy [S, B] of stacked logits [S, B, classes] and labels [S, B].
+
+    The classes go in the middle ([S, classes, B], torch's layout for extra dimensions):
+    log-softmax over a short innermost dimension (10 digits) is several times slower on a
+    CPU than over a middle one, and this is the largest kernel of a small model's step.
+    """
+    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+
+
 @torch.no_grad()
-def _evaluate(model: Stacked, x: torch.Tensor, y: torch.Tensor):
-    """Per-seed mean cross-entropy and accuracy on a whole split."""
-    logits = model(x)
-    stack = logits.shape[0]
-    loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(stack), reduction="none")
-    accuracy = (logits.argmax(-1) == y).float().mean(1)
-    return loss.view(stack, -1).mean(1), accuracy
+def _evaluate(model: Stacked, x: torch.Tensor, y: torch.Tensor, batch_size: int, device):
+    """Per-seed mean cross-entropy and accuracy on a whole split, `batch_size` samples at a
+    time: a whole split at once would hold every run's activations for every sample."""
+    loss_sum, correct = 0.0, 0
+    for first in range(0, len(y), batch_size):
+        xb, yb = x[first : first + batch_size].to(device), y[first : first + batch_size].to(device)
+        logits = model(xb)
+        loss_sum = loss_sum + _cross_entropy(logits, yb.expand(logits.shape[0], -1)).sum(1)
+        correct = correct + (logits.argmax(-1) == yb).sum(1)
+    return loss_sum / len(y), correct / len(y)
 
 
 def _weight_stats(model: Stacked, slot: int) -> dict:
@@ -71,21 +90,98 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
     return train_runs(data, settings, [settings["lr"]] * len(seeds), seeds, device)
 
 
-def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device) -> list[dict]:
+def train_runs(
+    data: Prepared, settings: dict, lrs, seeds, device: torch.device, max_stack: int | None = None
+) -> list[dict]:
     """Train one cell for every (learning rate, seed) pair, all as one stacked model.
 
     Returns one result per run, each holding `history`, `final`, `weights`, `diverged`
     and `diverged_epoch`. Runs that share a seed share their initialization and data
-    order, so runs at different learning rates differ in nothing else.
+    order, so runs at different learning rates differ in nothing else. With `max_stack`,
+    consecutive runs are stacked that many at a time (see `max_stack`): the results are
+    the same, since the runs of a stack never interact.
+    """
+    lrs, seeds = list(lrs), list(seeds)
+    size = max_stack or len(seeds) or 1
+    results = []
+    for first in range(0, len(seeds), size):
+        chunk = slice(first, first + size)
+        results += train_stack(data, settings, lrs[chunk], seeds[chunk], device)[0]
+    return results
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free for new tensors on `device`: CUDA's free memory, or the system's available
+    memory (Linux's MemAvailable); None where neither can be read."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def bytes_per_run(data: Prepared, settings: dict, device: torch.device) -> int:
+    """The memory one more run adds to a stack's training step, measured on a one-run stack.
+
+    The tensors autograd keeps for the backward pass of one batch, twice (the backward pass
+    makes gradients of about their size), plus the parameters, their gradients and two
+    optimizer states. Measured rather than modelled, so it holds for every model.
+    """
+    model = build_model(settings["model"], data.meta, settings["activation"], [0]).to(device)
+    batch = torch.arange(min(settings["batch_size"], len(data.y["train"])))
+    xb, yb = data.x["train"][batch].to(device)[None], data.y["train"][batch].to(device)[None]
+    saved: dict[int, int] = {}  # storage address -> bytes: views of one storage count once
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        _cross_entropy(model(xb), yb)
+    parameters = sum(p.numel() * p.element_size() for p in model.parameters())
+    return 2 * sum(saved.values()) + 4 * parameters
+
+
+def max_stack(
+    data: Prepared, settings: dict, device: torch.device, free_bytes: int | None = None
+) -> int | None:
+    """The most runs one stack may hold: their training takes at most STACK_SHARE of the free
+    memory (`free_bytes`, else `free_memory`); at least 1; None when nothing limits it.
+
+    Nothing else limits stacking: no setting couples the runs of a stack (optimizers and
+    penalties act per run, each run has its own data order), so a job too large for the
+    memory trains its runs in consecutive stacks with the same results.
+    """
+    free = free_memory(device) if free_bytes is None else free_bytes
+    if free is None:
+        return None
+    return max(1, int(STACK_SHARE * free) // bytes_per_run(data, settings, device))
+
+
+def train_stack(data: Prepared, settings: dict, lrs, seeds, device: torch.device):
+    """`train_runs`, also returning each run's final parameters (None for a diverged run).
+
+    A run's parameters are its own slices of the stack, weights then biases (each model's
+    `weights` and `biases` order): what one network trained alone would end with.
     """
     seeds = list(seeds)
-    x_train, y_train = data.x["train"].to(device), data.y["train"].to(device)
-    x_val, y_val = data.x["val"].to(device), data.y["val"].to(device)
+    # The data stays where load_prepared put it: on the device, or memory-mapped on the CPU
+    # when it does not fit the device; batches are then moved one at a time.
+    x_train, y_train = data.x["train"], data.y["train"]
+    x_val, y_val = data.x["val"], data.y["val"]
     model = build_model(settings["model"], data.meta, settings["activation"], seeds).to(device)
     optimizer = build_optimizer(
         settings["optimizer"], model.parameters(), list(lrs), settings["momentum"]
     )
     kind, strength = settings["penalty"], settings["strength"]
+    # Only the penalty's own steps run per batch: none at all without a penalty.
+    in_loss, shrink_before, threshold_after = penalty_hooks(kind, strength)
     distinct = sorted(set(seeds))
     orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in distinct]
     order_of = torch.tensor([distinct.index(s) for s in seeds])  # run -> its seed's shuffle
@@ -95,32 +191,38 @@ def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device)
         for _ in seeds
     ]
     n, batch_size = len(y_train), settings["batch_size"]
+    weight_count = sum(w[0].numel() for w in model.weights)
+    final_parameters = [None] * len(seeds)
     start = time.perf_counter()
 
     for epoch in range(1, settings["epochs"] + 1):
         shuffles = torch.stack([torch.randperm(n, generator=g) for g in orders])
-        perms = shuffles[order_of[alive]].to(device)
+        perms = shuffles[order_of[alive]].to(x_train.device)
         loss_sum = torch.zeros(len(alive), device=device)
         correct = torch.zeros(len(alive), device=device)
         for first in range(0, n, batch_size):
             idx = perms[:, first : first + batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             logits = model(xb)
-            data_loss = (
-                F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
-                .view(len(alive), -1)
-                .mean(1)
-            )
-            loss = data_loss + penalty(model.weights, kind, strength)
+            losses = _cross_entropy(logits, yb)
+            # Each run minimizes its mean loss over the batch (+ penalty); runs share no
+            # parameters, so the sum over runs gives each run its own gradient. Every run has
+            # the same batch, so the sum of the means is one sum over all / B. (A scalar on
+            # purpose: explicit output gradients make torch import sympy, 0.4 s a process.)
+            loss = losses.sum() / losses.shape[1]
+            if in_loss:
+                loss = loss + penalty(model.weights, kind, strength).sum()
             optimizer.zero_grad()
-            loss.sum().backward()
-            before_step(model.weights, kind, strength, optimizer.lr)
+            loss.backward()
+            if shrink_before:
+                before_step(model.weights, kind, strength, optimizer.lr)
             optimizer.step()
-            after_step(model.weights, kind, strength, optimizer.lr)
+            if threshold_after:
+                after_step(model.weights, kind, strength, optimizer.lr)
             with torch.no_grad():
-                loss_sum += data_loss * idx.shape[1]
-                correct += (logits.argmax(-1) == yb).sum(1)
-        val_loss, val_acc = _evaluate(model, x_val, y_val)
+                loss_sum.add_(losses.sum(1))
+                correct.add_((logits.argmax(-1) == yb).sum(1))
+        val_loss, val_acc = _evaluate(model, x_val, y_val, batch_size, device)
         train_loss = (loss_sum / n).tolist()
         train_acc = (correct / n).tolist()
         val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
@@ -155,7 +257,7 @@ def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device)
                 break
 
     if alive:
-        test_loss, test_acc = _evaluate(model, data.x["test"].to(device), data.y["test"].to(device))
+        test_loss, test_acc = _evaluate(model, data.x["test"], data.y["test"], batch_size, device)
         for slot, pos in enumerate(alive):
             last = results[pos]["history"][-1]
             results[pos]["final"] = {
@@ -167,7 +269,7 @@ def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device)
                 "test_accuracy": test_acc[slot].item(),
             }
             results[pos]["weights"] = _weight_stats(model, slot)
-    weight_count = sum(p[0].numel() for p in model.weights) if alive else None
+            final_parameters[pos] = [p[slot].detach().clone() for p in model.parameters()]
     for result in results:
         if result["final"] is None:  # diverged: no final metrics to report
             result["final"] = dict.fromkeys(
@@ -181,14 +283,14 @@ def train_runs(data: Prepared, settings: dict, lrs, seeds, device: torch.device)
                 )
             )
             result["weights"] = {
-                "count": weight_count or 0,
+                "count": weight_count,
                 "l1_norm": None,
                 "l2_norm": None,
                 "near_zero_fraction": None,
                 "zero_fraction": None,
                 "near_zero_threshold": NEAR_ZERO,
             }
-    return results
+    return results, final_parameters
 
 
 def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) -> dict:
@@ -225,12 +327,17 @@ def run_job(
     seeds,
     lr_grid,
     default_lr: float,
+    tuning_seeds=(),
     tuning_files=(),
     device: str = "cpu",
     threads: int = 1,
 ) -> list[Path]:
     """Train every run of one job (see `optreg.protocol`); write one metrics JSON per run.
 
+    `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
+    `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
+    those runs, evaluate `seeds`, all in one process; the records are the same as those of a
+    `tune` job followed by an `eval` job.
     The files appear together: they are written into a hidden temporary folder that
     is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
     `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
@@ -241,46 +348,69 @@ def run_job(
 
     torch.set_num_threads(threads)
     tuning = [read_run(f) for f in tuning_files]
-    runs, selection = plan_runs(phase, seeds, lr_grid, default_lr, tuning)
+    steps = [("tune", tuning_seeds), ("eval", seeds)] if phase == FUSED else [(phase, seeds)]
+    records = []  # (file name, record)
     dev = resolve_device(device)
     on_gpu = dev.type == "cuda"
     with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
         if slot is not None:
             dev = torch.device("cuda", slot.index)
         data = load_prepared(data_path, device=dev)
-        start = time.perf_counter()
-        results = train_runs(data, settings, [r.lr for r in runs], [r.seed for r in runs], dev)
-        wall = time.perf_counter() - start
-    base = provenance(dev, len(runs), slot.gpu_id if slot else None)
+        limit = max_stack(data, settings, dev)
+        for step, step_seeds in steps:
+            runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
+            start = time.perf_counter()
+            lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
+            results = train_runs(data, settings, lrs, run_seeds, dev, max_stack=limit)
+            wall = time.perf_counter() - start
+            base = provenance(
+                dev, min(len(runs), limit or len(runs)), slot.gpu_id if slot else None
+            )
+            step_records = [
+                (
+                    run.filename,
+                    {
+                        "schema_version": SCHEMA_VERSION,
+                        "study": study,
+                        "combination": combination,
+                        "factors": factors,
+                        "settings": {**settings, "lr": run.lr},
+                        "phase": step,
+                        "protocol": run.protocol,
+                        "selection": selection if run.protocol == "tuned" else None,
+                        "seed": run.seed,
+                        **result,
+                        "wall_time_s": wall,
+                        "provenance": {
+                            **base,
+                            "settings_hash": canonical_hash(
+                                {"settings": {**settings, "lr": run.lr}, "seed": run.seed}
+                            ),
+                            "data_sha256": data.sha256,
+                        },
+                    },
+                )
+                for run, result in zip(runs, results, strict=True)
+            ]
+            if step == "tune":
+                tuning = [record for _, record in step_records]  # what `eval` chooses from
+            records += step_records
+    return _write_together(out_dir, records)
+
+
+def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
+    """Validate and write (file name, record) pairs into `out_dir`, all or none: into a
+    hidden temporary folder first, renamed to `out_dir` once every file is written."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        for run, result in zip(runs, results, strict=True):
-            run_settings = {**settings, "lr": run.lr}
-            record = {
-                "schema_version": SCHEMA_VERSION,
-                "study": study,
-                "combination": combination,
-                "factors": factors,
-                "settings": run_settings,
-                "phase": phase,
-                "protocol": run.protocol,
-                "selection": selection if run.protocol == "tuned" else None,
-                "seed": run.seed,
-                **result,
-                "wall_time_s": wall,
-                "provenance": {
-                    **base,
-                    "settings_hash": canonical_hash({"settings": run_settings, "seed": run.seed}),
-                    "data_sha256": data.sha256,
-                },
-            }
-            write_run(tmp_dir / run.filename, record)
+        for name, record in records:
+            write_run(tmp_dir / name, record)
         os.chmod(tmp_dir, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    return [out_dir / r.filename for r in runs]
+    return [out_dir / name for name, _ in records]

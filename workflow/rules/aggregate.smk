@@ -103,7 +103,7 @@ rule findings:
         "../../scripts/findings.py"
 
 
-# Not part of the default target: `snakemake results/cost.csv` (or `snakemake cost`).
+# The report's cost section; `snakemake results/cost.csv` builds it alone.
 rule cost:
     input:
         benchmarks=get_cost_benchmarks,

@@ -34,8 +34,8 @@ STUDIES = list(config["studies"])
 wildcard_constraints:
     study="|".join(STUDIES),
     combination="[^/]+",
-    block=r"\d+-\d+",
-    phase="tune|eval",
+    block=r"\d+-\d+(_\d+-\d+)?",
+    phase="tune|eval|tune-eval",
     figure="|".join(FIGURES),
     dataset="|".join(DATASETS),
 
@@ -55,25 +55,36 @@ def run_dir(job):
     return f"{RESULTS}/studies/{job.study}/{job.phase}/{job.cell.id}/seeds-{job.block}"
 
 
+def tuning_files(job):
+    """The metrics files of a job's tuning runs (none for an `eval` job)."""
+    seeds = job.seeds if job.phase == "tune" else job.tuning_seeds
+    return [
+        f"{run_dir(job)}/lr-{format_value(lr)}_seed-{s}.json"
+        for s in seeds
+        for lr in job.cell.lr_grid
+    ]
+
+
 def job_files(job):
     """The metrics files a job writes, one per run."""
     if job.phase == "tune":
-        names = [
-            f"lr-{format_value(lr)}_seed-{s}.json"
-            for s in job.seeds
-            for lr in job.cell.lr_grid
-        ]
-    else:
-        names = [f"{p}_seed-{s}.json" for p in ("tuned", "oneshot") for s in job.seeds]
-    return [f"{run_dir(job)}/{name}" for name in names]
+        return tuning_files(job)
+    protocols = ("tuned", "oneshot")
+    evaluation = [
+        f"{run_dir(job)}/{p}_seed-{s}.json" for p in protocols for s in job.seeds
+    ]
+    return tuning_files(job) + evaluation
+
+
+# (study, cell id) -> the cell's tuning jobs: found at once, not by a scan per eval job.
+TUNING_JOBS = {}
+for _job in JOBS.values():
+    if _job.tunes:
+        TUNING_JOBS.setdefault((_job.study, _job.cell.id), []).append(_job)
 
 
 def cell_tuning_jobs(job):
-    return [
-        j
-        for j in JOBS.values()
-        if j.study == job.study and j.cell.id == job.cell.id and j.phase == "tune"
-    ]
+    return TUNING_JOBS[(job.study, job.cell.id)]
 
 
 def wildcard_job(wildcards):
@@ -101,10 +112,11 @@ def get_train_job(wildcards):
         "settings": job.cell.settings,
         "phase": job.phase,
         "seeds": list(job.seeds),
+        "tuning_seeds": list(job.tuning_seeds),
         "lr_grid": list(job.cell.lr_grid),
         "default_lr": job.cell.default_lr,
         "tuning_files": (
-            [f for j in cell_tuning_jobs(job) for f in job_files(j)]
+            [f for j in cell_tuning_jobs(job) for f in tuning_files(j)]
             if job.phase == "eval"
             else []
         ),
@@ -157,6 +169,7 @@ def get_report_inputs(wildcards):
         "tables": [t for s in STUDIES for t in study_tables(s).values()],
         "figures": [f for s in STUDIES for f in study_figures(s) if f.endswith(".png")],
         "findings": f"{RESULTS}/findings.csv",
+        "cost": f"{RESULTS}/cost.csv",
     }
 
 

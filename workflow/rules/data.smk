@@ -1,3 +1,8 @@
+# One tensor file per dataset, shared by every train job. The raw files under data.root
+# are deliberately not inputs: with data.download they do not exist before this job creates
+# them, and their times change with every copy or download while their content, checked by
+# torchvision (CIFAR-10's md5) and recorded as SHA-256 in the metadata, does not. After
+# replacing raw files, rerun with --forcerun prepare_data.
 rule prepare_data:
     input:
         code=code("prepare_data.py"),

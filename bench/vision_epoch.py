@@ -1,0 +1,133 @@
+"""Seconds per epoch and peak memory of a train job on a real-size vision dataset.
+
+Usage: python bench/vision_epoch.py --config config/cifar10.yaml [--stack 1] [--epochs 1]
+
+Writes a prepared file of the dataset's real size (random float32 images, random labels:
+the timing does not depend on the values) in a temporary folder, then runs one tuning job
+of the preset's first cell (`optreg.train.run_job`, as Snakemake would) in a fresh Python
+process with `--stack` runs (learning rates) and reports the seconds per epoch of training,
+the job's wall time and its peak resident memory (max RSS, which counts the pages of the
+memory-mapped data file the job touched). A benchmark, not a test: the numbers depend on
+the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# Official (train, test) sizes and image shapes.
+SIZES = {
+    "mnist": (60_000, 10_000, (1, 28, 28)),
+    "fashion_mnist": (60_000, 10_000, (1, 28, 28)),
+    "cifar10": (50_000, 10_000, (3, 32, 32)),
+}
+
+JOB = """
+import json, resource, sys, time
+import torch
+from optreg.train import run_job
+args = json.loads(sys.argv[1])
+start = time.perf_counter()
+run_job(**args)
+wall = time.perf_counter() - start
+out = sorted(__import__("pathlib").Path(args["out_dir"]).glob("*.json"))
+history = json.loads(out[0].read_text())["history"]
+print(json.dumps({
+    "epoch_s": [h["elapsed_s"] for h in history],
+    "wall_s": wall,
+    "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "torchvision_imported": "torchvision" in sys.modules,
+}))
+"""
+
+
+def synthetic_prepared(path: Path, dataset: str, validation_fraction: float) -> dict:
+    """A prepared file of `dataset`'s real size in `optreg.data.prepare`'s format."""
+    n_train, n_test, shape = SIZES[dataset]
+    n_val = round(n_train * validation_fraction)
+    sizes = {"train": n_train - n_val, "val": n_val, "test": n_test}
+    features = shape[0] * shape[1] * shape[2]
+    gen = torch.Generator().manual_seed(0)
+    meta = {
+        "dataset": dataset,
+        "n_features": features,
+        "input_shape": list(shape),
+        "n_classes": 10,
+        "sizes": sizes,
+        "synthetic": "random normal images and random labels, for timing only",
+    }
+    payload = {"meta": meta}
+    for split, n in sizes.items():
+        payload[f"x_{split}"] = torch.randn(n, features, generator=gen)
+        payload[f"y_{split}"] = torch.randint(0, 10, (n,), generator=gen)
+        payload[f"index_{split}"] = torch.arange(n)
+    torch.save(payload, path)
+    return meta
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--stack", type=int, default=1, help="runs trained together")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+
+    from optreg.config import jobs, load_config
+
+    config = load_config(args.config)
+    job = jobs(config)[0]  # the first cell; one tuning job of it is timed
+    settings = {**job.cell.settings, "epochs": args.epochs}
+    dataset = settings["data"]["dataset"]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / f"{dataset}.pt"
+        meta = synthetic_prepared(data, dataset, config["data"]["validation_fraction"])
+        job_args = {
+            "data_path": str(data),
+            "out_dir": str(Path(tmp) / "runs"),
+            "study": job.study,
+            "combination": job.cell.id,
+            "factors": job.cell.factors,
+            "settings": settings,
+            "phase": "tune",
+            "seeds": [0],
+            "lr_grid": [1e-4 * (i + 1) for i in range(args.stack)],
+            "default_lr": job.cell.default_lr,
+            "device": "cpu",
+            "threads": args.threads,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", JOB, json.dumps(job_args)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(
+            json.dumps(
+                {
+                    "config": args.config,
+                    "problem": settings["problem"],
+                    "model": settings["model"],
+                    "batch_size": settings["batch_size"],
+                    "sizes": meta["sizes"],
+                    "data_file_mb": round(data.stat().st_size / 2**20),
+                    "stack": args.stack,
+                    "threads": args.threads,
+                    **result,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
