@@ -9,7 +9,7 @@ import pytest
 from conftest import job_counts, snakemake
 
 from optreg.cost import BenchmarkError, cost_table, read_benchmark, write_cost
-from optreg.report import cost_section
+from optreg.report import cell_labels, cost_section
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -99,7 +99,7 @@ def test_report_cost_section_labels_cells_sorts_by_cpu_and_totals_studies(tmp_pa
             "max_rss_mib": [400.0, 500.0],
         }
     ).to_csv(cost, index=False)
-    section = cost_section(cost, {"s": {"tables": {"runs": runs}, "factors": {"optimizer": []}}})
+    section = cost_section(cost, {"s": cell_labels(pd.read_csv(runs), ["optimizer"])})
     assert [(r["cell"], r["cpu_s"]) for r in section["rows"]] == [("adam", "2.5"), ("sgd", "–")]
     assert section["studies"] == [
         {

@@ -86,9 +86,15 @@ def average_ranks(summary: pd.DataFrame, by: str, across: str) -> list[dict]:
     return out
 
 
-def study_section(name: str, spec: dict) -> dict:
-    """Everything the report shows about one study (`spec["factors"]`: name -> config values)."""
-    runs = read_table(spec["tables"]["runs"])
+def cell_labels(runs: pd.DataFrame, factors: list[str]) -> dict[str, str]:
+    """Each combination of a runs table -> its name in the report's tables."""
+    first = runs.drop_duplicates("combination")
+    return {row["combination"]: cell_label(row, factors) for _, row in first.iterrows()}
+
+
+def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
+    """Everything the report shows about one study (`spec["factors"]`: name -> config values;
+    `runs`: its runs table)."""
     summary = read_table(spec["tables"]["summary"])
     pairs = read_table(spec["tables"]["pairs"])
     factors = list(spec["factors"])
@@ -132,23 +138,19 @@ def study_section(name: str, spec: dict) -> dict:
     return section
 
 
-def cost_section(cost_csv: str | os.PathLike, studies: dict) -> dict:
+def cost_section(cost_csv: str | os.PathLike, labels: dict[str, dict[str, str]]) -> dict:
     """What training cost, from the train jobs' Snakemake benchmark files (`optreg.cost`).
 
-    One row per cell, labelled like the study tables, most CPU time first, and one total
-    per study. CPU seconds are a lower bound and missing for jobs too short to sample.
+    One row per cell, labelled like the study tables (`labels`: study -> `cell_labels`, in
+    the report's order of studies), most CPU time first, and one total per study. CPU
+    seconds are a lower bound and missing for jobs too short to sample.
     """
     cost = read_table(cost_csv)
-    labels = {}
-    for name, spec in studies.items():
-        runs = read_table(spec["tables"]["runs"]).drop_duplicates("combination")
-        for _, row in runs.iterrows():
-            labels[(name, row["combination"])] = cell_label(row, list(spec["factors"]))
     cost = cost.sort_values(["cpu_s", "wall_s"], ascending=False, na_position="last")
     rows = [
         {
             "study": str(r["study"]),
-            "cell": labels.get((r["study"], r["combination"]), str(r["combination"])),
+            "cell": labels.get(r["study"], {}).get(r["combination"], str(r["combination"])),
             "jobs": int(r["jobs"]),
             "wall_s": _number(r["wall_s"]),
             "cpu_s": _number(r["cpu_s"]),
@@ -157,7 +159,7 @@ def cost_section(cost_csv: str | os.PathLike, studies: dict) -> dict:
         for _, r in cost.iterrows()
     ]
     totals = []
-    for study in studies:  # in the config's order
+    for study in labels:  # in the config's order
         group = cost[cost["study"] == study]
         if group.empty:
             continue
@@ -197,8 +199,9 @@ def report_data(
 ) -> dict:
     """The JSON document the Typst template renders (`cost`: the cost table, `optreg.cost`)."""
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
-    sections = [study_section(name, spec) for name, spec in studies.items()]
-    first_runs = read_table(next(iter(studies.values()))["tables"]["runs"])
+    runs = {name: read_table(spec["tables"]["runs"]) for name, spec in studies.items()}
+    sections = [study_section(name, spec, runs[name]) for name, spec in studies.items()]
+    first_runs = next(iter(runs.values()))
     found = read_table(findings)
     # Claim by claim in the claims file's order, the fair protocol first.
     claim_order = {c: i for i, c in enumerate(dict.fromkeys(found["id"]))}
@@ -232,7 +235,13 @@ def report_data(
         "total_train_seconds": sum(s["train_seconds"] for s in sections),
         "findings": _records(found),
         "conclusion": conclusion(found),
-        "cost": cost_section(cost, studies),
+        "cost": cost_section(
+            cost,
+            {
+                name: cell_labels(runs[name], list(spec["factors"]))
+                for name, spec in studies.items()
+            },
+        ),
     }
 
 

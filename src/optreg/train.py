@@ -350,12 +350,14 @@ def run_job(
     tuning = [read_run(f) for f in tuning_files]
     steps = [("tune", tuning_seeds), ("eval", seeds)] if phase == FUSED else [(phase, seeds)]
     records = []  # (file name, record)
+    job = {"study": study, "combination": combination, "factors": factors, "settings": settings}
     dev = resolve_device(device)
     on_gpu = dev.type == "cuda"
     with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
         if slot is not None:
             dev = torch.device("cuda", slot.index)
         data = load_prepared(data_path, device=dev)
+        job["data_sha256"] = data.sha256
         limit = max_stack(data, settings, dev)
         for step, step_seeds in steps:
             runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
@@ -369,26 +371,15 @@ def run_job(
             step_records = [
                 (
                     run.filename,
-                    {
-                        "schema_version": SCHEMA_VERSION,
-                        "study": study,
-                        "combination": combination,
-                        "factors": factors,
-                        "settings": {**settings, "lr": run.lr},
-                        "phase": step,
-                        "protocol": run.protocol,
-                        "selection": selection if run.protocol == "tuned" else None,
-                        "seed": run.seed,
-                        **result,
-                        "wall_time_s": wall,
-                        "provenance": {
-                            **base,
-                            "settings_hash": canonical_hash(
-                                {"settings": {**settings, "lr": run.lr}, "seed": run.seed}
-                            ),
-                            "data_sha256": data.sha256,
-                        },
-                    },
+                    run_record(
+                        run,
+                        result,
+                        job=job,
+                        phase=step,
+                        selection=selection,
+                        wall=wall,
+                        provenance=base,
+                    ),
                 )
                 for run, result in zip(runs, results, strict=True)
             ]
@@ -396,6 +387,32 @@ def run_job(
                 tuning = [record for _, record in step_records]  # what `eval` chooses from
             records += step_records
     return _write_together(out_dir, records)
+
+
+def run_record(
+    run, result: dict, *, job: dict, phase: str, selection, wall: float, provenance: dict
+) -> dict:
+    """The metrics record of one run. `job`: the job's study, combination, factors, settings
+    and data fingerprint (`data_sha256`); `provenance`: its machine and versions."""
+    settings = {**job["settings"], "lr": run.lr}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study": job["study"],
+        "combination": job["combination"],
+        "factors": job["factors"],
+        "settings": settings,
+        "phase": phase,
+        "protocol": run.protocol,
+        "selection": selection if run.protocol == "tuned" else None,
+        "seed": run.seed,
+        **result,
+        "wall_time_s": wall,
+        "provenance": {
+            **provenance,
+            "settings_hash": canonical_hash({"settings": settings, "seed": run.seed}),
+            "data_sha256": job["data_sha256"],
+        },
+    }
 
 
 def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
