@@ -112,12 +112,15 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the config must be a mapping, got {type(config).__name__}")
     config = copy.deepcopy(config)
-    validator = jsonschema.Draft202012Validator(config_schema())
+    from .extend import check_config, extend_schema  # user optimizers, models, datasets
+
+    schema = extend_schema(config_schema(), config)
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         lines = "\n".join(f"  - {_describe(e)}" for e in errors)
         raise ConfigError(f"{source} is invalid:\n{lines}")
-    _fill_defaults(config, config_schema())
+    _fill_defaults(config, schema)
 
     problems = []
     protocol = config["protocol"]
@@ -146,6 +149,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
         problems += _duplicates(where, grid)
     if config["defaults"]["problem"] not in config["problems"]:
         problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
+    if not problems:
+        problems += check_config(config)
     if not problems:
         try:
             total = sum(j.runs for j in jobs(config))
@@ -244,6 +249,8 @@ def _normalize(settings: dict, factors: dict, where: str) -> None:
 
 def cells(config: dict) -> list[Cell]:
     """Every distinct cell of every study, in config order."""
+    from .extend import cell_specs
+
     out = []
     protocol = config["protocol"]
     for name, study in config["studies"].items():
@@ -271,6 +278,7 @@ def cells(config: dict) -> list[Cell]:
             # Where the raw files lie and whether they may be downloaded is not part of a run.
             split = {k: v for k, v in config["data"].items() if k not in ("root", "download")}
             settings["data"] = {"dataset": problem["dataset"], **split}
+            cell_specs(settings, config)
             default_lr = float(protocol["default_lr"][settings["optimizer"]])
             cell = Cell(name, factors, settings, grid, default_lr)
             if cell.id not in seen:

@@ -165,7 +165,12 @@ class StackedCNN(Stacked):
 
 
 def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
-    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense)."""
+    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense;
+    or a user's factory, `optreg.extend`)."""
+    if "factory" in spec:
+        from .funcmodel import build_func_model
+
+        return build_func_model(spec, meta, activation, seeds)
     if spec["model"] == "mlp":
         return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
     if spec["model"] == "cnn":

@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from . import __version__
 from .config import FUSED
 from .data import Prepared, load_prepared
+from .extend import build_optimizer, stack_limit
 from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
 from .models import Stacked, build_model, derived_seed
-from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
+from .optim import after_step, before_step, penalty, penalty_hooks
 from .protocol import plan_runs
 
 
@@ -176,9 +177,7 @@ def train_stack(data: Prepared, settings: dict, lrs, seeds, device: torch.device
     x_train, y_train = data.x["train"], data.y["train"]
     x_val, y_val = data.x["val"], data.y["val"]
     model = build_model(settings["model"], data.meta, settings["activation"], seeds).to(device)
-    optimizer = build_optimizer(
-        settings["optimizer"], model.parameters(), list(lrs), settings["momentum"]
-    )
+    optimizer = build_optimizer(settings, model.parameters(), list(lrs))
     kind, strength = settings["penalty"], settings["strength"]
     # Only the penalty's own steps run per batch: none at all without a penalty.
     in_loss, shrink_before, threshold_after = penalty_hooks(kind, strength)
@@ -358,7 +357,7 @@ def run_job(
             dev = torch.device("cuda", slot.index)
         data = load_prepared(data_path, device=dev)
         job["data_sha256"] = data.sha256
-        limit = max_stack(data, settings, dev)
+        limit = stack_limit(settings, data.meta, max_stack(data, settings, dev))
         for step, step_seeds in steps:
             runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
             start = time.perf_counter()
