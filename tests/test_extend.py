@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,174 @@ def test_a_torch_optim_optimizer_keeps_its_state_in_the_stacked_layout(digits):
     again.state = state
     for a, b in zip(again.state["sum"], state["sum"], strict=True):
         assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- models
+MODELS = """
+from torch import nn
+
+ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def mlp(n_features, n_classes, activation, hidden=8):
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(n_features, hidden), ACT[activation](), nn.Linear(hidden, n_classes)
+    )
+
+
+def conv(input_shape, n_classes):
+    return nn.Sequential(
+        nn.Conv2d(input_shape[0], 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+        nn.Linear(4 * input_shape[1] * input_shape[2], n_classes),
+    )
+
+
+def dropout(n_features, n_classes):
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(n_features, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, n_classes)
+    )
+
+
+def not_a_module(n_classes):
+    return n_classes
+"""
+
+
+@pytest.fixture
+def model_dir(user_dir):
+    (user_dir / "mine" / "my_model.py").write_text(MODELS)
+    return user_dir
+
+
+def with_model(cfg: dict, factory: str, **kwargs) -> dict:
+    spec = {"model": "mine", "factory": factory, "kwargs": kwargs, "stack": "vmap"}
+    return {**cfg, "model": spec}
+
+
+@pytest.mark.parametrize(
+    ("factory", "optimizer"), [("my_model:mlp", "adam"), ("my_model:conv", "momentum")]
+)
+def test_a_torch_func_stacked_model_trains_each_run_as_it_would_alone(
+    digits, model_dir, factory, optimizer
+):
+    cfg = with_model(settings(epochs=2, optimizer=optimizer, penalty="l2", strength=1e-3), factory)
+    assert extend.stack_limit(cfg, digits.meta, 7) == 7  # vmap stacks it
+    lrs, seeds = [0.01, 0.03, 0.01], [0, 0, 1]
+    stacked, params = train_stack(digits, cfg, lrs, seeds, CPU)
+    for i, (lr, seed) in enumerate(zip(lrs, seeds, strict=True)):
+        (alone,), (alone_params,) = train_stack(digits, cfg, [lr], [seed], CPU)
+        assert alone["final"]["val_loss"] == pytest.approx(
+            stacked[i]["final"]["val_loss"], rel=1e-4
+        )
+        for a, b in zip(alone_params, params[i], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert stacked[0]["final"]["val_accuracy"] > 0.5  # it learned
+
+
+def test_a_user_model_is_initialized_by_its_factory_from_the_run_seed(digits, model_dir):
+    from optreg.models import build_model
+
+    spec = with_model(settings(), "my_model:mlp")["model"]
+    model = build_model(spec, digits.meta, "relu", [3, 5])
+    torch.manual_seed(derived_seed(5, "init"))
+    reference = extend.load("my_model:mlp")(n_features=64, n_classes=10, activation="relu")
+    for mine, theirs in zip(model.stacked, reference.parameters(), strict=True):
+        assert torch.equal(mine[1], theirs.detach())
+    assert [tuple(w.shape) for w in model.weights] == [(2, 8, 64), (2, 10, 8)]  # penalized
+    assert [tuple(b.shape) for b in model.biases] == [(2, 8), (2, 10)]  # not penalized
+
+
+def test_a_model_vmap_cannot_stack_trains_one_run_at_a_time(digits, model_dir):
+    cfg = with_model(settings(epochs=2), "my_model:dropout")
+    assert extend.stack_limit(cfg, digits.meta, 7) == 1  # vmap refuses random layers
+    lrs, seeds = [0.01, 0.03], [0, 1]
+    together = train_runs(digits, cfg, lrs, seeds, CPU, max_stack=1)
+    assert all(r["final"]["val_accuracy"] > 0.5 for r in together)
+    # A run's dropout draws depend on its own seed: the same alone as after another run.
+    (alone,) = train_runs(digits, cfg, lrs[1:], seeds[1:], CPU, max_stack=1)
+    assert alone["history"][-1]["train_loss"] == together[1]["history"][-1]["train_loss"]
+    loop = {**cfg, "model": {**cfg["model"], "factory": "my_model:mlp", "stack": "loop"}}
+    assert extend.stack_limit(loop, digits.meta, 7) == 1  # asked for by the config
+
+
+def test_a_factory_that_returns_no_module_is_named(digits, model_dir):
+    cfg = with_model(settings(epochs=1), "my_model:not_a_module")
+    with pytest.raises(extend.ExtensionError, match="my_model:not_a_module returned int"):
+        train_stack(digits, cfg, [0.01], [0], CPU)
+
+
+# ---------------------------------------------------------------- data sets
+DATA = """
+import numpy as np
+
+
+def pooled(n=120, classes=3):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % classes
+    x = rng.normal(size=(n, 4)) + y[:, None]
+    return x, y
+
+
+def official():
+    x, y = pooled(150)
+    return x[:100], y[:100], x[100:], y[100:]
+
+
+def bad_labels():
+    return np.zeros((10, 2)), np.full(10, 0.5)
+"""
+
+
+@pytest.fixture
+def data_dir(user_dir):
+    (user_dir / "mine" / "my_data.py").write_text(DATA)
+    return user_dir
+
+
+def test_a_pooled_user_dataset_is_split_scaled_and_fingerprinted_like_a_builtin(data_dir):
+    from optreg.data import load_prepared
+
+    spec = {"loader": "my_data:pooled", "kwargs": {"n": 150}}
+    meta = extend.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt", split_seed=1)
+    data = load_prepared(data_dir / "blobs.pt")
+    assert meta["sha256"] == data.sha256
+    assert meta["sizes"] == {"train": 90, "val": 30, "test": 30}
+    assert meta["class_counts"]["test"] == [10, 10, 10]  # stratified
+    assert data.x["train"].mean(0).abs().max() < 1e-5  # standardized on train
+    again = extend.prepare_user_dataset("blobs", spec, data_dir / "again.pt", split_seed=1)
+    assert again["sha256"] == meta["sha256"]
+    other = extend.prepare_user_dataset("blobs", spec, data_dir / "other.pt", split_seed=2)
+    assert other["sha256"] != meta["sha256"]
+
+
+def test_a_user_dataset_with_a_test_part_keeps_it(data_dir):
+    from optreg.data import load_prepared
+
+    spec = {"loader": "my_data:official", "kwargs": {}}
+    meta = extend.prepare_user_dataset("blobs", spec, data_dir / "b.pt", validation_fraction=0.2)
+    assert meta["sizes"] == {"train": 80, "val": 20, "test": 50}
+    data = load_prepared(data_dir / "b.pt")
+    assert data.meta["split"].startswith("official")
+
+
+def test_a_loader_returning_bad_labels_is_named_and_writes_nothing(data_dir):
+    spec = {"loader": "my_data:bad_labels", "kwargs": {}}
+    with pytest.raises(extend.ExtensionError, match="dataset 'bad': labels must be integers"):
+        extend.prepare_user_dataset("bad", spec, data_dir / "bad.pt")
+    assert not (data_dir / "bad.pt").exists()
+
+
+# ---------------------------------------------------------------- dependencies
+def test_a_user_module_and_what_it_imports_from_its_folder_are_dependencies(tmp_path, root):
+    from optreg.deps import user_dependencies
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "rule.py").write_text("import torch\nfrom . import helper\n")
+    (tmp_path / "pkg" / "helper.py").write_text("from optreg.optim import Optimizer\n")
+    (tmp_path / "unused.py").write_text("")
+    files = {Path(f) for f in user_dependencies(["pkg.rule"], [tmp_path], str(root / "src"))}
+    mine = {f.relative_to(tmp_path) for f in files if tmp_path in f.parents}
+    assert mine == {Path("pkg/__init__.py"), Path("pkg/rule.py"), Path("pkg/helper.py")}
+    assert root / "src" / "optreg" / "optim.py" in files  # the optreg code it imports
+    assert not any("torch" in f.parts for f in files)  # installed packages are not followed

@@ -25,14 +25,17 @@ def _syntax_tree(path: Path) -> ast.Module:
 
 
 @cache
-def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
-    """Dotted names of the `optreg` modules that the file at `path` imports."""
+def _imported_modules(
+    path: Path, module: str | None, only: str | None = PACKAGE
+) -> frozenset[str]:
+    """Dotted names of the modules of package `only` (of any package: None) that the file
+    at `path` imports."""
     tree = _syntax_tree(path)
     package = module.rsplit(".", 1)[0] if module and path.name != "__init__.py" else module
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
+            found.update(a.name for a in node.names if only in (None, a.name.split(".")[0]))
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
                 if package is None:
@@ -42,7 +45,7 @@ def _imported_modules(path: Path, module: str | None) -> frozenset[str]:
                 target = f"{base}.{node.module}" if node.module else base
             else:
                 target = node.module or ""
-            if target.split(".")[0] != PACKAGE:
+            if only is not None and target.split(".")[0] != only:
                 continue
             found.add(target)
             # `from optreg import plots` imports the submodule `optreg.plots`.
@@ -98,4 +101,30 @@ def source_dependencies(script: str, src: str) -> tuple[str, ...]:
     files = set(seen.values())
     for path in list(files):
         files |= _data_files(path, package_dir)
+    return tuple(sorted(str(f) for f in files))
+
+
+def user_dependencies(modules, folders, src: str) -> tuple[str, ...]:
+    """Sorted paths of the files that importing the user's `modules` (dotted names, found in
+    `folders` as `optreg.extend` imports them) runs: those modules, every module of
+    `folders` they import in turn, and the `optreg` files any of them imports. Modules
+    found elsewhere (installed packages) are not followed."""
+    from .extend import module_file
+
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        parts = todo.pop().split(".")
+        for i in range(1, len(parts) + 1):
+            name = ".".join(parts[:i])
+            if name in seen:
+                continue
+            path = module_file(name, folders)
+            if path is None:
+                continue
+            seen[name] = path.resolve()
+            todo.extend(_imported_modules(seen[name], name, None))
+    files = set(seen.values())
+    for path in seen.values():
+        files.update(Path(f) for f in source_dependencies(str(path), src))
     return tuple(sorted(str(f) for f in files))

@@ -39,9 +39,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import torch
-
 SECTIONS = {"optimizers": "class", "models": "factory", "datasets": "loader"}
 _search_path: list[Path] | None = None
 
@@ -269,7 +266,7 @@ class TorchOptimizer:
     """A `torch.optim.Optimizer` driving a one-run stack, with the interface of
     `optreg.optim.Optimizer` that the training loop and the penalties use."""
 
-    def __init__(self, cls, params, lr: torch.Tensor, kwargs: dict):
+    def __init__(self, cls, params, lr, kwargs: dict):
         if lr.numel() != 1:
             raise ExtensionError(
                 f"{cls.__name__} is a torch.optim optimizer: it trains one run at a time, "
@@ -287,7 +284,7 @@ class TorchOptimizer:
         self.inner.step()
         self.steps += 1
 
-    def keep(self, mask: torch.Tensor, params) -> None:
+    def keep(self, mask, params) -> None:
         """Keep the run (`mask` [True]) on the model's new parameters, or drop it."""
         params = list(params)
         if not bool(mask.all()):
@@ -319,6 +316,8 @@ class TorchOptimizer:
 
 def build_optimizer(settings: dict, params, lrs):
     """The optimizer of a cell: a built-in one, or the user's (`settings["optimizer_spec"]`)."""
+    import torch
+
     from . import optim
 
     spec = settings.get("optimizer_spec")
@@ -351,7 +350,9 @@ def factory_arguments(factory, meta: dict, activation: str, kwargs: dict) -> dic
 
 
 # ---------------------------------------------------------------- data sets
-def _as_arrays(name: str, loaded) -> tuple[np.ndarray, ...]:
+def _as_arrays(name: str, loaded) -> tuple:
+    import numpy as np
+
     if not isinstance(loaded, tuple | list) or len(loaded) not in (2, 4):
         raise ExtensionError(
             f"dataset {name!r}: the loader must return (x, y) or (x_train, y_train, x_test, "
@@ -386,6 +387,9 @@ def prepare_user_dataset(
     the test part kept, validation carved from the training part. Both standardized with
     the train split's per-feature statistics.
     """
+    import numpy as np
+    import torch
+
     from . import data
     from .io import atomic_path
 
@@ -409,6 +413,9 @@ def prepare_user_dataset(
 def _official_table_payload(
     name, x_train, y_train, x_test, y_test, split_seed, validation_fraction
 ):
+    import numpy as np
+    import torch
+
     from . import data
 
     idx = data.carve_validation(y_train, split_seed, validation_fraction)

@@ -5,8 +5,8 @@ the run's seed (`derived_seed(seed, "init")`), so a run's initialization does no
 depend on its stack mates. `torch.func.stack_module_state` stacks the runs'
 parameters into leaves with a leading run dimension, and `vmap` over
 `functional_call` evaluates them together. When `vmap` cannot run the module
-(in-place buffer updates such as batch norm's running statistics, random layers
-such as dropout, data-dependent control flow), `stackable` says so and the runs
+(random layers such as dropout, data-dependent control flow, operations
+without a batching rule), `stackable` says so and the runs
 train one at a time: the same wrapper with a stack of one, called directly.
 
 Either way the model offers what the training loop uses of a built-in one:
@@ -18,6 +18,7 @@ evaluation mode otherwise (the loop evaluates under `torch.no_grad`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from functools import cache
@@ -25,10 +26,11 @@ from functools import cache
 import torch
 from torch import nn
 
+from .models import derived_seed
+
 
 def _build_one(spec: dict, meta: dict, activation: str, seed: int) -> nn.Module:
     from .extend import ExtensionError, factory_arguments, load
-    from .models import derived_seed
 
     factory = load(spec["factory"])
     arguments = factory_arguments(factory, meta, activation, spec["kwargs"])
@@ -50,15 +52,21 @@ class FuncStacked(nn.Module):
     """S user modules stacked over runs: `vmap` of `functional_call` (S = 1: called
     directly, the one-run-at-a-time path)."""
 
-    def __init__(self, modules: list[nn.Module], input_shape, vectorize: bool = True):
+    def __init__(self, modules: list[nn.Module], input_shape, vectorize: bool = True, seeds=None):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.vectorize = vectorize
+        # Random layers (dropout) of runs trained one at a time draw from a generator state
+        # of the run's own, kept between steps: a run's draws depend on its seed alone.
+        seeds = range(len(modules)) if seeds is None else seeds
+        self.random_seeds = [derived_seed(s, "random") for s in seeds]
+        self.random_states: list | None = None
         params, buffers = torch.func.stack_module_state(modules)
         self.names = list(params)
         self.buffer_names = list(buffers)
         # The skeleton: modules[0]'s structure; functional_call swaps in each run's tensors.
-        self.base = copy.deepcopy(modules[0]).to("meta")
+        # Kept out of the module tree (a list), so that `.to(device)` leaves it on "meta".
+        self._skeleton = [copy.deepcopy(modules[0]).to("meta")]
         self.stacked = nn.ParameterList(nn.Parameter(params[n].detach()) for n in self.names)
         for i, name in enumerate(self.buffer_names):
             self.register_buffer(f"buffer_{i}", buffers[name])
@@ -79,12 +87,13 @@ class FuncStacked(nn.Module):
         return [getattr(self, f"buffer_{i}") for i in range(len(self.buffer_names))]
 
     def _call(self, params, buffers, x):
-        self.base.train(torch.is_grad_enabled())
+        base = self._skeleton[0]
+        base.train(torch.is_grad_enabled())
         tensors = {
             **dict(zip(self.names, params, strict=True)),
             **dict(zip(self.buffer_names, buffers, strict=True)),
         }
-        return torch.func.functional_call(self.base, tensors, (x,))
+        return torch.func.functional_call(base, tensors, (x,))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [S, B, classes] for flattened inputs [S, B, features] (or [B, features])."""
@@ -95,12 +104,43 @@ class FuncStacked(nn.Module):
         if not self.vectorize:
             outputs = []
             for s in range(self.stack):
-                outputs.append(self._call([p[s] for p in params], [b[s] for b in buffers], x[s]))
+                with self._random_state(s, x.device):
+                    outputs.append(
+                        self._call([p[s] for p in params], [b[s] for b in buffers], x[s])
+                    )
             return torch.stack(outputs)
         return torch.func.vmap(self._call, randomness="error")(params, buffers, x)
 
+    @contextlib.contextmanager
+    def _random_state(self, slot: int, device: torch.device):
+        cuda = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            if self.random_states is None:
+                self.random_states = []
+                for seed in self.random_seeds:
+                    torch.manual_seed(seed)
+                    self.random_states.append(self._get_state(device))
+            self._set_state(self.random_states[slot], device)
+            yield
+            self.random_states[slot] = self._get_state(device)
+
+    @staticmethod
+    def _get_state(device):
+        cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    @staticmethod
+    def _set_state(state, device) -> None:
+        torch.set_rng_state(state[0])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state[1], device)
+
     def keep(self, mask: torch.Tensor) -> None:
         """Drop the runs where `mask` is False (new leaves: autograd remembers shapes)."""
+        kept = mask.tolist()
+        self.random_seeds = [s for s, k in zip(self.random_seeds, kept, strict=True) if k]
+        if self.random_states is not None:
+            self.random_states = [s for s, k in zip(self.random_states, kept, strict=True) if k]
         self.stacked = nn.ParameterList(nn.Parameter(p.detach()[mask]) for p in self.stacked)
         for i in range(len(self.buffer_names)):
             name = f"buffer_{i}"
@@ -145,4 +185,4 @@ def build_func_model(spec: dict, meta: dict, activation: str, seeds) -> FuncStac
     """The stacked user model of `spec` for `seeds` (vmap when `stackable`, else a loop)."""
     modules = [_build_one(spec, meta, activation, s) for s in seeds]
     vectorize = len(seeds) > 1 and stackable(spec, _shape_of(meta))
-    return FuncStacked(modules, meta["input_shape"], vectorize=vectorize)
+    return FuncStacked(modules, meta["input_shape"], vectorize=vectorize, seeds=seeds)

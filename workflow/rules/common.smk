@@ -13,7 +13,8 @@ os.environ.update(
 )
 
 from optreg.config import ConfigError, format_value, jobs, validate_config
-from optreg.deps import source_dependencies
+from optreg.deps import source_dependencies, user_dependencies
+from optreg.extend import cell_modules, search_path, split_target
 from optreg.figures import FIGURES, figures_for
 
 try:
@@ -45,6 +46,32 @@ def code(script):
     path = Path(workflow.basedir).parent / "scripts" / script
     # Relative to the working directory, so a moved checkout does not look changed.
     return [os.path.relpath(p) for p in source_dependencies(str(path), SRC)]
+
+
+# Rule prepare_data makes the built-in sets, prepare_user_data the user's own.
+USER_DATASETS = [d for d in DATASETS if d in config["datasets"]] or ["(?!)"]
+BUILTIN_DATASETS = [d for d in DATASETS if d not in config["datasets"]] or ["(?!)"]
+# Folders the user's modules (config: optimizers, models, datasets) are imported from.
+EXTENSIONS_PATH = search_path(config["extensions_path"])
+
+
+def user_code(modules):
+    """The user's files that importing `modules` runs: inputs, so that editing one reruns
+    exactly the jobs that import it."""
+    files = user_dependencies(tuple(modules), tuple(EXTENSIONS_PATH), SRC)
+    return [os.path.relpath(f) for f in files]
+
+
+def get_dataset_code(wildcards):
+    """A user data set's module files and the files its loader reads."""
+    entry = config["datasets"][wildcards.dataset]
+    return user_code([split_target(entry["loader"])[0]]) + entry["files"]
+
+
+def get_dataset_loader(wildcards):
+    """A user data set's loader and arguments."""
+    entry = config["datasets"][wildcards.dataset]
+    return {"loader": entry["loader"], "kwargs": entry["kwargs"]}
 
 
 def study_factors(study):
@@ -99,6 +126,9 @@ def get_train_inputs(wildcards):
     inputs = {"data": f"{RESULTS}/data/{job.cell.settings['data']['dataset']}.pt"}
     if job.phase == "eval":
         inputs["tuning"] = [run_dir(j) for j in cell_tuning_jobs(job)]
+    modules = cell_modules(job.cell.settings)
+    if modules:
+        inputs["user_code"] = user_code(modules)
     return inputs
 
 

@@ -4,6 +4,8 @@
 # torchvision (CIFAR-10's md5) and recorded as SHA-256 in the metadata, does not. After
 # replacing raw files, rerun with --forcerun prepare_data.
 rule prepare_data:
+    wildcard_constraints:
+        dataset="|".join(BUILTIN_DATASETS),
     input:
         code=code("prepare_data.py"),
     output:
@@ -18,5 +20,30 @@ rule prepare_data:
         split_seed=config["data"]["split_seed"],
         validation_fraction=config["data"]["validation_fraction"],
         test_fraction=config["data"]["test_fraction"],
+    script:
+        "../../scripts/prepare_data.py"
+
+
+# A data set of the user's own (config: datasets): its module's files are inputs and its
+# loader and arguments params, so editing either reprepares exactly this set.
+rule prepare_user_data:
+    wildcard_constraints:
+        dataset="|".join(USER_DATASETS),
+    input:
+        code=code("prepare_data.py"),
+        user_code=get_dataset_code,
+    output:
+        data=f"{RESULTS}/data/{{dataset}}.pt",
+        meta=f"{RESULTS}/data/{{dataset}}.json",
+    log:
+        "logs/prepare_data/{dataset}.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["threads"]["prepare_data"]
+    params:
+        split_seed=config["data"]["split_seed"],
+        validation_fraction=config["data"]["validation_fraction"],
+        test_fraction=config["data"]["test_fraction"],
+        loader=get_dataset_loader,
     script:
         "../../scripts/prepare_data.py"
