@@ -25,9 +25,7 @@ def _syntax_tree(path: Path) -> ast.Module:
 
 
 @cache
-def _imported_modules(
-    path: Path, module: str | None, only: str | None = PACKAGE
-) -> frozenset[str]:
+def _imported_modules(path: Path, module: str | None, only: str | None = PACKAGE) -> frozenset[str]:
     """Dotted names of the modules of package `only` (of any package: None) that the file
     at `path` imports."""
     tree = _syntax_tree(path)
