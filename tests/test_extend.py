@@ -368,3 +368,40 @@ def test_a_user_module_and_what_it_imports_from_its_folder_are_dependencies(tmp_
     assert mine == {Path("pkg/__init__.py"), Path("pkg/rule.py"), Path("pkg/helper.py")}
     assert root / "src" / "optreg" / "optim.py" in files  # the optreg code it imports
     assert not any("torch" in f.parts for f in files)  # installed packages are not followed
+
+
+# ---------------------------------------------------------------- the examples
+def lion_reference(param, grad, m, lr, beta1=0.9, beta2=0.99, weight_decay=0.0):
+    """One step of Lion as published (Chen et al. 2023, Algorithm 2), for one tensor."""
+    c = beta1 * m + (1 - beta1) * grad
+    param = param - lr * (torch.sign(c) + weight_decay * param)
+    m = beta2 * m + (1 - beta2) * grad
+    return param, m
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_the_lion_example_is_the_published_update_per_run(root, weight_decay):
+    lion = extend.load("lion:Lion", [root / "examples"])
+    torch.manual_seed(0)
+    lrs = [0.01, 0.003, 0.03]
+    starts = [torch.randn(3, 5, 4), torch.randn(3, 1, 4)]
+    targets = [torch.randn_like(t) for t in starts]
+    ours = [t.clone().requires_grad_() for t in starts]
+    opt = lion(ours, torch.tensor(lrs), betas=(0.9, 0.99), weight_decay=weight_decay)
+    ref = [[t[s].clone() for t in starts] for s in range(3)]  # run s, one tensor each
+    moments = [[torch.zeros_like(t[s]) for t in starts] for s in range(3)]
+    for _ in range(15):
+        opt.zero_grad()
+        sum(((p - t) ** 3).abs().sum() for p, t in zip(ours, targets, strict=True)).backward()
+        opt.step()
+        for s in range(3):
+            for i, target in enumerate(targets):
+                p = ref[s][i].clone().requires_grad_()
+                ((p - target[s]) ** 3).abs().sum().backward()
+                ref[s][i], moments[s][i] = lion_reference(
+                    ref[s][i], p.grad, moments[s][i], lrs[s], weight_decay=weight_decay
+                )
+    for s in range(3):
+        for mine, theirs in zip(ours, ref[s], strict=True):
+            torch.testing.assert_close(mine[s].detach(), theirs, rtol=1e-6, atol=1e-6)
+    assert not torch.equal(ours[0].detach(), starts[0])

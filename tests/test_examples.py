@@ -1,0 +1,97 @@
+"""Every example in examples/ runs through Snakemake, and editing a user's file reruns
+exactly the jobs that import it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import copy_project, dry_run, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def project_with(root: Path, dest: Path, preset: str, shrink) -> Path:
+    """A copy of the project whose config is the example preset, made small by `shrink`."""
+    work = copy_project(root, dest)
+    shutil.copytree(root / "examples", work / "examples")
+    config = yaml.safe_load((root / "examples" / preset).read_text())
+    shrink(config)
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return work
+
+
+def edit(path: Path) -> None:
+    time.sleep(0.01)
+    path.write_text(path.read_text() + "\n# edited by a test\n")
+
+
+def small_lion(config: dict) -> None:
+    config["protocol"].update(lr_grid=[0.001, 0.01], tuning_seeds=[0], evaluation_seeds=[100])
+    config["defaults"]["epochs"] = 2
+    config["studies"]["optimization"]["factors"]["activation"] = ["relu"]
+
+
+def small_extras(config: dict) -> None:
+    config["protocol"].update(tuning_seeds=[0], evaluation_seeds=[10, 11])
+    config["defaults"]["epochs"] = 3
+
+
+@pytest.fixture(scope="module")
+def lion_study(root, tmp_path_factory) -> Path:
+    work = project_with(root, tmp_path_factory.mktemp("lion"), "lion.yaml", small_lion)
+    snakemake(work)
+    return work
+
+
+def test_the_lion_preset_puts_lion_beside_the_builtin_optimizers(lion_study):
+    summary = pd.read_csv(lion_study / "results" / "studies" / "optimization" / "summary.csv")
+    assert set(summary["optimizer"]) == {"sgd", "momentum", "rmsprop", "adam", "lion"}
+    lion = summary[(summary["optimizer"] == "lion") & (summary["protocol"] == "oneshot")]
+    assert lion["lr"].tolist() == [0.0001]  # its own default rate
+    figures = lion_study / "results" / "studies" / "optimization" / "figures"
+    assert (figures / "performance_profile.png").stat().st_size > 0
+    assert "lion" in (lion_study / "results" / "report.json").read_text()
+    assert (lion_study / "results" / "report.pdf").stat().st_size > 0
+
+
+def test_editing_the_user_optimizer_reruns_exactly_its_jobs(lion_study, tmp_path):
+    clone = tmp_path / "clone"
+    shutil.copytree(lion_study, clone, symlinks=True)
+    assert dry_run(clone) == {}
+    edit(clone / "examples" / "lion.py")
+    counts = dry_run(clone)
+    assert counts["train"] == 1  # the one lion cell; the built-in cells stay
+    assert "prepare_data" not in counts
+
+
+def test_every_kind_of_extension_runs_through_the_workflow(root, tmp_path):
+    work = project_with(root, tmp_path / "extras", "extras.yaml", small_extras)
+    snakemake(work)
+    summary = pd.read_csv(work / "results" / "studies" / "extensions" / "summary.csv")
+    assert set(summary["problem"]) == {"iris_torch_mlp", "iris_mlp"}
+    assert set(summary["optimizer"]) == {"adam", "lion", "nadam"}
+    assert (summary[summary["protocol"] == "tuned"]["test_accuracy_mean"] > 0.6).all()
+    # Each user file is an input of exactly the jobs that import it.
+    expected = {
+        "lion.py": {"train": 2},  # lion on both problems
+        "nn_model.py": {"train": 3},  # the torch.nn model with each optimizer
+        "csv_data.py": {"prepare_user_data": 1, "train": 6},  # the data set under everything
+        "iris.csv": {"prepare_user_data": 1, "train": 6},
+    }
+    for name, jobs in expected.items():
+        path = work / "examples" / name
+        saved = path.read_bytes()
+        stat = path.stat()
+        edit(path)
+        counts = dry_run(work)
+        assert {k: counts.get(k, 0) for k in jobs} == jobs, name
+        assert "prepare_data" not in counts, name
+        path.write_bytes(saved)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert dry_run(work) == {}
