@@ -65,7 +65,7 @@ def settings(**overrides) -> dict:
 
 
 # ---------------------------------------------------------------- the workflow
-PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src")
+PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src", "examples")
 
 
 def copy_project(root: Path, dest: Path) -> Path:

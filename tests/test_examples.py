@@ -19,7 +19,6 @@ pytestmark = pytest.mark.workflow
 def project_with(root: Path, dest: Path, preset: str, shrink) -> Path:
     """A copy of the project whose config is the example preset, made small by `shrink`."""
     work = copy_project(root, dest)
-    shutil.copytree(root / "examples", work / "examples")
     config = yaml.safe_load((root / "examples" / preset).read_text())
     shrink(config)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -55,7 +54,7 @@ def test_the_lion_preset_puts_lion_beside_the_builtin_optimizers(lion_study):
     lion = summary[(summary["optimizer"] == "lion") & (summary["protocol"] == "oneshot")]
     assert lion["lr"].tolist() == [0.0001]  # its own default rate
     figures = lion_study / "results" / "studies" / "optimization" / "figures"
-    assert (figures / "performance_profile.png").stat().st_size > 0
+    assert (figures / "test_accuracy_heatmap.png").stat().st_size > 0
     assert "lion" in (lion_study / "results" / "report.json").read_text()
     assert (lion_study / "results" / "report.pdf").stat().st_size > 0
 
@@ -77,6 +76,8 @@ def test_every_kind_of_extension_runs_through_the_workflow(root, tmp_path):
     assert set(summary["problem"]) == {"iris_torch_mlp", "iris_mlp"}
     assert set(summary["optimizer"]) == {"adam", "lion", "nadam"}
     assert (summary[summary["protocol"] == "tuned"]["test_accuracy_mean"] > 0.6).all()
+    figures = work / "results" / "studies" / "extensions" / "figures"
+    assert (figures / "performance_profile.png").stat().st_size > 0  # across both problems
     # Each user file is an input of exactly the jobs that import it.
     expected = {
         "lion.py": {"train": 2},  # lion on both problems
@@ -95,3 +96,15 @@ def test_every_kind_of_extension_runs_through_the_workflow(root, tmp_path):
         path.write_bytes(saved)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert dry_run(work) == {}
+
+
+def test_an_unimportable_optimizer_stops_snakemake_before_any_job(root, tmp_path):
+    def broken(config: dict) -> None:
+        config["optimizers"]["lion"]["class"] = "lion:Lino"
+
+    work = project_with(root, tmp_path / "broken", "lion.yaml", broken)
+    proc = snakemake(work, "-n", check=False)
+    assert proc.returncode != 0
+    assert "optimizers.lion.class: cannot import 'lion:Lino'" in proc.stderr
+    assert "AttributeError: module 'lion' has no attribute 'Lino'" in proc.stderr
+    assert not (work / "results").exists()

@@ -363,7 +363,7 @@ def test_a_user_module_and_what_it_imports_from_its_folder_are_dependencies(tmp_
     (tmp_path / "pkg" / "rule.py").write_text("import torch\nfrom . import helper\n")
     (tmp_path / "pkg" / "helper.py").write_text("from optreg.optim import Optimizer\n")
     (tmp_path / "unused.py").write_text("")
-    files = {Path(f) for f in user_dependencies(["pkg.rule"], [tmp_path], str(root / "src"))}
+    files = {Path(f) for f in user_dependencies(("pkg.rule",), (tmp_path,), str(root / "src"))}
     mine = {f.relative_to(tmp_path) for f in files if tmp_path in f.parents}
     assert mine == {Path("pkg/__init__.py"), Path("pkg/rule.py"), Path("pkg/helper.py")}
     assert root / "src" / "optreg" / "optim.py" in files  # the optreg code it imports
@@ -405,3 +405,19 @@ def test_the_lion_example_is_the_published_update_per_run(root, weight_decay):
         for mine, theirs in zip(ours, ref[s], strict=True):
             torch.testing.assert_close(mine[s].detach(), theirs, rtol=1e-6, atol=1e-6)
     assert not torch.equal(ours[0].detach(), starts[0])
+
+
+def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
+    smoke_config, user_dir
+):
+    """Snakemake itself may run without torch (jobs use the conda environment): a user file
+    that defines the class is accepted, one that does not is reported."""
+    (user_dir / "mine" / "my_model.py").write_text(
+        "import package_only_jobs_have\n\n\ndef mlp(n_classes):\n    pass\n"
+    )
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["models"] = {"mine": {"factory": "my_model:mlp"}}
+    validate_config(smoke_config)
+    smoke_config["models"] = {"mine": {"factory": "my_model:cnn"}}
+    with pytest.raises(ConfigError, match="models.mine.factory: cannot import 'my_model:cnn'"):
+        validate_config(smoke_config)

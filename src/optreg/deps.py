@@ -102,7 +102,8 @@ def source_dependencies(script: str, src: str) -> tuple[str, ...]:
     return tuple(sorted(str(f) for f in files))
 
 
-def user_dependencies(modules, folders, src: str) -> tuple[str, ...]:
+@cache
+def user_dependencies(modules: tuple, folders: tuple, src: str) -> tuple[str, ...]:
     """Sorted paths of the files that importing the user's `modules` (dotted names, found in
     `folders` as `optreg.extend` imports them) runs: those modules, every module of
     `folders` they import in turn, and the `optreg` files any of them imports. Modules

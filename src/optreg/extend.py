@@ -153,6 +153,26 @@ def _builtin_names() -> dict[str, set[str]]:
     }
 
 
+def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> bool:
+    """Whether the user's file defines `target` when it cannot be imported here only for a
+    package this process lacks (a Snakemake without torch, whose jobs run in the conda
+    environment that has it): then the jobs import it, and report what fails there."""
+    import ast
+
+    module, attribute = split_target(target)
+    path = module_file(module, folders)
+    missing = exc.name or ""
+    if path is None or missing == module or module.startswith(missing + "."):
+        return False
+    defined = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return attribute.split(".")[0] in defined
+
+
 def check_config(config: dict) -> list[str]:
     """Problems with the config's user extensions, one line each naming the key.
 
@@ -171,6 +191,13 @@ def check_config(config: dict) -> list[str]:
                 continue
             try:
                 obj = load(entry[key], folders)
+            except ModuleNotFoundError as exc:
+                if not _defined_without_import(entry[key], folders, exc):
+                    problems.append(
+                        f"{where}.{key}: cannot import {entry[key]!r} (searched "
+                        f"{', '.join(map(str, folders))}): {type(exc).__name__}: {exc}"
+                    )
+                continue
             except Exception as exc:  # any import failure is the user's to see, verbatim
                 problems.append(
                     f"{where}.{key}: cannot import {entry[key]!r} (searched "

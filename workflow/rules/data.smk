@@ -4,8 +4,6 @@
 # torchvision (CIFAR-10's md5) and recorded as SHA-256 in the metadata, does not. After
 # replacing raw files, rerun with --forcerun prepare_data.
 rule prepare_data:
-    wildcard_constraints:
-        dataset="|".join(BUILTIN_DATASETS),
     input:
         code=code("prepare_data.py"),
     output:
@@ -13,6 +11,8 @@ rule prepare_data:
         meta=f"{RESULTS}/data/{{dataset}}.json",
     log:
         "logs/prepare_data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(BUILTIN_DATASETS),
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]["prepare_data"]
@@ -27,8 +27,6 @@ rule prepare_data:
 # A data set of the user's own (config: datasets): its module's files are inputs and its
 # loader and arguments params, so editing either reprepares exactly this set.
 rule prepare_user_data:
-    wildcard_constraints:
-        dataset="|".join(USER_DATASETS),
     input:
         code=code("prepare_data.py"),
         user_code=get_dataset_code,
@@ -37,6 +35,8 @@ rule prepare_user_data:
         meta=f"{RESULTS}/data/{{dataset}}.json",
     log:
         "logs/prepare_data/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(USER_DATASETS),
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]["prepare_data"]
