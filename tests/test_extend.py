@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import settings
 from torch import nn
 
-from optreg import extend
+from optreg import extend, user_data, user_optim
 from optreg.config import ConfigError, cells, validate_config
 from optreg.models import StackedMLP, derived_seed
 from optreg.train import train_runs, train_stack
@@ -122,7 +122,7 @@ def test_a_user_optimizer_may_not_take_a_builtin_name_nor_go_unnamed(smoke_confi
 def test_a_stacked_rule_trains_stacked_like_each_run_alone(digits, user_dir):
     cfg = with_optimizer(settings(epochs=2), "signsgd", "my_optim:SignSGD", {"beta": 0.8})
     lrs, seeds = [0.001, 0.003, 0.001], [0, 0, 1]
-    assert extend.stack_limit(cfg, digits.meta, 7) == 7  # stacked like the built-ins
+    assert user_optim.stack_limit(cfg, digits.meta, 7) == 7  # stacked like the built-ins
     (stacked, params) = train_stack(digits, cfg, lrs, seeds, CPU)
     for i, (lr, seed) in enumerate(zip(lrs, seeds, strict=True)):
         (alone,), (alone_params,) = train_stack(digits, cfg, [lr], [seed], CPU)
@@ -146,7 +146,7 @@ def test_a_torch_optim_optimizer_trains_each_run_as_a_plain_loop_would(digits, t
     cfg = with_optimizer(
         settings(epochs=2, model={"model": "mlp", "hidden": [8]}), "mine", target, kwargs
     )
-    assert extend.stack_limit(cfg, digits.meta, 7) == 1  # one run at a time
+    assert user_optim.stack_limit(cfg, digits.meta, 7) == 1  # one run at a time
     lrs, seeds = [0.01, 0.003], [4, 5]
     results = train_runs(digits, cfg, lrs, seeds, CPU, max_stack=1)
     cls = extend.load(target)
@@ -188,12 +188,12 @@ def test_a_torch_optim_optimizer_refuses_a_stack_of_several_runs(digits):
 def test_a_torch_optim_optimizer_keeps_its_state_in_the_stacked_layout(digits):
     cfg = with_optimizer(settings(), "mine", "torch.optim:Adagrad")
     params = [torch.zeros(1, 3, 2, requires_grad=True), torch.zeros(1, 1, 2, requires_grad=True)]
-    opt = extend.build_optimizer(cfg, params, [0.1])
+    opt = user_optim.build_optimizer(cfg, params, [0.1])
     sum(((p - 1) ** 2).sum() for p in params).backward()
     opt.step()
     state = opt.state
     assert set(state) == {"step", "sum"} and len(state["sum"]) == 2
-    again = extend.build_optimizer(cfg, params, [0.1])
+    again = user_optim.build_optimizer(cfg, params, [0.1])
     again.state = state
     for a, b in zip(again.state["sum"], state["sum"], strict=True):
         assert torch.equal(a, b)
@@ -248,7 +248,7 @@ def test_a_torch_func_stacked_model_trains_each_run_as_it_would_alone(
     digits, model_dir, factory, optimizer
 ):
     cfg = with_model(settings(epochs=2, optimizer=optimizer, penalty="l2", strength=1e-3), factory)
-    assert extend.stack_limit(cfg, digits.meta, 7) == 7  # vmap stacks it
+    assert user_optim.stack_limit(cfg, digits.meta, 7) == 7  # vmap stacks it
     lrs, seeds = [0.01, 0.03, 0.01], [0, 0, 1]
     stacked, params = train_stack(digits, cfg, lrs, seeds, CPU)
     for i, (lr, seed) in enumerate(zip(lrs, seeds, strict=True)):
@@ -276,7 +276,7 @@ def test_a_user_model_is_initialized_by_its_factory_from_the_run_seed(digits, mo
 
 def test_a_model_vmap_cannot_stack_trains_one_run_at_a_time(digits, model_dir):
     cfg = with_model(settings(epochs=2), "my_model:dropout")
-    assert extend.stack_limit(cfg, digits.meta, 7) == 1  # vmap refuses random layers
+    assert user_optim.stack_limit(cfg, digits.meta, 7) == 1  # vmap refuses random layers
     lrs, seeds = [0.01, 0.03], [0, 1]
     together = train_runs(digits, cfg, lrs, seeds, CPU, max_stack=1)
     assert all(r["final"]["val_accuracy"] > 0.5 for r in together)
@@ -284,7 +284,7 @@ def test_a_model_vmap_cannot_stack_trains_one_run_at_a_time(digits, model_dir):
     (alone,) = train_runs(digits, cfg, lrs[1:], seeds[1:], CPU, max_stack=1)
     assert alone["history"][-1]["train_loss"] == together[1]["history"][-1]["train_loss"]
     loop = {**cfg, "model": {**cfg["model"], "factory": "my_model:mlp", "stack": "loop"}}
-    assert extend.stack_limit(loop, digits.meta, 7) == 1  # asked for by the config
+    assert user_optim.stack_limit(loop, digits.meta, 7) == 1  # asked for by the config
 
 
 def test_a_factory_that_returns_no_module_is_named(digits, model_dir):
@@ -325,15 +325,15 @@ def test_a_pooled_user_dataset_is_split_scaled_and_fingerprinted_like_a_builtin(
     from optreg.data import load_prepared
 
     spec = {"loader": "my_data:pooled", "kwargs": {"n": 150}}
-    meta = extend.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt", split_seed=1)
+    meta = user_data.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt", split_seed=1)
     data = load_prepared(data_dir / "blobs.pt")
     assert meta["sha256"] == data.sha256
     assert meta["sizes"] == {"train": 90, "val": 30, "test": 30}
     assert meta["class_counts"]["test"] == [10, 10, 10]  # stratified
     assert data.x["train"].mean(0).abs().max() < 1e-5  # standardized on train
-    again = extend.prepare_user_dataset("blobs", spec, data_dir / "again.pt", split_seed=1)
+    again = user_data.prepare_user_dataset("blobs", spec, data_dir / "again.pt", split_seed=1)
     assert again["sha256"] == meta["sha256"]
-    other = extend.prepare_user_dataset("blobs", spec, data_dir / "other.pt", split_seed=2)
+    other = user_data.prepare_user_dataset("blobs", spec, data_dir / "other.pt", split_seed=2)
     assert other["sha256"] != meta["sha256"]
 
 
@@ -341,7 +341,7 @@ def test_a_user_dataset_with_a_test_part_keeps_it(data_dir):
     from optreg.data import load_prepared
 
     spec = {"loader": "my_data:official", "kwargs": {}}
-    meta = extend.prepare_user_dataset("blobs", spec, data_dir / "b.pt", validation_fraction=0.2)
+    meta = user_data.prepare_user_dataset("blobs", spec, data_dir / "b.pt", validation_fraction=0.2)
     assert meta["sizes"] == {"train": 80, "val": 20, "test": 50}
     data = load_prepared(data_dir / "b.pt")
     assert data.meta["split"].startswith("official")
@@ -350,7 +350,7 @@ def test_a_user_dataset_with_a_test_part_keeps_it(data_dir):
 def test_a_loader_returning_bad_labels_is_named_and_writes_nothing(data_dir):
     spec = {"loader": "my_data:bad_labels", "kwargs": {}}
     with pytest.raises(extend.ExtensionError, match="dataset 'bad': labels must be integers"):
-        extend.prepare_user_dataset("bad", spec, data_dir / "bad.pt")
+        user_data.prepare_user_dataset("bad", spec, data_dir / "bad.pt")
     assert not (data_dir / "bad.pt").exists()
 
 
@@ -421,3 +421,18 @@ def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
     smoke_config["models"] = {"mine": {"factory": "my_model:cnn"}}
     with pytest.raises(ConfigError, match="models.mine.factory: cannot import 'my_model:cnn'"):
         validate_config(smoke_config)
+
+
+def test_the_extension_code_is_an_input_only_of_the_jobs_that_run_it(root):
+    from optreg.deps import source_dependencies
+
+    def names(script: str) -> set[str]:
+        deps = source_dependencies(str(root / "scripts" / script), str(root / "src"))
+        return {Path(p).name for p in deps}
+
+    job_side = {"user_optim.py", "funcmodel.py", "user_data.py", "optim.py", "models.py"}
+    assert not names("plot.py") & job_side
+    assert not names("prepare_data.py") & {"extend.py", "config.py", "user_data.py"}
+    assert {"user_optim.py", "funcmodel.py"} <= names("train.py")
+    assert "user_data.py" not in names("train.py")
+    assert not names("prepare_user_data.py") & {"optim.py", "models.py", "train.py"}

@@ -9,6 +9,9 @@ placed there (or in a listed folder) is found by every job. A workflow script
 sets the path from its config (`use_config_path`); Python callers use
 `use_path`.
 
+This module finds and checks them (what the workflow does before any job); the jobs
+build them with `optreg.user_optim`, `optreg.funcmodel` and `optreg.user_data`.
+
 A user optimizer is one of two kinds:
 
 - a **stacked rule**: a subclass of `optreg.optim.Optimizer` defining
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import os
 import sys
 from collections.abc import Iterator
@@ -255,214 +257,18 @@ def cell_modules(settings: dict) -> list[str]:
 
 # ---------------------------------------------------------------- optimizers
 def optimizer_kind(cls) -> str:
-    """'stacked' (an `optreg.optim.Optimizer`) or 'torch' (a `torch.optim.Optimizer`)."""
-    from .optim import Optimizer
+    """'stacked' (an `optreg.optim.Optimizer`) or 'torch' (a `torch.optim.Optimizer`).
 
-    if isinstance(cls, type) and issubclass(cls, Optimizer):
+    Told from the class's bases by name: importing optreg.optim here would make every
+    module that reads configs depend on the optimizers' code, and importing torch.optim
+    costs a second (torch._dynamo).
+    """
+    bases = {(c.__module__, c.__qualname__) for c in getattr(cls, "__mro__", ())}
+    if isinstance(cls, type) and ("optreg.optim", "Optimizer") in bases:
         return "stacked"
-    # A torch.optim subclass has imported torch.optim already; importing it here for a
-    # class that is not one would cost a second (torch._dynamo) for nothing.
-    torch_optim = sys.modules.get("torch.optim")
-    if torch_optim and isinstance(cls, type) and issubclass(cls, torch_optim.Optimizer):
+    if isinstance(cls, type) and ("torch.optim.optimizer", "Optimizer") in bases:
         return "torch"
     raise ExtensionError(
         f"{cls!r} is neither a subclass of optreg.optim.Optimizer (a stacked rule) nor of "
         "torch.optim.Optimizer"
     )
-
-
-def per_run(settings: dict, meta: dict) -> bool:
-    """Whether a cell's runs train one at a time (a torch.optim optimizer, or a model that
-    torch.func cannot stack on data set `meta`), rather than stacked."""
-    spec = settings.get("optimizer_spec")
-    if spec and optimizer_kind(load(spec["class"])) == "torch":
-        return True
-    if "factory" in settings["model"]:
-        from .funcmodel import stackable
-
-        return not stackable(settings["model"], meta)
-    return False
-
-
-def stack_limit(settings: dict, meta: dict, limit: int | None) -> int | None:
-    """The most runs a stack of this cell may hold: 1 for per-run cells, else `limit`."""
-    return 1 if per_run(settings, meta) else limit
-
-
-class TorchOptimizer:
-    """A `torch.optim.Optimizer` driving a one-run stack, with the interface of
-    `optreg.optim.Optimizer` that the training loop and the penalties use."""
-
-    def __init__(self, cls, params, lr, kwargs: dict):
-        if lr.numel() != 1:
-            raise ExtensionError(
-                f"{cls.__name__} is a torch.optim optimizer: it trains one run at a time, "
-                f"got {lr.numel()} runs in one stack"
-            )
-        self.cls, self.kwargs, self.lr = cls, kwargs, lr
-        self.params = list(params)
-        self.inner = cls(self.params, lr=lr.item(), **kwargs)
-        self.steps = 0
-
-    def zero_grad(self) -> None:
-        self.inner.zero_grad(set_to_none=True)
-
-    def step(self) -> None:
-        self.inner.step()
-        self.steps += 1
-
-    def keep(self, mask, params) -> None:
-        """Keep the run (`mask` [True]) on the model's new parameters, or drop it."""
-        params = list(params)
-        if not bool(mask.all()):
-            self.params, self.lr = params, self.lr[mask]
-            return
-        state = [self.inner.state.get(p, {}) for p in self.params]
-        self.params = params
-        self.inner = self.cls(params, lr=self.lr.item(), **self.kwargs)
-        for p, s in zip(params, state, strict=True):
-            if s:
-                self.inner.state[p] = s
-
-    @property
-    def state(self) -> dict[str, list]:
-        """The state as named lists, one entry per parameter (the stacked rules' layout)."""
-        out: dict[str, list] = {}
-        for i, p in enumerate(self.params):
-            for name, value in self.inner.state.get(p, {}).items():
-                out.setdefault(name, [None] * len(self.params))[i] = value
-        return out
-
-    @state.setter
-    def state(self, named: dict[str, list]) -> None:
-        for name, values in named.items():
-            for p, value in zip(self.params, values, strict=True):
-                if value is not None:
-                    self.inner.state[p][name] = value
-
-
-def build_optimizer(settings: dict, params, lrs):
-    """The optimizer of a cell: a built-in one, or the user's (`settings["optimizer_spec"]`)."""
-    import torch
-
-    from . import optim
-
-    spec = settings.get("optimizer_spec")
-    if spec is None:
-        return optim.build_optimizer(settings["optimizer"], params, lrs, settings["momentum"])
-    params = list(params)
-    lr = torch.as_tensor(lrs, dtype=params[0].dtype, device=params[0].device).reshape(-1)
-    if lr.numel() == 1:
-        lr = lr.expand(params[0].shape[0]).clone()
-    cls = load(spec["class"])
-    if optimizer_kind(cls) == "torch":
-        return TorchOptimizer(cls, params, lr, dict(spec["kwargs"]))
-    return cls(params, lr, **spec["kwargs"])
-
-
-# ---------------------------------------------------------------- models
-def factory_arguments(factory, meta: dict, activation: str, kwargs: dict) -> dict:
-    """The keyword arguments a model factory accepts among `input_shape`, `n_features`,
-    `n_classes` and `activation`, plus the entry's own `kwargs`."""
-    offered = {
-        "input_shape": tuple(meta["input_shape"]),
-        "n_features": meta["n_features"],
-        "n_classes": meta["n_classes"],
-        "activation": activation,
-    }
-    parameters = inspect.signature(factory).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    chosen = {k: v for k, v in offered.items() if takes_all or k in parameters}
-    return {**chosen, **kwargs}
-
-
-# ---------------------------------------------------------------- data sets
-def _as_arrays(name: str, loaded) -> tuple:
-    import numpy as np
-
-    if not isinstance(loaded, tuple | list) or len(loaded) not in (2, 4):
-        raise ExtensionError(
-            f"dataset {name!r}: the loader must return (x, y) or (x_train, y_train, x_test, "
-            f"y_test), got {type(loaded).__name__}"
-        )
-    arrays = [np.asarray(a) for a in loaded]
-    for x, y in zip(arrays[::2], arrays[1::2], strict=True):
-        if len(x) != len(y) or len(y) == 0 or y.ndim != 1:
-            raise ExtensionError(
-                f"dataset {name!r}: features {x.shape} and labels {y.shape} must have the "
-                "same, non-zero number of rows, labels one per row"
-            )
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise ExtensionError(f"dataset {name!r}: labels must be integers 0..classes-1")
-        if not np.isfinite(x.astype(np.float64)).all():
-            raise ExtensionError(f"dataset {name!r}: features hold NaN or infinite values")
-    return tuple(arrays)
-
-
-def prepare_user_dataset(
-    name: str,
-    spec: dict,
-    out_path: str | os.PathLike,
-    split_seed: int = 0,
-    validation_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-) -> dict:
-    """Load a user data set (`spec`: loader, kwargs), split and scale it like the built-in
-    ones, write its tensor file atomically, return its metadata (with `sha256`).
-
-    Pooled `(x, y)`: stratified train/val/test parts; `(x_train, y_train, x_test, y_test)`:
-    the test part kept, validation carved from the training part. Both standardized with
-    the train split's per-feature statistics.
-    """
-    import numpy as np
-    import torch
-
-    from . import data
-    from .io import atomic_path
-
-    arrays = _as_arrays(name, load(spec["loader"])(**spec["kwargs"]))
-    arrays = [
-        a.astype(np.float64) if i % 2 == 0 else a.astype(np.int64) for i, a in enumerate(arrays)
-    ]
-    if len(arrays) == 2:
-        payload = data._pooled_payload(
-            name, *arrays, split_seed, validation_fraction, test_fraction
-        )
-        payload["meta"]["index"] = "rows of the data set as its loader returns them"
-    else:
-        payload = _official_table_payload(name, *arrays, split_seed, validation_fraction)
-    payload["meta"]["source"] = f"loader {spec['loader']} with {spec['kwargs']}"
-    with atomic_path(out_path) as tmp:
-        torch.save(payload, tmp)
-    return {**payload["meta"], "sha256": data.fingerprint(payload)}
-
-
-def _official_table_payload(
-    name, x_train, y_train, x_test, y_test, split_seed, validation_fraction
-):
-    import numpy as np
-    import torch
-
-    from . import data
-
-    idx = data.carve_validation(y_train, split_seed, validation_fraction)
-    idx["test"] = np.arange(len(y_test))
-    xs = {"train": x_train[idx["train"]], "val": x_train[idx["val"]], "test": x_test}
-    ys = {"train": y_train[idx["train"]], "val": y_train[idx["val"]], "test": y_test}
-    xs = data.standardize(xs)
-    meta = {
-        **data._describe(name, ys, idx, x_train.shape[1:], split_seed, validation_fraction),
-        "test_fraction": None,
-        "split": (
-            "official: test is the loader's test part; validation is a stratified "
-            f"{validation_fraction:g} of its training part drawn with the split seed"
-        ),
-        "index": "train, val: rows of the loader's training part; test: of its test part",
-        "scaling": "standardized with the train split's per-feature mean and standard deviation",
-    }
-    payload = {"meta": meta}
-    for k in data.SPLITS:
-        payload[f"x_{k}"] = torch.from_numpy(xs[k].reshape(len(xs[k]), -1)).float()
-        payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
-        payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
-    return payload

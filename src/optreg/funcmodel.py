@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import json
 from functools import cache
 
@@ -30,7 +31,7 @@ from .models import derived_seed
 
 
 def _build_one(spec: dict, meta: dict, activation: str, seed: int) -> nn.Module:
-    from .extend import ExtensionError, factory_arguments, load
+    from .extend import ExtensionError, load
 
     factory = load(spec["factory"])
     arguments = factory_arguments(factory, meta, activation, spec["kwargs"])
@@ -186,3 +187,18 @@ def build_func_model(spec: dict, meta: dict, activation: str, seeds) -> FuncStac
     modules = [_build_one(spec, meta, activation, s) for s in seeds]
     vectorize = len(seeds) > 1 and stackable(spec, _shape_of(meta))
     return FuncStacked(modules, meta["input_shape"], vectorize=vectorize, seeds=seeds)
+
+
+def factory_arguments(factory, meta: dict, activation: str, kwargs: dict) -> dict:
+    """The keyword arguments a model factory accepts among `input_shape`, `n_features`,
+    `n_classes` and `activation`, plus the entry's own `kwargs`."""
+    offered = {
+        "input_shape": tuple(meta["input_shape"]),
+        "n_features": meta["n_features"],
+        "n_classes": meta["n_classes"],
+        "activation": activation,
+    }
+    parameters = inspect.signature(factory).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    chosen = {k: v for k, v in offered.items() if takes_all or k in parameters}
+    return {**chosen, **kwargs}

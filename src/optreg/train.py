@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from . import __version__
 from .config import FUSED
 from .data import Prepared, load_prepared
-from .extend import build_optimizer, stack_limit
 from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, penalty, penalty_hooks
 from .protocol import plan_runs
+from .user_optim import build_optimizer, stack_limit
 
 
 def resolve_device(device: str) -> torch.device:

@@ -28,7 +28,7 @@ rule prepare_data:
 # loader and arguments params, so editing either reprepares exactly this set.
 rule prepare_user_data:
     input:
-        code=code("prepare_data.py"),
+        code=code("prepare_user_data.py"),
         user_code=get_dataset_code,
     output:
         data=f"{RESULTS}/data/{{dataset}}.pt",
@@ -46,4 +46,4 @@ rule prepare_user_data:
         test_fraction=config["data"]["test_fraction"],
         loader=get_dataset_loader,
     script:
-        "../../scripts/prepare_data.py"
+        "../../scripts/prepare_user_data.py"
