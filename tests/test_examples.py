@@ -3,6 +3,7 @@ exactly the jobs that import it."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -76,6 +77,9 @@ def test_every_kind_of_extension_runs_through_the_workflow(root, tmp_path):
     assert set(summary["problem"]) == {"iris_torch_mlp", "iris_mlp"}
     assert set(summary["optimizer"]) == {"adam", "lion", "nadam"}
     assert (summary[summary["protocol"] == "tuned"]["test_accuracy_mean"] > 0.6).all()
+    report = json.loads((work / "results" / "report.json").read_text())
+    assert "optimizer nadam: torch.optim:NAdam(momentum_decay=0.004)" in report["extensions"]
+    assert "data set iris: csv_data:load_csv(path=examples/iris.csv)" in report["extensions"]
     figures = work / "results" / "studies" / "extensions" / "figures"
     assert (figures / "performance_profile.png").stat().st_size > 0  # across both problems
     # Each user file is an input of exactly the jobs that import it.
@@ -105,6 +109,7 @@ def test_an_unimportable_optimizer_stops_snakemake_before_any_job(root, tmp_path
     work = project_with(root, tmp_path / "broken", "lion.yaml", broken)
     proc = snakemake(work, "-n", check=False)
     assert proc.returncode != 0
-    assert "optimizers.lion.class: cannot import 'lion:Lino'" in proc.stderr
-    assert "AttributeError: module 'lion' has no attribute 'Lino'" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "optimizers.lion.class: cannot import 'lion:Lino'" in output
+    assert "AttributeError: module 'lion' has no attribute 'Lino'" in output
     assert not (work / "results").exists()

@@ -272,3 +272,15 @@ def optimizer_kind(cls) -> str:
         f"{cls!r} is neither a subclass of optreg.optim.Optimizer (a stacked rule) nor of "
         "torch.optim.Optimizer"
     )
+
+
+def describe_extensions(config: dict) -> list[str]:
+    """One line per user optimizer, model and data set: its name, import path and arguments
+    (what the report states so that a reader can rerun the study)."""
+    kinds = {"optimizers": "optimizer", "models": "model", "datasets": "data set"}
+    lines = []
+    for section, key in SECTIONS.items():
+        for name, entry in config.get(section, {}).items():
+            arguments = ", ".join(f"{k}={v}" for k, v in entry.get("kwargs", {}).items())
+            lines.append(f"{kinds[section]} {name}: {entry[key]}({arguments})")
+    return lines

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .claims import conclusion
 from .config import format_value
+from .extend import describe_extensions
 from .figures import FIGURES
 from .io import atomic_path, write_json
 from .tables import read_table
@@ -226,6 +227,7 @@ def report_data(
             "target": format_value(float(protocol["target_val_accuracy"])),
         },
         "defaults": {k: format_value(v) for k, v in config["defaults"].items()},
+        "extensions": describe_extensions(config),
         "device": str(first_runs["device"].iloc[0]),
         "torch_threads": int(first_runs["torch_threads"].iloc[0]),
         "versions": versions(),
