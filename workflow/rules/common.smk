@@ -12,7 +12,13 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from optreg.config import ConfigError, format_value, jobs, validate_config
+from optreg.config import (
+    ConfigError,
+    format_value,
+    jobs,
+    train_runtime,
+    validate_config,
+)
 from optreg.deps import source_dependencies
 from optreg.figures import FIGURES, figures_for
 
@@ -240,6 +246,12 @@ def get_train_resources():
     if config["gpu_model"]:
         return {"gpu": 1, "gpu_model": config["gpu_model"]}
     return {"gpu": 1}
+
+
+def get_train_runtime(wildcards):
+    """Minutes the train job may run, from its size (optreg.config.train_runtime): SLURM's
+    `--time`. A job that hits it resumes from its checkpoint when resubmitted."""
+    return train_runtime(wildcard_job(wildcards), config["problems"])
 
 
 def get_cost_jobs(wildcards):
