@@ -89,7 +89,7 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_identical_records(
         run_job(out_dir=out, checkpoint_minutes=1e-9, **job)  # a checkpoint after every batch
     monkeypatch.setattr(Checkpoints, "save", real_save)
     saved = torch.load(job["checkpoint"], weights_only=True)
-    assert saved["step"] == phase and 0 < saved["stack"]["next_batch"]
+    assert saved["step"] == phase and saved["stack"]["next_batch"] > 0
     assert not out.exists()
 
     run_job(out_dir=out, **job)
@@ -127,9 +127,8 @@ def test_a_bad_or_foreign_checkpoint_is_ignored_with_a_reason(
 ):
     job = fused_job(digits_file, tmp_path)
     path = job["checkpoint"]
-    with pytest.raises(Interrupted):
-        with _signal_after_first_epoch(job):
-            run_job(out_dir=tmp_path / "out", **job)
+    with pytest.raises(Interrupted), _signal_after_first_epoch(job):
+        run_job(out_dir=tmp_path / "out", **job)
     assert path.exists()
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])

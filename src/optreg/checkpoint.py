@@ -125,5 +125,8 @@ class Checkpoints:
         try:
             yield
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            # After a signal the job is on its way out; a second one (Snakemake passing on
+            # SLURM's SIGTERM) must not kill it before it exits with its own status.
+            if self.signum is None:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)

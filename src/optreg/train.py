@@ -129,7 +129,7 @@ class Watch:
     def between_batches(self, epoch: int, epochs: int, end: int, n: int, snapshot) -> None:
         """After the batch that ends at sample `end` of `n`; `snapshot()` is the stack's state."""
         now, checkpoints = time.monotonic(), self.checkpoints
-        where = f"{self.phase} epoch {epoch}/{epochs}, {min(end, n)}/{n} samples"
+        where = f"{self.phase} epoch {epoch}/{epochs}, {end}/{n} samples"
         if checkpoints is not None and now >= checkpoints.due:
             started = time.perf_counter()
             checkpoints.save(
@@ -154,7 +154,7 @@ class Watch:
                 time.perf_counter() - started,
             )
         if now >= self.progress.due:
-            self.progress.during_epoch(self.phase, epoch, epochs, min(end, n), n)
+            self.progress.during_epoch(self.phase, epoch, epochs, end, n)
 
     def end_epoch(self, epoch: int, epochs: int, **numbers) -> None:
         self.progress.end_epoch(self.phase, epoch, epochs, **numbers)
@@ -361,7 +361,7 @@ def train_stack(
                 correct.add_((logits.argmax(-1) == yb).sum(1))
             # One comparison per batch; a signal makes `due` 0, so it is handled here at once.
             if watch is not None and time.monotonic() >= watch.due:
-                end = first + batch_size
+                end = min(first + batch_size, n)
                 watch.between_batches(epoch, epochs, end, n, lambda end=end: snapshot(end))
         val_loss, val_acc = _evaluate(model, x_val, y_val, batch_size, device)
         train_loss = (loss_sum / n).tolist()

@@ -248,10 +248,11 @@ def get_train_resources():
     return {"gpu": 1}
 
 
-def get_train_runtime(wildcards):
+def get_train_runtime(wildcards, attempt):
     """Minutes the train job may run, from its size (optreg.config.train_runtime): SLURM's
-    `--time`. A job that hits it resumes from its checkpoint when resubmitted."""
-    return train_runtime(wildcard_job(wildcards), config["problems"])
+    `--time`. A job that hits it resumes from its checkpoint when resubmitted (`retries`),
+    with that much more time each attempt, so a low estimate costs one resubmission."""
+    return attempt * train_runtime(wildcard_job(wildcards), config["problems"])
 
 
 def get_cost_jobs(wildcards):

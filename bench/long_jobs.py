@@ -1,0 +1,141 @@
+"""What progress lines and checkpoints cost a train job, measured side by side.
+
+    python bench/long_jobs.py [--rounds 5] [--threads 1]
+
+1. A job of the default study (config/config.yaml: the `optimization` cell adam/relu, its
+   tuning phase: 8 rates x 3 seeds stacked, 30 epochs on digits) trained three ways, the
+   variants interleaved round by round and timed in CPU seconds of this process (so that other
+   load on the machine inflates all of them alike): `plain` (no progress, no checkpoints: the
+   loop as it was), `progress` (a line per epoch into a log file), `default` (progress and
+   checkpoints at the default `checkpoint.every_minutes`, which such a job never reaches: the
+   cost is the loop's check between batches). Prints the median of each variant's CPU time
+   relative to `plain` over the rounds.
+2. What one checkpoint of a real-data preset costs: the largest stack of each preset's model
+   (its tuning phase, params and Adam's two states), saved as a train job saves it; the time
+   per save divided by the default interval is the share of a long job's time it takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from optreg.checkpoint import Checkpoints  # noqa: E402
+from optreg.config import cells, load_config  # noqa: E402
+from optreg.data import load_prepared, prepare  # noqa: E402
+from optreg.models import build_model  # noqa: E402
+from optreg.optim import build_optimizer  # noqa: E402
+from optreg.progress import Progress  # noqa: E402
+from optreg.train import Watch, train_runs  # noqa: E402
+
+DEFAULT_MINUTES = load_config(str(ROOT / "config" / "config.yaml"))["checkpoint"]["every_minutes"]
+
+
+def job_cost(rounds: int, tmp: Path) -> None:
+    config = load_config(str(ROOT / "config" / "config.yaml"))
+    cell = next(c for c in cells(config) if c.id == "optimizer-adam_activation-relu")
+    seeds = config["protocol"]["tuning_seeds"]
+    lrs = [lr for _ in seeds for lr in cell.lr_grid]
+    run_seeds = [s for s in seeds for _ in cell.lr_grid]
+    prepare("digits", tmp / "digits.pt", split_seed=0)
+    data = load_prepared(tmp / "digits.pt")
+    handler = logging.FileHandler(tmp / "train.log")
+    logging.getLogger("optreg").addHandler(handler)
+    logging.getLogger("optreg").setLevel(logging.INFO)
+    total = len(lrs) * cell.settings["epochs"]
+
+    def variant(name: str):
+        if name == "plain":
+            return None
+        progress = Progress("bench", cell.id, total)
+        if name == "progress":
+            return Watch(progress)
+        checkpoints = Checkpoints(tmp / "job.pt", "bench", 60 * DEFAULT_MINUTES)
+        return Watch(progress, checkpoints)
+
+    names = ("plain", "progress", "default")
+    cpu = {name: [] for name in names}
+    train_runs(data, cell.settings, lrs, run_seeds, torch.device("cpu"))  # warm-up
+    for _ in range(rounds):
+        for name in names:
+            watch = variant(name)
+            start = time.process_time()
+            train_runs(data, cell.settings, lrs, run_seeds, torch.device("cpu"), watch=watch)
+            cpu[name].append(time.process_time() - start)
+            assert watch is None or watch.checkpoints is None or watch.checkpoints.saves == 0
+    base = statistics.median(cpu["plain"])
+    lines = len((tmp / "train.log").read_text().splitlines())
+    print(f"default-study job ({len(lrs)} runs x {cell.settings['epochs']} epochs), CPU seconds:")
+    for name in names:
+        ratio = statistics.median(c / p for c, p in zip(cpu[name], cpu["plain"], strict=True))
+        print(
+            f"  {name:9s} median {statistics.median(cpu[name]):7.3f} s"
+            f"  relative to plain {100 * (ratio - 1):+6.2f} %  (rounds: "
+            + ", ".join(f"{c:.3f}" for c in cpu[name])
+            + ")"
+        )
+    print(f"  ({lines} log lines written; plain median {base:.3f} s)")
+
+
+def checkpoint_cost(tmp: Path) -> None:
+    print(f"one checkpoint of each preset's largest stack (Adam), every {DEFAULT_MINUTES} min:")
+    shapes = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+    for preset in ("mnist", "fashion_mnist", "cifar10"):
+        config = load_config(str(ROOT / "config" / f"{preset}.yaml"))
+        cell = cells(config)[0]
+        stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
+        shape = shapes[cell.settings["data"]["dataset"]]
+        meta = {"n_features": shape[0] * shape[1] * shape[2], "input_shape": shape, "n_classes": 10}
+        model = build_model(cell.settings["model"], meta, "relu", list(range(stack)))
+        optimizer = build_optimizer("adam", model.parameters(), 0.001)
+        params = [p.detach() for p in model.parameters()]
+        state = {
+            "stack": {
+                "params": params,
+                "optimizer": {
+                    "steps": 1,
+                    "state": {
+                        "exp_avg": [torch.zeros_like(p) for p in params],
+                        "exp_avg_sq": [torch.zeros_like(p) for p in params],
+                    },
+                },
+            }
+        }
+        del optimizer
+        checkpoints = Checkpoints(tmp / f"{preset}.pt", "bench", None)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            checkpoints.save(state)
+            times.append(time.perf_counter() - start)
+        size = (tmp / f"{preset}.pt").stat().st_size
+        save = min(times)
+        print(
+            f"  {preset:14s} {stack:3d} runs  {size / 1e6:8.1f} MB  {save:6.3f} s per save"
+            f"  = {100 * save / (60 * DEFAULT_MINUTES):.3f} % of a job's time"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        job_cost(args.rounds, Path(tmp))
+        checkpoint_cost(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
