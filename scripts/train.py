@@ -1,3 +1,4 @@
+import signal
 import sys
 
 from optreg.logs import log_to
@@ -18,5 +19,8 @@ try:
         **snakemake.params.job,
     )
 except Interrupted as stop:
+    # On its way out: a second signal (Snakemake passing SLURM's on) must not cut that short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The shell's convention for "killed by signal N": Snakemake and SLURM see a failed job.
     sys.exit(128 + stop.signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import yaml
 from conftest import copy_project, dry_run, settings, snakemake
 
 import optreg.train as train_mod
-from optreg.checkpoint import Checkpoints, Interrupted, checkpoint_path
+from optreg.checkpoint import Checkpoints, Interrupted, checkpoint_path, remove_finished
 from optreg.metrics import read_run
 from optreg.train import run_job
 
@@ -75,6 +76,7 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_identical_records(
     if stack:
         monkeypatch.setattr(train_mod, "max_stack", lambda *args: stack)
     reference = records(Path(run_job(out_dir=tmp_path / "reference", **job)[0]).parent)
+    job["checkpoint"].unlink()  # the reference's, marked finished
 
     real_save = Checkpoints.save
 
@@ -94,7 +96,32 @@ def test_a_job_killed_after_a_checkpoint_resumes_to_identical_records(
 
     run_job(out_dir=out, **job)
     assert records(out) == reference
-    assert not job["checkpoint"].exists()  # removed once the job's files are written
+    assert torch.load(job["checkpoint"], weights_only=True)["finished"]
+
+
+def test_a_finished_job_whose_files_were_lost_writes_them_from_its_checkpoint(
+    digits_file, tmp_path, caplog
+):
+    job = fused_job(digits_file, tmp_path)
+    first = records(Path(run_job(out_dir=tmp_path / "out", **job)[0]).parent)
+    shutil.rmtree(tmp_path / "out")  # as Snakemake does when SLURM stops it after the job
+    with caplog.at_level(logging.INFO, logger="optreg"):
+        run_job(out_dir=tmp_path / "out", **job)
+    assert "finished before, but its files were lost" in caplog.text
+    assert "epoch" not in caplog.text  # nothing trained again
+    assert records(tmp_path / "out") == first
+
+
+def test_checkpoints_of_jobs_with_results_are_removed(tmp_path):
+    done = "studies/s/tune-eval/c/seeds-0-1_10-11"
+    for name in (done, "studies/s/tune-eval/d/seeds-0-1_10-11"):
+        (tmp_path / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "checkpoints" / f"{name}.pt").write_bytes(b"")
+    (tmp_path / "results" / done).mkdir(parents=True)
+    removed = remove_finished(tmp_path / "checkpoints", tmp_path / "results")
+    assert removed == [tmp_path / "checkpoints" / f"{done}.pt"]
+    assert [p.name for p in (tmp_path / "checkpoints").rglob("*.pt")] == ["seeds-0-1_10-11.pt"]
+    assert not (tmp_path / "checkpoints" / done).parent.exists()  # its empty folder too
 
 
 def test_progress_lines_say_how_far_the_job_is(digits_file, tmp_path, caplog, monkeypatch):
@@ -142,7 +169,7 @@ def test_a_bad_or_foreign_checkpoint_is_ignored_with_a_reason(
     expected = "was saved for other settings" if damage == "other settings" else "cannot be read"
     assert f"ignoring checkpoint {path}: it {expected}" in messages, messages
     assert "starting from the beginning" in messages and "resuming" not in messages
-    assert not path.exists()
+    assert torch.load(path, weights_only=True)["finished"]
 
 
 class _signal_after_first_epoch:
@@ -169,6 +196,7 @@ def test_sigterm_writes_a_checkpoint_at_once_and_the_rerun_resumes_it(
 ):
     job = fused_job(digits_file, tmp_path, checkpoint_minutes=None)  # no timer: only the signal
     reference = records(Path(run_job(out_dir=tmp_path / "reference", **job)[0]).parent)
+    job["checkpoint"].unlink()  # the reference's, marked finished
     with caplog.at_level(logging.INFO, logger="optreg"):
         with pytest.raises(Interrupted) as stop, _signal_after_first_epoch(job):
             run_job(out_dir=tmp_path / "out", **job)
@@ -254,3 +282,36 @@ def test_a_killed_and_a_terminated_train_job_resume_under_snakemake(root, tmp_pa
     assert "resuming" not in log.read_text()
     assert records(work / TARGET) == resumed
     assert math.isfinite(resumed["tuned_seed-10.json"]["final"]["test_accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c.update(checkpoint={"every_minutes": 0}),
+            "checkpoint.every_minutes: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            lambda c: c["problems"]["digits_mlp"].update(run_epoch_s=-1),
+            "problems.digits_mlp.run_epoch_s: -1 is less than or equal to the minimum of 0",
+        ),
+    ],
+)
+def test_bad_checkpoint_and_runtime_settings_name_their_key(smoke_config, edit, message):
+    from optreg.config import ConfigError, validate_config
+
+    edit(smoke_config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(smoke_config)
+
+
+def test_a_train_jobs_runtime_follows_its_size(smoke_config):
+    from optreg.config import jobs, train_runtime, validate_config
+
+    config = validate_config(smoke_config)
+    assert config["checkpoint"]["every_minutes"] == 10
+    job = jobs(config)[0]
+    assert job.runs == 8 and job.cell.settings["epochs"] == 3
+    assert train_runtime(job, config["problems"]) == 1  # 8 x 3 x 1 s x 1.5: under a minute
+    config["problems"]["digits_mlp"]["run_epoch_s"] = 60
+    assert train_runtime(job, config["problems"]) == 36  # 8 x 3 run-epochs of a minute, x 1.5

@@ -11,7 +11,8 @@ job's settings, seeds, grid, tuning choice, data, device kind, threads and the s
 modules that compute the numbers (`job_key`). Anything else is ignored with a log line.
 
 Checkpoints live outside the job's outputs (Snakemake deletes those when a job fails), in
-`checkpoints/` of the working directory, and are removed when the job succeeds.
+`checkpoints/` of the working directory. A job that succeeds marks its checkpoint finished
+(with its records); the workflow removes it once Snakemake is done (`remove_finished`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,25 @@ def checkpoint_path(out_dir: str | os.PathLike, root: str | os.PathLike = "check
     parts = Path(out_dir).parts
     rest = parts[1:] if len(parts) > 1 else parts
     return Path(root, *rest[:-1], rest[-1] + ".pt")
+
+
+def remove_finished(root: str | os.PathLike, results: str | os.PathLike) -> list[Path]:
+    """Remove every checkpoint under `root` whose job's output folder exists in `results`.
+
+    A finished job keeps its checkpoint (marked finished) until this runs after Snakemake is
+    done: a job stopped between writing its files and Snakemake's end of it (SLURM's time
+    limit while Snakemake wraps up) loses those files, and its rerun writes them again from
+    the checkpoint instead of training again. Returns the paths removed.
+    """
+    removed = []
+    for path in sorted(Path(root).rglob("*.pt")):
+        relative = path.relative_to(root)
+        if (Path(results) / relative.parent / relative.stem).is_dir():
+            path.unlink()
+            with contextlib.suppress(OSError):
+                os.removedirs(path.parent)
+            removed.append(path)
+    return removed
 
 
 def job_key(job: dict) -> str:
@@ -104,11 +124,6 @@ class Checkpoints:
         self.saves += 1
         self.schedule()
 
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):  # the job's empty folders, never a non-empty one
-            os.removedirs(self.path.parent)
-
     @contextlib.contextmanager
     def on_signals(self, signums=(signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
         """While inside, SIGTERM and SIGINT only ask for a checkpoint at the next batch
@@ -125,8 +140,5 @@ class Checkpoints:
         try:
             yield
         finally:
-            # After a signal the job is on its way out; a second one (Snakemake passing on
-            # SLURM's SIGTERM) must not kill it before it exits with its own status.
-            if self.signum is None:
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
+            for s, handler in previous.items():
+                signal.signal(s, handler)

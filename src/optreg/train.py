@@ -499,8 +499,9 @@ def run_job(
     (`optreg.gpus`: Snakemake counts GPUs but does not assign them).
     With `checkpoint` (a file path, see `optreg.checkpoint`), the job saves its state there
     every `checkpoint_minutes` (None: never on a timer) and on SIGTERM or SIGINT, after which
-    it raises `Interrupted`; a matching checkpoint found at the start is resumed, and the
-    file is removed once the job's files are written. Progress goes to `optreg.progress`.
+    it raises `Interrupted`; a matching checkpoint found at the start is resumed. Once the
+    job's files are written, the checkpoint holds only their records, marked finished (see
+    `optreg.checkpoint.remove_finished`). Progress goes to `optreg.progress`.
     """
     from .gpus import hold_gpu  # only training claims GPUs
 
@@ -533,6 +534,15 @@ def run_job(
             every_s = None if checkpoint_minutes is None else 60 * checkpoint_minutes
             checkpoints = Checkpoints(checkpoint, key, every_s)
             state = checkpoints.load()
+        if state and state.get("finished"):
+            progress_log.info(
+                "%s %s finished before, but its files were lost: writing them from checkpoint %s",
+                study,
+                combination,
+                checkpoints.path,
+            )
+            records = [tuple(pair) for pair in json.loads(state["records"])]
+            return _write_together(out_dir, records)
         # A resumed job keeps its stack size: the results would not change, its checkpoint would.
         limit = state["limit"] if state else max_stack(data, settings, dev)
         run_counts = [
@@ -614,7 +624,9 @@ def run_job(
                 records += step_records
     written = _write_together(out_dir, records)
     if checkpoints is not None:
-        checkpoints.remove()
+        # Kept until the workflow has the files (optreg.checkpoint.remove_finished): a job
+        # stopped before Snakemake is done with it loses them, and writes them again from here.
+        checkpoints.save({"finished": True, "records": json.dumps(records)})
     progress.finish(len(records), sum(record["diverged"] for _, record in records))
     return written
 

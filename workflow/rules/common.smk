@@ -255,6 +255,12 @@ def get_train_runtime(wildcards, attempt):
     return attempt * train_runtime(wildcard_job(wildcards), config["problems"])
 
 
+def remove_finished_checkpoints():
+    from optreg.checkpoint import remove_finished
+
+    remove_finished("checkpoints", RESULTS)
+
+
 def get_cost_jobs(wildcards):
     """Every train job of every study: its benchmark file and its wildcards.
 
