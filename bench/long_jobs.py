@@ -2,14 +2,14 @@
 
     python bench/long_jobs.py [--rounds 5] [--threads 1]
 
-1. A job of the default study (config/config.yaml: the `optimization` cell adam/relu, its
-   tuning phase: 8 rates x 3 seeds stacked, 30 epochs on digits) trained three ways, the
-   variants interleaved round by round and timed in CPU seconds of this process (so that other
-   load on the machine inflates all of them alike): `plain` (no progress, no checkpoints: the
-   loop as it was), `progress` (a line per epoch into a log file), `default` (progress and
-   checkpoints at the default `checkpoint.every_minutes`, which such a job never reaches: the
-   cost is the loop's check between batches). Prints the median of each variant's CPU time
-   relative to `plain` over the rounds.
+1. A job of the default study (config/config.yaml: the `tune-eval` job of cell adam/relu),
+   the variants interleaved round by round and timed in CPU seconds of this process (other
+   load on the machine inflates them all alike): `loop` (its tuning phase, 8 rates x 3
+   seeds stacked for 30 epochs, with no progress and no checkpoints: the loop as it was)
+   against `loop+progress` (a line per epoch into a log file); `job` (the whole job through
+   `run_job`, no checkpoint file) against `job+checkpoints` (checkpoints at the default
+   `checkpoint.every_minutes`, which such a job never reaches: the loop's check between
+   batches, and the finished job's records saved at the end).
 2. What one checkpoint of a real-data preset costs: the largest stack of each preset's model
    (its tuning phase, params and Adam's two states), saved as a train job saves it; the time
    per save divided by the default interval is the share of a long job's time it takes.
@@ -31,20 +31,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from optreg.checkpoint import Checkpoints  # noqa: E402
-from optreg.config import cells, load_config  # noqa: E402
+from optreg.config import cells, jobs, load_config  # noqa: E402
 from optreg.data import load_prepared, prepare  # noqa: E402
 from optreg.models import build_model  # noqa: E402
 from optreg.optim import build_optimizer  # noqa: E402
 from optreg.progress import Progress  # noqa: E402
-from optreg.train import Watch, train_runs  # noqa: E402
+from optreg.train import Watch, run_job, train_runs  # noqa: E402
 
+CPU = torch.device("cpu")
 DEFAULT_MINUTES = load_config(str(ROOT / "config" / "config.yaml"))["checkpoint"]["every_minutes"]
 
 
-def job_cost(rounds: int, tmp: Path) -> None:
+def job_cost(rounds: int, threads: int, tmp: Path) -> None:
     config = load_config(str(ROOT / "config" / "config.yaml"))
-    cell = next(c for c in cells(config) if c.id == "optimizer-adam_activation-relu")
-    seeds = config["protocol"]["tuning_seeds"]
+    job = next(
+        j
+        for j in jobs(config)
+        if j.cell.id == "optimizer-adam_activation-relu" and j.phase == "tune-eval"
+    )
+    cell = job.cell
+    seeds = job.tuning_seeds
     lrs = [lr for _ in seeds for lr in cell.lr_grid]
     run_seeds = [s for s in seeds for _ in cell.lr_grid]
     prepare("digits", tmp / "digits.pt", split_seed=0)
@@ -53,38 +59,61 @@ def job_cost(rounds: int, tmp: Path) -> None:
     logging.getLogger("optreg").addHandler(handler)
     logging.getLogger("optreg").setLevel(logging.INFO)
     total = len(lrs) * cell.settings["epochs"]
+    job_args = {
+        "data_path": tmp / "digits.pt",
+        "study": job.study,
+        "combination": cell.id,
+        "factors": cell.factors,
+        "settings": cell.settings,
+        "phase": job.phase,
+        "seeds": list(job.seeds),
+        "tuning_seeds": list(job.tuning_seeds),
+        "lr_grid": list(cell.lr_grid),
+        "default_lr": cell.default_lr,
+        "threads": threads,
+    }
 
-    def variant(name: str):
-        if name == "plain":
-            return None
-        progress = Progress("bench", cell.id, total)
-        if name == "progress":
-            return Watch(progress)
-        checkpoints = Checkpoints(tmp / "job.pt", "bench", 60 * DEFAULT_MINUTES)
-        return Watch(progress, checkpoints)
+    def run(name: str, index: int) -> None:
+        if name == "loop":
+            train_runs(data, cell.settings, lrs, run_seeds, CPU)
+        elif name == "loop+progress":
+            watch = Watch(Progress("bench", cell.id, total))
+            train_runs(data, cell.settings, lrs, run_seeds, CPU, watch=watch)
+        elif name == "job":
+            run_job(out_dir=tmp / f"out-{index}", **job_args)
+        else:  # the job as Snakemake runs it: checkpoints at the default interval
+            checkpoint = tmp / f"job-{index}.pt"
+            run_job(
+                out_dir=tmp / f"ckpt-{index}",
+                checkpoint=checkpoint,
+                checkpoint_minutes=DEFAULT_MINUTES,
+                **job_args,
+            )
+            # Only the finished job's records: no checkpoint during the job.
+            assert torch.load(checkpoint, weights_only=True)["finished"]
 
-    names = ("plain", "progress", "default")
+    names = ("loop", "loop+progress", "job", "job+checkpoints")
     cpu = {name: [] for name in names}
-    train_runs(data, cell.settings, lrs, run_seeds, torch.device("cpu"))  # warm-up
-    for _ in range(rounds):
+    run("loop", -1)  # warm-up
+    for index in range(rounds):
         for name in names:
-            watch = variant(name)
             start = time.process_time()
-            train_runs(data, cell.settings, lrs, run_seeds, torch.device("cpu"), watch=watch)
+            run(name, index)
             cpu[name].append(time.process_time() - start)
-            assert watch is None or watch.checkpoints is None or watch.checkpoints.saves == 0
-    base = statistics.median(cpu["plain"])
     lines = len((tmp / "train.log").read_text().splitlines())
-    print(f"default-study job ({len(lrs)} runs x {cell.settings['epochs']} epochs), CPU seconds:")
+    print(
+        f"default-study job {cell.id}: tuning {len(lrs)} runs x {cell.settings['epochs']} "
+        f"epochs (loop), the whole tune-eval job (job); CPU seconds over {rounds} rounds"
+    )
+    pairs = {"loop+progress": "loop", "job+checkpoints": "job"}
     for name in names:
-        ratio = statistics.median(c / p for c, p in zip(cpu[name], cpu["plain"], strict=True))
-        print(
-            f"  {name:9s} median {statistics.median(cpu[name]):7.3f} s"
-            f"  relative to plain {100 * (ratio - 1):+6.2f} %  (rounds: "
-            + ", ".join(f"{c:.3f}" for c in cpu[name])
-            + ")"
-        )
-    print(f"  ({lines} log lines written; plain median {base:.3f} s)")
+        line = f"  {name:16s} median {statistics.median(cpu[name]):7.3f} s"
+        if name in pairs:
+            base = pairs[name]
+            ratio = statistics.median(c / p for c, p in zip(cpu[name], cpu[base], strict=True))
+            line += f"  vs {base}: {100 * (ratio - 1):+6.2f} % (median of per-round ratios)"
+        print(line + "  [" + ", ".join(f"{c:.3f}" for c in cpu[name]) + "]")
+    print(f"  ({lines} progress lines written)")
 
 
 def checkpoint_cost(tmp: Path) -> None:
@@ -133,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        job_cost(args.rounds, Path(tmp))
+        job_cost(args.rounds, args.threads, Path(tmp))
         checkpoint_cost(Path(tmp))
 
 

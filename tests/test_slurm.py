@@ -136,6 +136,8 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
         "--profile", str(root / "tests" / "slurm" / "profile"),
         "--retries", "3", "--cores", "1", TARGET,
     ]  # fmt: skip
+    # Typically 4 to 5 minutes: 1 minute and up to 30 s more until SLURM stops the first
+    # attempt, Snakemake noticing it, the second attempt, then the reference run here.
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=LIMIT_S + 30)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]

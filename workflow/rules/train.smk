@@ -17,7 +17,6 @@ rule train:
     threads: config["threads"]["train"]
     resources:
         **get_train_resources(),
-        runtime=get_train_runtime,
     params:
         job=get_train_job,
         device=config["device"],
