@@ -6,7 +6,8 @@
 #      GPU, checkpoint and exact resume on the GPU);
 #   2. a stacked train job of the default study (44 runs x 30 epochs on digits), GPU and CPU;
 #   3. one epoch of the MNIST preset's MLP on synthetic tensors of MNIST's real size
-#      (bench/vision_epoch.py), 21 runs stacked as in its tuning jobs, GPU and CPU;
+#      (bench/vision_epoch.py), 21 runs stacked as in its tuning jobs, GPU and CPU
+#      (GPU_CHECK_MNIST_STACK changes the 21; --cpu uses 2);
 #   4. a GPU train job SIGKILLed after its first checkpoint, rerun: are its records identical
 #      to an uninterrupted run's?
 #
@@ -20,11 +21,16 @@ PY=${PYTHON:-python}
 DEVICE=cuda
 if [[ ${1:-} == --cpu ]]; then DEVICE=cpu; fi
 CPU_THREADS=${GPU_CHECK_THREADS:-$(nproc)}
+# 21 runs: a tuning stack of the MNIST preset (7 rates x 3 seeds); --cpu checks with fewer.
+MNIST_STACK=${GPU_CHECK_MNIST_STACK:-21}
+[[ $DEVICE == cpu ]] && MNIST_STACK=${GPU_CHECK_MNIST_STACK:-2}
 DEVICES=("$DEVICE")
 [[ $DEVICE == cpu ]] || DEVICES+=(cpu)  # the CPU figures to compare with
 LOG=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 ROWS=()
 row() { ROWS+=("$(printf '%-44s %-12s %s' "$1" "$2" "$3")"); }
+# The result column of a step that failed: a timeout says so.
+failed() { if [[ $1 -eq 124 ]]; then echo "TIMEOUT ${2}s"; else echo "FAIL ($1)"; fi; }
 json() { "$PY" -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
 
 echo "gpu_check: device $DEVICE, logs in $LOG"
@@ -49,20 +55,20 @@ for dev in "${DEVICES[@]}"; do
         row "digits job, 44 runs x 30 epochs ($dev)" "$(echo "$out" | json 'd["wall_s"]') s" \
             "$(echo "$out" | json 'str(d["torch_threads"]) + " torch threads"')"
     else
-        row "digits job ($dev)" "FAIL" "see $LOG/digits-$dev.txt"
+        row "digits job ($dev)" "$(failed $? 150)" "see $LOG/digits-$dev.txt"
     fi
 done
 
-# 3. One MNIST-MLP epoch, 21 runs stacked (synthetic tensors of the real size).
+# 3. One MNIST-MLP epoch, MNIST_STACK runs stacked (synthetic tensors of the real size).
 for dev in "${DEVICES[@]}"; do
     threads=1; [[ $dev == cpu ]] && threads=$CPU_THREADS
-    if out=$(timeout 240 "$PY" bench/vision_epoch.py --config config/mnist.yaml --stack 21 \
+    if out=$(timeout 240 "$PY" bench/vision_epoch.py --config config/mnist.yaml --stack "$MNIST_STACK" \
             --device "$dev" --threads "$threads" 2> "$LOG/mnist-$dev.txt"); then
         echo "$out" > "$LOG/mnist-$dev.json"
         epoch=$("$PY" -c "import json; d=json.load(open('$LOG/mnist-$dev.json')); print(round(d['epoch_s'][0], 2))")
-        row "MNIST MLP epoch, 21 runs stacked ($dev)" "$epoch s" "$threads threads; $LOG/mnist-$dev.json"
+        row "MNIST MLP epoch, $MNIST_STACK runs stacked ($dev)" "$epoch s" "$threads threads; $LOG/mnist-$dev.json"
     else
-        row "MNIST MLP epoch ($dev)" "FAIL" "see $LOG/mnist-$dev.txt"
+        row "MNIST MLP epoch, $MNIST_STACK runs stacked ($dev)" "$(failed $? 240)" "see $LOG/mnist-$dev.txt"
     fi
 done
 
@@ -71,7 +77,7 @@ if out=$(GPU_CHECK_THREADS=1 timeout 240 "$PY" bench/gpu_check.py resume --devic
     exact=$(echo "$out" | json '"identical" if d["exact"] else "DIFFERENT"')
     row "SIGKILLed job resumed ($DEVICE)" "$exact" "$(echo "$out" | json 'd["killed_at"]')"
 else
-    row "SIGKILLed job resumed ($DEVICE)" "FAIL" "see $LOG/resume.txt"
+    row "SIGKILLed job resumed ($DEVICE)" "$(failed $? 240)" "see $LOG/resume.txt"
 fi
 
 echo

@@ -82,7 +82,7 @@ def job_cost(rounds: int, threads: int, tmp: Path) -> None:
         elif name == "job":
             run_job(out_dir=tmp / f"out-{index}", **job_args)
         else:  # the job as Snakemake runs it: checkpoints at the default interval
-            checkpoint = tmp / f"job-{index}.pt"
+            checkpoint = tmp / f"ckpt-{index}.pt"
             run_job(
                 out_dir=tmp / f"ckpt-{index}",
                 checkpoint=checkpoint,
@@ -114,6 +114,46 @@ def job_cost(rounds: int, threads: int, tmp: Path) -> None:
             line += f"  vs {base}: {100 * (ratio - 1):+6.2f} % (median of per-round ratios)"
         print(line + "  [" + ", ".join(f"{c:.3f}" for c in cpu[name]) + "]")
     print(f"  ({lines} progress lines written)")
+    # The cost of one line alone, far above the noise of whole jobs: many lines, timed.
+    progress = Progress("bench", cell.id, 10**9)
+    losses, accuracies = [0.5] * len(lrs), [0.9] * len(lrs)
+    count = 20_000
+    start = time.process_time()
+    for epoch in range(count):
+        progress.end_epoch(
+            "tune", epoch, count, training=len(lrs), diverged=0,
+            train_loss=losses, val_accuracy=accuracies, dropped=0,
+        )  # fmt: skip
+    per_line = (time.process_time() - start) / count
+    job_lines = 2 * cell.settings["epochs"] + 3  # an epoch line per phase, start, end, more
+    # What checkpointing at the default adds to a job that never reaches it: the check
+    # between batches, and saving the finished job's records once.
+    watch = Watch(progress, Checkpoints(tmp / "check.pt", "bench", 60 * DEFAULT_MINUTES))
+    start = time.process_time()
+    for _ in range(count):
+        if time.monotonic() >= watch.due:
+            raise AssertionError("not due")
+    per_check = (time.process_time() - start) / count
+    batches = (
+        2 * cell.settings["epochs"] * -(-data.y["train"].numel() // cell.settings["batch_size"])
+    )
+    finished = tmp / "ckpt-0.pt"  # the finished checkpoint of the first round's job
+    payload = torch.load(finished, weights_only=True)
+    start = time.process_time()
+    Checkpoints(tmp / "final.pt", "bench", None).save(
+        {k: payload[k] for k in ("finished", "records")}
+    )
+    final_save = time.process_time() - start
+    print(
+        f"  default checkpointing: check between batches {1e6 * per_check:.2f} us x {batches} "
+        f"batches + final save {1e3 * final_save:.1f} ms = "
+        f"{100 * (batches * per_check + final_save) / statistics.median(cpu['job']):.3f} % "
+        "of the job's CPU time"
+    )
+    print(
+        f"  one progress line: {1e6 * per_line:.1f} us CPU; the job's {job_lines} lines: "
+        f"{100 * job_lines * per_line / statistics.median(cpu['job']):.3f} % of its CPU time"
+    )
 
 
 def checkpoint_cost(tmp: Path) -> None:
