@@ -92,3 +92,18 @@ def build_optimizer(settings: dict, params, lrs):
     if optimizer_kind(cls) == "torch":
         return TorchOptimizer(cls, params, lr, dict(spec["kwargs"]))
     return cls(params, lr, **spec["kwargs"])
+
+
+def user_source(settings: dict) -> dict:
+    """The SHA-256 of each user module a cell's jobs import (none for built-in cells), for
+    the checkpoint key: a checkpoint saved before the user's file changed is not resumed."""
+    import hashlib
+
+    from .extend import cell_modules, current_path, module_file
+
+    digests = {}
+    for module in cell_modules(settings):
+        path = module_file(module, current_path())
+        if path is not None:
+            digests[module] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"user_source": digests} if digests else {}
