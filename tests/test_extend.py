@@ -436,3 +436,60 @@ def test_the_extension_code_is_an_input_only_of_the_jobs_that_run_it(root):
     assert {"user_optim.py", "funcmodel.py"} <= names("train.py")
     assert "user_data.py" not in names("train.py")
     assert not names("prepare_user_data.py") & {"optim.py", "models.py", "train.py"}
+
+
+# ---------------------------------------------------------------- checkpoints
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs."""
+
+
+@pytest.mark.parametrize("kind", ["torch.optim", "torch.func model"])
+def test_a_killed_job_with_user_code_resumes_to_identical_records(
+    digits_file, model_dir, monkeypatch, kind
+):
+    from optreg.checkpoint import Checkpoints
+    from optreg.metrics import read_run
+    from optreg.train import run_job
+
+    cfg = settings(epochs=2)
+    if kind == "torch.optim":
+        cfg = with_optimizer(cfg, "mine", "torch.optim:NAdam", {"momentum_decay": 0.003})
+    else:
+        cfg = with_model(with_optimizer(cfg, "signsgd", "my_optim:SignSGD"), "my_model:mlp")
+    job = dict(
+        data_path=digits_file,
+        study="s",
+        combination="c",
+        factors={},
+        settings=cfg,
+        phase="tune-eval",
+        tuning_seeds=[0, 1],
+        seeds=[5],
+        lr_grid=[0.01, 0.1],
+        default_lr=0.001,
+        checkpoint=model_dir / "checkpoints" / "job.pt",
+    )
+
+    def records(folder):
+        out = {}
+        for path in sorted(folder.glob("*.json")):
+            record = read_run(path)
+            history = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in record["history"]]
+            out[path.name] = {**record, "history": history, "wall_time_s": None}
+        return out
+
+    reference = records(Path(run_job(out_dir=model_dir / "reference", **job)[0]).parent)
+    job["checkpoint"].unlink()
+    real_save = Checkpoints.save
+
+    def save_then_die(self, state):
+        real_save(self, state)
+        if self.saves == 50:  # in the second run of a one-run-at-a-time job
+            raise Killed
+
+    monkeypatch.setattr(Checkpoints, "save", save_then_die)
+    with pytest.raises(Killed):
+        run_job(out_dir=model_dir / "resumed", checkpoint_minutes=1e-9, **job)
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+    run_job(out_dir=model_dir / "resumed", **job)
+    assert records(model_dir / "resumed") == reference
