@@ -73,10 +73,16 @@ class TorchOptimizer:
 
     @state.setter
     def state(self, named: dict[str, list]) -> None:
+        # torch.optim keeps scalar state (step counts) on the CPU unless `capturable`; a
+        # checkpoint restored onto a GPU moves every tensor there.
+        scalars_on_cpu = not self.inner.defaults.get("capturable", False)
         for name, values in named.items():
             for p, value in zip(self.params, values, strict=True):
-                if value is not None:
-                    self.inner.state[p][name] = value
+                if value is None:
+                    continue
+                if scalars_on_cpu and isinstance(value, torch.Tensor) and value.dim() == 0:
+                    value = value.cpu()
+                self.inner.state[p][name] = value
 
 
 def build_optimizer(settings: dict, params, lrs):
