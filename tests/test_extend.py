@@ -493,3 +493,11 @@ def test_a_killed_job_with_user_code_resumes_to_identical_records(
     monkeypatch.setattr(Checkpoints, "save", real_save)
     run_job(out_dir=model_dir / "resumed", **job)
     assert records(model_dir / "resumed") == reference
+
+
+def test_a_diverging_torch_optim_run_is_recorded_as_diverged(digits):
+    cfg = with_optimizer(settings(epochs=2), "mine", "torch.optim:SGD")
+    diverged, fine = train_runs(digits, cfg, [1e6, 0.3], [0, 0], CPU, max_stack=1)
+    assert diverged["diverged"] and diverged["diverged_epoch"] == 1
+    assert diverged["final"]["test_accuracy"] is None
+    assert not fine["diverged"] and fine["final"]["val_accuracy"] > 0.5
