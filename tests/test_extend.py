@@ -101,6 +101,30 @@ def test_an_optimizer_that_cannot_be_used_is_named_with_its_error(
         validate_config(smoke_config)
 
 
+@pytest.mark.parametrize(
+    ("section", "entry", "message"),
+    [
+        (
+            "optimizers",
+            {"class": "my_optim:SignSGD", "default_lr": 0.1, "kwargs": {"betta": 0.9}},
+            r"optimizers\.mine\.kwargs: my_optim:SignSGD cannot take these arguments: .*betta",
+        ),
+        (
+            "optimizers",
+            {"class": "torch.optim:NAdam", "default_lr": 0.1, "kwargs": {"beta": 0.9}},
+            r"optimizers\.mine\.kwargs: torch\.optim:NAdam cannot take these arguments",
+        ),
+    ],
+)
+def test_arguments_an_optimizer_cannot_take_are_named_before_any_job(
+    smoke_config, user_dir, section, entry, message
+):
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config[section] = {"mine": entry}
+    with pytest.raises(ConfigError, match=message):
+        validate_config(smoke_config)
+
+
 def test_a_user_module_outside_the_search_path_is_not_found(smoke_config, user_dir):
     smoke_config["optimizers"] = {"signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01}}
     with pytest.raises(ConfigError, match="optimizers.signsgd.class: cannot import"):
@@ -501,3 +525,17 @@ def test_a_diverging_torch_optim_run_is_recorded_as_diverged(digits):
     assert diverged["diverged"] and diverged["diverged_epoch"] == 1
     assert diverged["final"]["test_accuracy"] is None
     assert not fine["diverged"] and fine["final"]["val_accuracy"] > 0.5
+
+
+def test_arguments_a_factory_or_loader_cannot_take_are_named(smoke_config, model_dir):
+    (model_dir / "mine" / "my_data.py").write_text(DATA)
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["models"] = {"m": {"factory": "my_model:mlp", "kwargs": {"hiden": 8}}}
+    smoke_config["datasets"] = {"d": {"loader": "my_data:pooled", "kwargs": {"m": 3}}}
+    with pytest.raises(ConfigError) as error:
+        validate_config(smoke_config)
+    assert "models.m.kwargs: my_model:mlp cannot take these arguments" in str(error.value)
+    assert "datasets.d.kwargs: my_data:pooled cannot take these arguments" in str(error.value)
+    smoke_config["models"]["m"]["kwargs"] = {"hidden": 8}
+    smoke_config["datasets"]["d"]["kwargs"] = {"n": 30}
+    validate_config(smoke_config)

@@ -175,6 +175,30 @@ def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> b
     return attribute.split(".")[0] in defined
 
 
+def _call_problem(section: str, obj, kwargs: dict) -> str | None:
+    """Why `obj` cannot be called the way the jobs will call it with `kwargs`, or None."""
+    import inspect
+
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin without a signature: the job will tell
+        return None
+    if section == "optimizers":  # cls(params, lr, **kwargs); torch.optim: lr by name
+        args, named = (None,), {"lr": 1.0, **kwargs}
+    elif section == "models":  # the offered names it declares, plus kwargs
+        args, named = (), dict(kwargs)
+        for name in ("input_shape", "n_features", "n_classes", "activation"):
+            if name in signature.parameters and name not in named:
+                named[name] = None
+    else:
+        args, named = (), dict(kwargs)
+    try:
+        signature.bind(*args, **named)
+    except TypeError as exc:
+        return f"cannot take these arguments: {exc}"
+    return None
+
+
 def check_config(config: dict) -> list[str]:
     """Problems with the config's user extensions, one line each naming the key.
 
@@ -211,8 +235,13 @@ def check_config(config: dict) -> list[str]:
                     optimizer_kind(obj)
                 except ExtensionError as exc:
                     problems.append(f"{where}.{key}: {exc}")
+                    continue
             elif not callable(obj):
                 problems.append(f"{where}.{key}: {entry[key]!r} is not callable")
+                continue
+            problem = _call_problem(section, obj, entry["kwargs"])
+            if problem:
+                problems.append(f"{where}.kwargs: {entry[key]} {problem}")
     default_lr = config["protocol"]["default_lr"]
     for name, entry in config.get("optimizers", {}).items():
         if name in builtin["optimizers"]:
