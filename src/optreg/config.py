@@ -269,8 +269,13 @@ def cells(config: dict) -> list[Cell]:
                 **{k: list(problem[k]) for k in sizes if k in problem},
             }
             # Where the raw files lie and whether they may be downloaded is not part of a run.
-            split = {k: v for k, v in config["data"].items() if k not in ("root", "download")}
+            split = {
+                k: v for k, v in config["data"].items() if k not in ("root", "download", "mnist1d")
+            }
             settings["data"] = {"dataset": problem["dataset"], **split}
+            # A generated set's arguments are part of its runs; no other set's runs see them.
+            if problem["dataset"] == "mnist1d":
+                settings["data"]["mnist1d"] = copy.deepcopy(config["data"]["mnist1d"])
             default_lr = float(protocol["default_lr"][settings["optimizer"]])
             cell = Cell(name, factors, settings, grid, default_lr)
             if cell.id not in seen:

@@ -47,6 +47,12 @@ def code(script):
     return [os.path.relpath(p) for p in source_dependencies(str(path), SRC)]
 
 
+def generation_args(wildcards):
+    """A generated dataset's arguments (MNIST-1D); none for the others, so that changing
+    them reruns only the set they generate."""
+    return config["data"]["mnist1d"] if wildcards.dataset == "mnist1d" else None
+
+
 def study_factors(study):
     return list(config["studies"][study]["factors"])
 

@@ -18,5 +18,6 @@ rule prepare_data:
         split_seed=config["data"]["split_seed"],
         validation_fraction=config["data"]["validation_fraction"],
         test_fraction=config["data"]["test_fraction"],
+        generation=generation_args,
     script:
         "../../scripts/prepare_data.py"
