@@ -39,6 +39,16 @@ def digits(digits_file):
     return load_prepared(digits_file)
 
 
+@pytest.fixture(scope="session")
+def mnist1d(tmp_path_factory):
+    """A small MNIST-1D (500 signals of length 40), generated and prepared."""
+    from optreg.data import load_prepared, prepare
+
+    path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
+    prepare("mnist1d", path, split_seed=0, generation={"num_samples": 500})
+    return load_prepared(path)
+
+
 @pytest.fixture
 def smoke_config() -> dict:
     with open(ROOT / "config" / "smoke.yaml") as fh:

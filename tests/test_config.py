@@ -52,6 +52,36 @@ def test_settings_layer_defaults_fixed_factors_and_problem(smoke_config):
     assert cnn.default_lr == config["protocol"]["default_lr"][cnn.settings["optimizer"]]
 
 
+def test_depth_and_width_shape_the_mlp_and_name_the_cell(smoke_config):
+    smoke_config["studies"]["optimization"]["factors"]["depth"] = [1, 3]
+    smoke_config["studies"]["optimization"]["fixed"] = {"width": 5}
+    config = validate_config(smoke_config)
+    opt = [c for c in cells(config) if c.study == "optimization"]
+    assert len(opt) == 3 * 2 * 2
+    deep = next(c for c in opt if c.factors["depth"] == 3)
+    assert deep.settings["model"] == {"model": "mlp", "hidden": [5, 5, 5]}
+    # Factor order is canonical: depth after the activation, whatever order the config uses.
+    assert deep.id.startswith("optimizer-momentum_activation-relu_depth-3")
+    # Depth is a shape, not a setting: the run is the run of a problem with that network.
+    assert "depth" not in deep.settings and "width" not in deep.settings
+
+
+def test_depth_of_a_cnn_problem_is_refused(smoke_config):
+    smoke_config["studies"]["problems"]["factors"]["depth"] = [1, 2]
+    with pytest.raises(
+        ConfigError, match="studies.problems: depth apply to MLP problems only.*digits_cnn"
+    ):
+        validate_config(smoke_config)
+
+
+def test_depth_and_width_columns_come_from_the_model():
+    from optreg.tables import mlp_shape
+
+    assert mlp_shape({"model": "mlp", "hidden": [100, 100, 100]}) == {"depth": 3, "width": 100}
+    assert mlp_shape({"model": "mlp", "hidden": [12, 6]}) == {"depth": 2, "width": None}
+    assert mlp_shape({"model": "cnn", "channels": [4]}) == {"depth": None, "width": None}
+
+
 def test_new_evaluation_seeds_make_new_jobs_only(smoke_config):
     smoke_config["seeds_per_job"] = 2
     before = {(j.study, j.phase, j.cell.id, j.block) for j in jobs(validate_config(smoke_config))}

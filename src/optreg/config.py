@@ -34,6 +34,13 @@ SETTING_KEYS = (
     "epochs",
     "batch_size",
 )
+# Factors that shape a problem's MLP instead of being settings of their own: `depth` hidden
+# layers of `width` units each replace the problem's `hidden`. A run's settings keep only the
+# resulting `model.hidden`, so a cell named by depth and the same network named by its
+# problem are one and the same run.
+MODEL_FACTORS = ("depth", "width")
+# The canonical order of factors in a cell's id and in tables.
+FACTOR_KEYS = (*SETTING_KEYS[:3], *MODEL_FACTORS, *SETTING_KEYS[3:])
 PHASES = ("tune", "eval")
 # A job that tunes a cell and then evaluates its first block of evaluation seeds, in one
 # process: a train job's start (importing torch) costs more than a small cell's training.
@@ -252,22 +259,32 @@ def cells(config: dict) -> list[Cell]:
         base.setdefault("strength", 0.0)
         grid = tuple(sorted(float(v) for v in study.get("lr_grid", protocol["lr_grid"])))
         # Canonical key order: reordering a study's factors in the config renames nothing.
-        keys = [k for k in SETTING_KEYS if k in study["factors"]]
+        keys = [k for k in FACTOR_KEYS if k in study["factors"]]
         seen = set()
         for values in itertools.product(*(study["factors"][k] for k in keys)):
             factors = dict(zip(keys, values, strict=True))
-            settings = {**base, **factors}
-            _normalize(settings, factors, f"studies.{name}")
-            settings = {k: settings[k] for k in SETTING_KEYS}
+            merged = {**base, **factors}
+            _normalize(merged, factors, f"studies.{name}")
+            settings = {k: merged[k] for k in SETTING_KEYS}
             settings["strength"] = float(settings["strength"])
             problem = config["problems"][settings["problem"]]
             # Only the model's own sizes: a CNN setting never reruns an MLP cell.
             # (`dense` only when given, so that CNN cells without one keep their settings.)
-            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense")
+            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense", "kernel")
             settings["model"] = {
                 "model": problem["model"],
-                **{k: list(problem[k]) for k in sizes if k in problem},
+                **{k: copy.deepcopy(problem[k]) for k in sizes if k in problem},
             }
+            shape = {k: merged[k] for k in MODEL_FACTORS if k in merged}
+            if shape:
+                if problem["model"] != "mlp":
+                    raise ConfigError(
+                        f"studies.{name}: {' and '.join(shape)} apply to MLP problems only, but problem "
+                        f"'{settings['problem']}' is a {problem['model']}"
+                    )
+                hidden = settings["model"]["hidden"]
+                depth = shape.get("depth", len(hidden))
+                settings["model"]["hidden"] = [shape.get("width", hidden[0])] * depth
             # Where the raw files lie and whether they may be downloaded is not part of a run.
             split = {
                 k: v for k, v in config["data"].items() if k not in ("root", "download", "mnist1d")

@@ -236,12 +236,13 @@ def global_rngs_preserved():
     draws from them; without this, whatever runs later in the process would see a state
     fixed by the dataset's seed instead of its own.
     """
-    python_state, numpy_state = random.getstate(), np.random.get_state()
+    # The legacy global generator on purpose: it is the one the package draws from.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
     try:
         yield
     finally:
         random.setstate(python_state)
-        np.random.set_state(numpy_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 def generate_mnist1d(args: dict | None = None) -> Official:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import SETTING_KEYS
+from .config import MODEL_FACTORS, SETTING_KEYS
 from .io import atomic_path
 from .metrics import read_run
 from .stats import bootstrap_ci, pairwise_comparisons
@@ -28,7 +28,16 @@ RUN_KEYS = ["study", "combination", "phase", "protocol", "seed", "lr"]
 
 def _setting_columns(record: dict) -> dict:
     settings = record["settings"]
-    return {k: settings[k] for k in SETTING_KEYS}
+    return {k: settings[k] for k in SETTING_KEYS} | mlp_shape(settings["model"])
+
+
+def mlp_shape(model: dict) -> dict:
+    """An MLP's `depth` (hidden layers) and `width` (units per hidden layer, when all are
+    equal), the model factors of optreg.config; empty (missing values) for other models."""
+    hidden = model.get("hidden") if model["model"] == "mlp" else None
+    if hidden is None:
+        return {"depth": None, "width": None}
+    return {"depth": len(hidden), "width": hidden[0] if len(set(hidden)) == 1 else None}
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
@@ -76,6 +85,7 @@ def history_table(records: list[dict]) -> pd.DataFrame:
         *RUN_KEYS[:5],
         "lr",
         *SETTING_KEYS,
+        *MODEL_FACTORS,
         "stacked_runs",
         "epoch",
         "train_loss",
