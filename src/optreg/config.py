@@ -279,8 +279,8 @@ def cells(config: dict) -> list[Cell]:
             if shape:
                 if problem["model"] != "mlp":
                     raise ConfigError(
-                        f"studies.{name}: {' and '.join(shape)} apply to MLP problems only, but problem "
-                        f"'{settings['problem']}' is a {problem['model']}"
+                        f"studies.{name}: {' and '.join(shape)} apply to MLP problems only, "
+                        f"but problem '{settings['problem']}' is a {problem['model']}"
                     )
                 hidden = settings["model"]["hidden"]
                 depth = shape.get("depth", len(hidden))
