@@ -4,4 +4,9 @@ log_to(snakemake.log[0])
 
 from optreg.tables import collect_runs  # noqa: E402
 
-collect_runs(snakemake.params.files, snakemake.output.runs, snakemake.output.history)
+collect_runs(
+    snakemake.params.files,
+    snakemake.output.runs,
+    snakemake.output.history,
+    run_dirs=snakemake.input.runs,
+)

@@ -264,6 +264,7 @@ def job_arguments(digits_file) -> dict:
         settings=settings(epochs=2),
         lr_grid=[0.001, 0.03],
         default_lr=0.001,
+        lr_limits=[0.001, 0.03],  # the grid's own ends: no extension (see the test of it)
     )
 
 
@@ -352,3 +353,40 @@ def test_reading_a_corrupt_file_names_it(tmp_path):
         read_run(bad)
     with pytest.raises(MetricsError, match="missing"):
         read_run(tmp_path / "nope.json")
+
+
+def test_a_best_rate_on_the_grid_edge_extends_the_grid_on_tuning_seeds_only(digits_file, tmp_path):
+    # Two epochs of Adam at tiny rates: the larger rate wins, on the top edge of the grid.
+    common = {**job_arguments(digits_file), "lr_grid": [0.0001, 0.0003], "lr_limits": [1e-4, 0.01]}
+    files = run_job(
+        out_dir=tmp_path / "fused", phase="tune-eval", seeds=[5], tuning_seeds=[0, 1], **common
+    )
+    records = {p.name: read_run(p) for p in files}
+    tuned = records["tuned_seed-5.json"]["selection"]
+    assert tuned["extended"], "the best rate lay on the top edge: the grid must grow"
+    assert tuned["extended"][0] == pytest.approx(0.0009)  # 0.0003 * (0.0003 / 0.0001)
+    assert tuned["grid"] == sorted([0.0001, 0.0003, *tuned["extended"]])
+    assert tuned["lr_limits"] == [1e-4, 0.01] and max(tuned["grid"]) <= 0.01
+    # Stops once the best rate is interior, or when the next step would pass the limit.
+    assert tuned["lr"] != tuned["grid"][-1] or tuned["stopped_at_limit"]
+    added = [r for r in records.values() if r["phase"] == "tune" and r["settings"]["lr"] > 0.0003]
+    assert {r["seed"] for r in added} == {0, 1}  # tuning seeds only, never evaluation seeds
+    assert len(added) == 2 * len(tuned["extended"])
+    # A separate eval job extends the same way from the tune job's files.
+    tuning = run_job(out_dir=tmp_path / "tune", phase="tune", seeds=[0, 1], **common)
+    evaluation = run_job(
+        out_dir=tmp_path / "eval", phase="eval", seeds=[5], tuning_files=tuning, **common
+    )
+    split = {p.name: read_run(p) for p in evaluation}
+    assert split["tuned_seed-5.json"]["selection"] == tuned
+    assert split["tuned_seed-5.json"]["final"] == records["tuned_seed-5.json"]["final"]
+
+
+def test_an_interior_best_rate_adds_nothing(digits_file, tmp_path):
+    common = {**job_arguments(digits_file), "lr_grid": [1e-4, 0.003, 10.0], "lr_limits": [1e-5, 10]}
+    files = run_job(
+        out_dir=tmp_path / "j", phase="tune-eval", seeds=[5], tuning_seeds=[0], **common
+    )
+    tuned = read_run(next(p for p in files if p.name == "tuned_seed-5.json"))["selection"]
+    assert tuned["extended"] == [] and tuned["grid"] == [1e-4, 0.003, 10.0]
+    assert len(files) == 3 + 2

@@ -149,8 +149,17 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for where, problem in named:
             if problem is not None and problem not in config["problems"]:
                 problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
+    low, high = protocol["lr_limits"]
     for where, grid in grids:
         problems += _duplicates(where, grid)
+        if grid and not low <= min(grid) <= max(grid) <= high:
+            problems.append(
+                f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
+                f"{where} spans [{min(grid):g}, {max(grid):g}]"
+            )
+    padding = config["data"]["mnist1d"]["padding"]
+    if padding[0] > padding[1]:
+        problems.append(f"data.mnist1d.padding: {padding} must be [low, high] with low <= high")
     if config["defaults"]["problem"] not in config["problems"]:
         problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
     if not problems:

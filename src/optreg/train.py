@@ -28,7 +28,7 @@ from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
-from .protocol import plan_runs
+from .protocol import Run, extend_grid, plan_runs
 
 
 def resolve_device(device: str) -> torch.device:
@@ -329,6 +329,7 @@ def run_job(
     default_lr: float,
     tuning_seeds=(),
     tuning_files=(),
+    lr_limits=(1e-5, 10.0),
     device: str = "cpu",
     threads: int = 1,
 ) -> list[Path]:
@@ -337,7 +338,9 @@ def run_job(
     `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
     `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
     those runs, evaluate `seeds`, all in one process; the records are the same as those of a
-    `tune` job followed by an `eval` job.
+    `tune` job followed by an `eval` job. Before evaluating, a best rate on an edge of the grid
+    makes the job train the tuning seeds at further rates within `lr_limits` (see
+    `optreg.protocol.extend_grid`); their records are tuning records of this job.
     The files appear together: they are written into a hidden temporary folder that
     is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
     `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
@@ -359,16 +362,15 @@ def run_job(
         data = load_prepared(data_path, device=dev)
         job["data_sha256"] = data.sha256
         limit = max_stack(data, settings, dev)
-        for step, step_seeds in steps:
-            runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
+        gpu_id = slot.gpu_id if slot else None
+
+        def train_step(step, runs, selection=None):
             start = time.perf_counter()
             lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
             results = train_runs(data, settings, lrs, run_seeds, dev, max_stack=limit)
             wall = time.perf_counter() - start
-            base = provenance(
-                dev, min(len(runs), limit or len(runs)), slot.gpu_id if slot else None
-            )
-            step_records = [
+            base = provenance(dev, min(len(runs), limit or len(runs)), gpu_id)
+            return [
                 (
                     run.filename,
                     run_record(
@@ -383,6 +385,24 @@ def run_job(
                 )
                 for run, result in zip(runs, results, strict=True)
             ]
+
+        for step, step_seeds in steps:
+            extension = None
+            if step == "eval":
+                # One extra tuning round per rate past the grid's edge (tuning seeds only).
+                seeds_tuned = sorted({r["seed"] for r in tuning})
+                added_records = []
+
+                def train_rate(lr, seeds_tuned=seeds_tuned, added_records=added_records):
+                    new = train_step("tune", [Run(lr, s, None) for s in seeds_tuned])
+                    added_records += new
+                    return [record for _, record in new]
+
+                tuning, added = extend_grid(tuning, lr_limits, train_rate)
+                records += added_records
+                extension = {"extended": added, "lr_limits": list(lr_limits)}
+            runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning, extension)
+            step_records = train_step(step, runs, selection)
             if step == "tune":
                 tuning = [record for _, record in step_records]  # what `eval` chooses from
             records += step_records

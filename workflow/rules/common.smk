@@ -121,6 +121,7 @@ def get_train_job(wildcards):
         "tuning_seeds": list(job.tuning_seeds),
         "lr_grid": list(job.cell.lr_grid),
         "default_lr": job.cell.default_lr,
+        "lr_limits": config["protocol"]["lr_limits"],
         "tuning_files": (
             [f for j in cell_tuning_jobs(job) for f in tuning_files(j)]
             if job.phase == "eval"
