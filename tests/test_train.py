@@ -390,3 +390,27 @@ def test_an_interior_best_rate_adds_nothing(digits_file, tmp_path):
     tuned = read_run(next(p for p in files if p.name == "tuned_seed-5.json"))["selection"]
     assert tuned["extended"] == [] and tuned["grid"] == [1e-4, 0.003, 10.0]
     assert len(files) == 3 + 2
+
+
+def test_a_tuned_run_equal_to_the_default_run_is_trained_once(digits_file, tmp_path, monkeypatch):
+    import optreg.train as train_module
+
+    trained = []
+    real = train_module.train_runs
+
+    def counting(data, settings, lrs, seeds, *args, **kwargs):
+        trained.extend(zip(lrs, seeds, strict=True))
+        return real(data, settings, lrs, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_runs", counting)
+    common = {**job_arguments(digits_file), "lr_grid": [0.001], "lr_limits": [0.001, 0.001]}
+    files = run_job(
+        out_dir=tmp_path / "j", phase="tune-eval", seeds=[5, 6], tuning_seeds=[0], **common
+    )
+    records = {p.name: read_run(p) for p in files}
+    # Tuned at 0.001, the default rate: 1 tuning run + 2 evaluation runs, not 1 + 4.
+    assert sorted(trained) == [(0.001, 0), (0.001, 5), (0.001, 6)]
+    for seed in (5, 6):
+        tuned, oneshot = records[f"tuned_seed-{seed}.json"], records[f"oneshot_seed-{seed}.json"]
+        assert tuned["final"] == oneshot["final"] and tuned["protocol"] != oneshot["protocol"]
+        assert tuned["provenance"]["settings_hash"] == oneshot["provenance"]["settings_hash"]

@@ -366,10 +366,15 @@ def run_job(
 
         def train_step(step, runs, selection=None):
             start = time.perf_counter()
-            lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
-            results = train_runs(data, settings, lrs, run_seeds, dev, max_stack=limit)
+            # A run at the same rate and seed as another (a tuned rate equal to the default
+            # rate) is the same run: trained once, recorded under both names.
+            distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
+            lrs, run_seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
+            trained = train_runs(data, settings, lrs, run_seeds, dev, max_stack=limit)
+            by_run = dict(zip(distinct, trained, strict=True))
+            results = [by_run[(r.lr, r.seed)] for r in runs]
             wall = time.perf_counter() - start
-            base = provenance(dev, min(len(runs), limit or len(runs)), gpu_id)
+            base = provenance(dev, min(len(distinct), limit or len(distinct)), gpu_id)
             return [
                 (
                     run.filename,
