@@ -346,10 +346,15 @@ def test_config_claims_load(root):
         "relu_adam_best",
         "relu_rmsprop_best",
         "sigmoid_momentum_lower",
+        "sigmoid_sgd_lower",
+        "adam_rescues_sigmoid",
         "l1_hurts",
         "l2_helps",
     ]
-    assert [c["kind"] for c in claims] == ["best", "best", "less", "all_less", "best_greater"]
+    kinds = ["best", "best", "less", "less", "less", "all_less", "best_greater"]
+    assert [c["kind"] for c in claims] == kinds
+    # The optimization study's claims are judged at each depth of the default study.
+    assert [c["id"] for c in claims if c.get("by") == "depth"] == [c["id"] for c in claims[:5]]
 
 
 GOOD = "  - {id: ok, text: fine, study: optimization, kind: best, cell: {optimizer: adam}}\n"
