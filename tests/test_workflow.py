@@ -21,8 +21,11 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 41  # one per cell
-    assert counts["prepare_data"] == 2 and counts["report"] == 1
+    # 24 optimization cells (4 optimizers x 3 activations x 2 depths), 13 regularization
+    # (none + 4 penalties x 3 strengths), 16 problems (4 problems x 4 optimizers): one job each.
+    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 24 + 13 + 16
+    # MNIST-1D, digits and breast_cancer.
+    assert counts["prepare_data"] == 3 and counts["report"] == 1
 
 
 def test_smoke_study_writes_runs_tables_figures_and_report(smoke):

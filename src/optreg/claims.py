@@ -577,6 +577,19 @@ def conclusion(findings: pd.DataFrame) -> list[str]:
     return sentences
 
 
+def factor_effects(findings: pd.DataFrame) -> list[dict]:
+    """For each claim judged at several values of a factor (`at`): its text and a plain
+    sentence on what that factor does to its verdict at the tuned rates."""
+    if "at" not in findings.columns:
+        return []
+    out = []
+    for _, group in findings.groupby("id", sort=False):
+        ats = [a for a in dict.fromkeys(_present(a) for a in group["at"]) if a]
+        if ats:
+            out.append({"claim": group["text"].iloc[0], "effect": _effect_of(group, ats)})
+    return out
+
+
 def _effect_of(group: pd.DataFrame, ats: list[str]) -> str:
     """What the `at` factor does to a claim's verdict at the tuned rates, in plain words."""
     tuned = group[group["protocol"].map(_present).isin(["tuned", ""])]
