@@ -98,6 +98,14 @@ def plain_model(spec: dict, meta: dict, activation: str) -> nn.Module:
         for a, b in zip(sizes, sizes[1:], strict=False):
             layers += [nn.Linear(a, b), act()]
         model = nn.Sequential(*layers[:-1])
+    elif len(meta["input_shape"]) == 2:  # signals: the strided 1-D CNN of optreg.models
+        c, length = meta["input_shape"]
+        layers = [nn.Unflatten(1, (c, length))]
+        kernels = [*spec.get("kernel", []), *[3] * len(spec["channels"])]
+        for out, k in zip(spec["channels"], kernels, strict=False):
+            layers += [nn.Conv1d(c, out, k, stride=2, padding=1), act()]
+            c, length = out, (length + 2 - k) // 2 + 1
+        model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * length, meta["n_classes"]))
     else:
         c, h, w = meta["input_shape"]
         layers = [nn.Unflatten(1, (c, h, w))]
@@ -106,7 +114,7 @@ def plain_model(spec: dict, meta: dict, activation: str) -> nn.Module:
             c, h, w = out, h // 2, w // 2
         model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, meta["n_classes"]))
     for module in model.modules():
-        if isinstance(module, nn.Linear | nn.Conv2d):
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
     return model
@@ -129,7 +137,9 @@ def plain_run(data, settings: dict, lr: float, seed: int) -> dict:
     torch.manual_seed(seed)
     model = plain_model(settings["model"], data.meta, settings["activation"])
     optimizer = plain_optimizer(settings, model.parameters(), lr)
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    weights = [
+        m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
+    ]
     kind, strength = settings["penalty"], settings["strength"]
     x, y = data.x["train"], data.y["train"]
     n, batch_size = len(y), settings["batch_size"]
@@ -222,7 +232,8 @@ def plain_loop(config: dict, sample: int | None, data_dir: Path) -> dict:
         name = cell.settings["data"]["dataset"]
         if name not in datasets:
             path = data_dir / f"{name}.pt"
-            prepare(name, path, **{k: config["data"][k] for k in SPLIT_KEYS})
+            split = {k: config["data"][k] for k in SPLIT_KEYS}
+            prepare(name, path, **split, generation=config["data"]["mnist1d"])
             data = load_prepared(path)
             data.x = {k: v.clone() for k, v in data.x.items()}  # in memory, not memory-mapped
             data.y = {k: v.clone() for k, v in data.y.items()}
@@ -410,7 +421,9 @@ def throughput_rows(config: dict, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="optreg-perf-data-") as tmp:
         path = Path(tmp) / "data.pt"
         split = {k: config["data"][k] for k in SPLIT_KEYS}
-        prepare(cell.settings["data"]["dataset"], path, **split)
+        prepare(
+            cell.settings["data"]["dataset"], path, **split, generation=config["data"]["mnist1d"]
+        )
         rates = throughput(load_prepared(path), settings, repeats, stack=5)
     print(
         f"throughput: {cell.settings['problem']} {cell.settings['model']}, "
