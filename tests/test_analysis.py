@@ -197,3 +197,27 @@ def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
     tuning = tuning_table(runs, ["optimizer"]).set_index("lr")
     assert tuning.loc[0.01, "selected"] and not tuning.loc[0.001, "selected"]
     assert tuning.loc[0.01, "val_accuracy_mean"] == pytest.approx(0.9)
+
+
+def test_published_accuracy_stands_beside_the_measured_one():
+    from optreg.report import published_rows
+
+    summary = pd.DataFrame(
+        {
+            "problem": ["cnn", "cnn", "mlp"],
+            "protocol": ["tuned", "oneshot", "tuned"],
+            "test_accuracy_mean": [0.925, 0.5, 0.66],
+            "test_accuracy_ci_low": [0.92, 0.4, 0.65],
+            "test_accuracy_ci_high": [0.93, 0.6, 0.67],
+            "seeds": [10, 10, 10],
+        }
+    )
+    problems = {"cnn": {"published_test_accuracy": 0.94}, "mlp": {}, "gone": {}}
+    (row,) = published_rows(summary, problems)  # the tuned rate, problems with a figure only
+    assert row == {
+        "problem": "cnn",
+        "published": "94%",
+        "ours": "92.5% [92.0, 93.0]",
+        "difference": "-1.5",
+        "seeds": 10,
+    }
