@@ -400,6 +400,54 @@ def throughput(data, settings: dict, repeats: int, stack: int) -> dict[str, dict
     return rates
 
 
+def matmul_peak(repeats: int, size: int = 512) -> float:
+    """Measured matmul peak of this process (FLOP per CPU second): the median of `repeats`
+    products of two size x size float32 matrices, each timed by CPU time."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        for _ in range(10):
+            torch.mm(a, b)
+        rates.append(10 * 2 * size**3 / (time.process_time() - cpu))
+    return statistics.median(rates)
+
+
+def training_flops_per_sample(meta: dict, spec: dict) -> float:
+    """Multiply-add FLOPs of one training sample of an MLP: forward 2ab per layer, backward
+    4ab (gradients of inputs and weights); elementwise work is not counted."""
+    sizes = [meta["n_features"], *spec["hidden"], meta["n_classes"]]
+    return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def peak_fraction_row(data, settings: dict, stack: int, repeats: int) -> None:
+    """Training FLOPs / CPU time / the matmul peak measured in this run, `stack` runs stacked
+    as a study's job stacks them; CPU time includes each epoch's validation pass."""
+    if settings["model"]["model"] != "mlp":
+        return
+    lr, seeds = settings["lr"], list(range(stack))
+    train_runs(data, settings, [lr] * stack, seeds, CPU)  # warm up
+    fractions = []
+    for _ in range(repeats):
+        peak = matmul_peak(3)
+        cpu = time.process_time()
+        train_runs(data, settings, [lr] * stack, seeds, CPU)
+        seconds = time.process_time() - cpu
+        flops = training_flops_per_sample(data.meta, settings["model"])
+        flops *= stack * settings["epochs"] * len(data.y["train"])
+        fractions.append(flops / seconds / peak)
+    fraction = statistics.median(fractions)
+    row(
+        f"training / matmul peak, {settings['problem']} {settings['model']['hidden']}, "
+        f"{stack} runs stacked",
+        f"{100 * fraction:.0f}% of peak",
+        f"peak {matmul_peak(5) / 1e9:.0f} GFLOP/CPU s (512x512 matmul)",
+        f"{fraction:.2f} (>= 0.35)",
+        fraction >= 0.35,
+    )
+
+
 def paired_ratio(a: list[float], b: list[float]) -> float:
     """Median over repetitions of a / b: the load drifts less within one repetition."""
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
@@ -424,7 +472,11 @@ def throughput_rows(config: dict, repeats: int) -> None:
         prepare(
             cell.settings["data"]["dataset"], path, **split, generation=config["data"]["mnist1d"]
         )
-        rates = throughput(load_prepared(path), settings, repeats, stack=5)
+        prepared = load_prepared(path)
+        rates = throughput(prepared, settings, repeats, stack=5)
+        # As many runs as one cell's job stacks: its tuning runs, then its evaluation runs.
+        stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
+        peak_fraction_row(prepared, settings, stack, max(3, repeats // 5))
     print(
         f"throughput: {cell.settings['problem']} {cell.settings['model']}, "
         f"{settings['optimizer']} at lr {settings['lr']}, batch {settings['batch_size']}, "
