@@ -81,7 +81,8 @@ def test_same_settings_same_numbers_across_runs_and_core_counts(smoke, root, tmp
     ]
     snakemake(work, "--cores", "1", *tables)
     ours, theirs = records(work), records(smoke)
-    assert len(ours) == 120 and ours.keys() == theirs.keys()
+    # 120 planned runs, and the tuning runs of rates added past the grid's edge.
+    assert len(ours) >= 120 and ours.keys() == theirs.keys()
     for key in ours:
         assert ours[key] == theirs[key], key
 
