@@ -239,6 +239,8 @@ def report_data(
     ]
     first_runs = next(iter(runs.values()))
     found = read_table(findings)
+    # Claims about studies this config does not run (a preset's own studies) are left out.
+    found = found[found["study"].isin(list(studies))].reset_index(drop=True)
     found["at"] = found["at"].fillna("").astype(str) if "at" in found else ""
     # Claim by claim in the claims file's order, each depth (`at`) in turn, the fair protocol
     # first.
