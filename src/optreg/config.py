@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import difflib
 import itertools
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -358,3 +359,16 @@ def load_config(path: str) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return validate_config(raw, source=path)
+
+
+# A train job may run this much longer than its estimate before its time limit stops it.
+RUNTIME_MARGIN = 1.5
+
+
+def train_runtime(job: Job, problems: dict) -> int:
+    """Minutes a train job may run (Snakemake's `runtime`, SLURM's `--time`): its run-epochs
+    times its problem's `run_epoch_s`, with RUNTIME_MARGIN; at least one minute. A job that
+    still hits the limit is resubmitted and resumes from its checkpoint."""
+    settings = job.cell.settings
+    seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
+    return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))

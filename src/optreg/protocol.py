@@ -96,6 +96,14 @@ def extend_grid(tuning: list[dict], limits, train) -> tuple[list[dict], list[flo
     return tuning, added
 
 
+def added_rates(tuning: list[dict], lr_grid) -> list[float]:
+    """The rates of tuning runs beyond the configured grid (added by `extend_grid`), nearest
+    the grid first."""
+    grid = sorted(float(lr) for lr in lr_grid)
+    extra = {float(r["settings"]["lr"]) for r in tuning} - set(grid)
+    return sorted(extra, key=lambda lr: abs(math.log(lr / (grid[0] if lr < grid[0] else grid[-1]))))
+
+
 def plan_runs(
     phase: str,
     seeds,
