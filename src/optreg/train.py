@@ -623,13 +623,17 @@ def run_job(
                 if step == "eval":
                     # One extra tuning round per rate past the grid's edge, on the tuning seeds
                     # only (optreg.protocol.extend_grid); its runs are tuning records of this job.
-                    def extra_round(lr, seeds=sorted({r["seed"] for r in tuning})):
-                        runs = [Run(lr, s, None) for s in seeds]
-                        new = _step_records(runs, "tune", None, time.perf_counter())
-                        records.extend(new)
+                    seeds_tuned = sorted({r["seed"] for r in tuning})
+                    added_records = []
+
+                    def extra_round(lr, seeds_tuned=seeds_tuned, added_records=added_records):
+                        extra = [Run(lr, s, None) for s in seeds_tuned]
+                        new = _step_records(extra, "tune", None, time.perf_counter())
+                        added_records += new
                         return [record for _, record in new]
 
                     tuning, _ = extend_grid(tuning, lr_limits, extra_round)
+                    records += added_records
                     extension = {
                         "extended": added_rates(tuning, lr_grid),
                         "lr_limits": list(lr_limits),
