@@ -139,9 +139,12 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
     assert dry_run(work, target) == {"train": 1}
     snakemake(work, target)
     names = sorted(p.name for p in (work / target).glob("*.json"))
-    tuning = [f"lr-{lr}_seed-{s}.json" for lr in ("0.01", "0.1") for s in (0, 1)]
+    # The grid's rates, the rates it was extended by (its best rate lay on an edge), 2 seeds each.
+    tuned = json.loads((work / target / "tuned_seed-10.json").read_text())
+    rates = sorted(["0.01", "0.1", *(f"{x:g}" for x in tuned["selection"]["extended"])])
+    tuning = [f"lr-{lr}_seed-{s}.json" for lr in rates for s in (0, 1)]
     evaluation = [f"{p}_seed-{s}.json" for p in ("oneshot", "tuned") for s in (10, 11)]
-    assert names == tuning + evaluation
+    assert names == sorted(tuning + evaluation)
 
 
 def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_clone):
