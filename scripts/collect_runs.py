@@ -5,3 +5,7 @@ log_to(snakemake.log[0])
 from optreg.tables import collect_runs  # noqa: E402
 
 collect_runs(snakemake.params.files, snakemake.output.runs, snakemake.output.history)
+
+from optreg.html import html_pages  # noqa: E402
+
+html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")
