@@ -20,10 +20,16 @@ def table_html(csv_path: str | os.PathLike, html_path: str | os.PathLike, title:
     """Write the CSV table at `csv_path` as a standalone, styled HTML page with a caption."""
     table = pd.read_csv(csv_path)
     body = table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4g}", border=0)
+    # Text columns read left-aligned, numbers right-aligned (the style's default).
+    left = [
+        f"td:nth-child({i}) {{ text-align: left; }}"
+        for i, column in enumerate(table.columns, 1)
+        if not pd.api.types.is_numeric_dtype(table[column])
+    ]
     summary = f"{len(table)} rows, {len(table.columns)} columns (from {os.path.basename(csv_path)})"
     page = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}{' '.join(left)}</style></head>\n"
         f"<body><h3>{html.escape(title)}</h3><p>{html.escape(summary)}</p>\n{body}\n</body></html>\n"
     )
     with open(html_path, "w", encoding="utf-8") as fh:
