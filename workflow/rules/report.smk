@@ -9,7 +9,7 @@ rule report:
             f"{RESULTS}/report.pdf",
             caption="../report/report_pdf.rst",
             category="Report",
-            labels={"file": "report.pdf"},
+            labels={"report": "the full write-up", "format": "PDF"},
         ),
         data=f"{RESULTS}/report.json",
     log:
