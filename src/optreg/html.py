@@ -22,7 +22,7 @@ def table_html(csv_path: str | os.PathLike, html_path: str | os.PathLike, title:
     body = table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:.4g}", border=0)
     # Text columns read left-aligned, numbers right-aligned (the style's default).
     left = [
-        f"td:nth-child({i}) {{ text-align: left; }}"
+        f"td:nth-child({i}), th:nth-child({i}) {{ text-align: left; }}"
         for i, column in enumerate(table.columns, 1)
         if not pd.api.types.is_numeric_dtype(table[column])
     ]
