@@ -1,3 +1,5 @@
+# Each table meant for readers is written as CSV and, for `snakemake --report`, as an HTML page
+# (`<name>_html`), by the job that computes it: a job per page would cost a Python start each.
 rule collect_runs:
     """Gather a study's per-run metrics files into its runs and history tables."""
     input:
