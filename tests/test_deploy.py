@@ -241,6 +241,24 @@ def test_snakedeploy_deployment_plans_the_default_study(root, tmp_path):
     assert counts["train"] == 15
 
 
+def test_a_module_read_through_the_source_cache_is_refused_with_the_way_out(tmp_path):
+    """github() or gitfile() give Snakemake single files: the package in src/ is not there."""
+    repo = copy_project(ROOT, tmp_path / "optreg")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "release")
+    git(repo, "tag", "v0.1.0")
+    user = module_folder(repo, tmp_path / "user", ROOT / "config" / "smoke.yaml")
+    snakefile = (user / "Snakefile").read_text()
+    source = f'gitfile("{repo}", path="workflow/Snakefile", tag="v0.1.0")'
+    (user / "Snakefile").write_text(
+        snakefile.replace(f'"{repo / "workflow" / "Snakefile"}"', source)
+    )
+    proc = snakemake(user, "-n", check=False)
+    assert proc.returncode != 0
+    assert "point the module's snakefile at <clone>/workflow/Snakefile" in proc.stdout + proc.stderr
+
+
 # ---------------------------------------------------------------- catalog conventions
 
 PARSE = """

@@ -11,9 +11,11 @@ from snakemake.sourcecache import LocalSourceFile
 # relative to the working directory.
 if not isinstance(workflow.current_basedir, LocalSourceFile):
     raise WorkflowError(
-        "optreg must be run from a local checkout (its jobs import the package in src/): "
-        f"{workflow.current_basedir.get_path_or_uri(secret_free=True)} is remote. Clone the "
-        "repository and point the module's snakefile at <clone>/workflow/Snakefile."
+        "optreg runs from a checkout on this machine (its jobs import the package in its "
+        f"src/), but {workflow.current_basedir.get_path_or_uri(secret_free=True)} is read "
+        "through Snakemake's source cache (github(), gitfile(), a URL). Clone the repository, "
+        "check out the version you want and point the module's snakefile at "
+        "<clone>/workflow/Snakefile."
     )
 CHECKOUT = Path(workflow.current_basedir.get_path_or_uri(secret_free=False)).parents[1]
 SRC = str(CHECKOUT / "src")
