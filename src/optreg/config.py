@@ -332,6 +332,19 @@ def load_config(path: str) -> dict:
     return validate_config(raw, source=path)
 
 
+# A train job may run this much longer than its estimate before its time limit stops it.
+RUNTIME_MARGIN = 1.5
+
+
+def train_runtime(job: Job, problems: dict) -> int:
+    """Minutes a train job may run (Snakemake's `runtime`, SLURM's `--time`): its run-epochs
+    times its problem's `run_epoch_s`, with RUNTIME_MARGIN; at least one minute. A job that
+    still hits the limit is resubmitted and resumes from its checkpoint."""
+    settings = job.cell.settings
+    seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
+    return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
 _INTEGER = re.compile(r"[+-]?\d+")
 _BOOLEANS = {"true": True, "false": False}
 
