@@ -159,7 +159,7 @@ def module_smoke(tmp_path_factory) -> tuple[Path, Path]:
 def test_module_runs_the_smoke_study_to_the_pdf_with_its_own_code(module_smoke):
     checkout, user = module_smoke
     # The folder holds its config, results and logs; nothing of the workflow was copied.
-    made = {".snakemake", "logs", "results", "report.html"}
+    made = {".snakemake", "logs", "results", "checkpoints", "report.html"}
     assert {p.name for p in user.iterdir()} - made == {"Snakefile", "config"}
     assert (user / "results" / "report.pdf").stat().st_size > 10_000
     expected = sum(j.runs for j in jobs(load_config(user / "config" / "config.yaml")))

@@ -7,8 +7,8 @@ from snakemake.sourcecache import LocalSourceFile
 
 # Everything the workflow ships (scripts, package source, schemas, report template, claims)
 # is found from this file, never from the working directory or workflow.basedir (which, in a
-# module, is the including Snakefile's folder). Only results/, logs/ and data.root are
-# relative to the working directory.
+# module, is the including Snakefile's folder). Only results/, logs/, checkpoints/ and
+# data.root are relative to the working directory.
 if not isinstance(workflow.current_basedir, LocalSourceFile):
     raise WorkflowError(
         "optreg runs from a checkout on this machine (its jobs import the package in its "
