@@ -10,3 +10,7 @@ collect_runs(
     snakemake.output.history,
     run_dirs=snakemake.input.runs,
 )
+
+from optreg.html import html_pages  # noqa: E402
+
+html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")

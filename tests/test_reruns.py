@@ -61,11 +61,12 @@ def test_editing_the_statistics_skips_training(smoke_clone):
 
 
 def records(work: Path) -> dict[str, dict]:
-    """Every metrics record, keyed by path, without its timing fields."""
+    """Every metrics record, keyed by path, without its timing fields and code's folder."""
     out = {}
     for path in sorted((work / "results" / "studies").glob("*/*/*/seeds-*/*.json")):
         record = json.loads(path.read_text())
         record.pop("wall_time_s")
+        record["provenance"]["code"].pop("path")  # each copy of the project has its own
         for epoch in record["history"]:
             epoch.pop("elapsed_s")
         out[str(path.relative_to(work))] = record

@@ -15,6 +15,8 @@ import copy
 import difflib
 import itertools
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -372,3 +374,70 @@ def train_runtime(job: Job, problems: dict) -> int:
     settings = job.cell.settings
     seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
     return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _from_command_line(text: str, wanted) -> Any:
+    """`text` as the first of the schema's `wanted` types it reads as; ValueError otherwise."""
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if "integer" in wanted and _INTEGER.fullmatch(text.strip()):
+        return int(text)
+    if "number" in wanted:
+        value = int(text) if _INTEGER.fullmatch(text.strip()) else float(text)
+        if math.isfinite(value):
+            return value
+    if "boolean" in wanted and text.lower() in _BOOLEANS:
+        return _BOOLEANS[text.lower()]
+    raise ValueError(text)
+
+
+def coerce_command_line(config: dict, overrides: Mapping) -> None:
+    """Give the strings Snakemake makes of nested `--config` values the types the schema wants.
+
+    Snakemake reads the value of `--config 'threads={train: 2}'` with YAML's base loader, so
+    the 2 arrives as '2'. Only values given in `overrides` (the command line's `--config`)
+    are converted, in `config` in place; a string in a config file stays an error. A value
+    that is no number raises ConfigError showing the syntax that works.
+    """
+    import jsonschema  # deferred, as in validate_config
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    problems = []
+    while True:
+        changed = False
+        for error in validator.iter_errors(config):
+            path = list(error.absolute_path)
+            if error.validator != "type" or not isinstance(error.instance, str):
+                continue
+            given = overrides
+            for part in path:
+                try:
+                    given = given[part]
+                except (KeyError, IndexError, TypeError):
+                    given = None
+                    break
+            if given != error.instance:
+                continue  # not from the command line
+            *parents, last = path
+            target = config
+            for part in parents:
+                target = target[part]
+            try:
+                target[last] = _from_command_line(error.instance, error.validator_value)
+                changed = True
+            except ValueError:
+                problem = (
+                    f"{_key_path(path)}: --config gave {error.instance!r}, which is not of type "
+                    f"{error.validator_value!r}; numbers go unquoted, e.g. "
+                    "--config seeds_per_job=5 'threads={train: 2}' "
+                    "'protocol={lr_grid: [0.01, 0.1]}'"
+                )
+                if problem not in problems:
+                    problems.append(problem)
+        if not changed:
+            break
+    if problems:
+        raise ConfigError("command line is invalid:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -134,7 +134,7 @@ def missing_files_message(name: str, root: str | os.PathLike, missing) -> str:
         f"{folder}/ (data.root is {str(root)!r}); expected: {', '.join(spec.files)}; "
         f"missing: {', '.join(missing)}. Download is disabled: set data.download: true in "
         "the config to let torchvision fetch them (needs internet access), or copy the files "
-        "there (README, 'Real datasets')."
+        "there (docs/datasets.md)."
     )
 
 

@@ -33,6 +33,7 @@ from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
+from .origin import code_origin
 from .progress import Progress
 from .protocol import Run, added_rates, extend_grid, plan_runs, select_lr
 
@@ -457,6 +458,7 @@ def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) ->
         "torch": torch.__version__,
         "numpy": importlib.metadata.version("numpy"),
         "optreg": __version__,
+        "code": code_origin(),
         "platform": platform.platform(),
         "host": platform.node(),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
