@@ -18,5 +18,6 @@ meta = prepare(
     test_fraction=snakemake.params.test_fraction,
     root=data["root"],
     download=data["download"],
+    generation=snakemake.params.generation,
 )
 write_json(snakemake.output.meta, meta)
