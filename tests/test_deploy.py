@@ -26,7 +26,7 @@ pytestmark = pytest.mark.workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 # Submitted to a cluster: everything else takes seconds and runs where Snakemake runs.
-CLUSTER_RULES = {"prepare_data", "train"}
+CLUSTER_RULES = {"prepare_data", "prepare_user_data", "train"}
 
 
 def train_targets(output: str) -> set[str]:
@@ -305,7 +305,9 @@ def test_a_cluster_run_submits_only_data_preparation_and_training(rules):
 def test_rule_graph_image_is_current(rules):
     svg = (ROOT / "docs" / "images" / "rulegraph.svg").read_text()
     drawn = set(re.findall(r"<text[^>]*>([\w]+)</text>", svg))
-    assert drawn == set(rules), "regenerate it with the command in docs/how-it-works.md"
+    # Drawn from the smoke study, which has no data set of the user's own (docs/extending.md).
+    drawn_rules = set(rules) - {"prepare_user_data"}
+    assert drawn == drawn_rules, "regenerate it with the command in docs/how-it-works.md"
 
 
 def test_license_matches_the_package_metadata(root):

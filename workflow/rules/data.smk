@@ -29,6 +29,7 @@ rule prepare_data:
 # A data set of the user's own (config: datasets): its module's files are inputs and its
 # loader and arguments params, so editing either reprepares exactly this set.
 rule prepare_user_data:
+    """Load a data set of the user's own, split and scale it like the built-in sets."""
     input:
         code=code("prepare_user_data.py"),
         user_code=get_dataset_code,
