@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_project, dry_run, snakemake
+from conftest import copy_project, dry_run, module_folder, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -115,24 +115,20 @@ def test_an_unimportable_optimizer_stops_snakemake_before_any_job(root, tmp_path
     assert not (work / "results").exists()
 
 
-def test_a_file_of_ones_own_in_a_working_directory_elsewhere(root, tmp_path):
-    """The workflow run from another folder (as a deployment runs it): the user's file and
-    config sit in the working directory, the jobs import the file from there, and editing it
-    reruns exactly its jobs."""
-    work = tmp_path / "my study"
-    (work / "config").mkdir(parents=True)
-    shutil.copy(root / "examples" / "lion.py", work / "my_optim.py")
-    shutil.copy(root / "config" / "claims.yaml", work / "config")  # what the verdicts test
+def test_a_file_of_ones_own_in_a_module_deployment(root, tmp_path):
+    """The workflow used as a module (as snakedeploy writes it): the user's file and config
+    sit in the deployment folder, the jobs import the file from there, its optimizer is
+    reported beside the built-in one, and editing the file reruns exactly its jobs."""
     config = yaml.safe_load((root / "examples" / "lion.yaml").read_text())
     small_lion(config)
     config.pop("extensions_path")  # the working directory is always searched
     config["optimizers"]["lion"]["class"] = "my_optim:Lion"
     config["studies"]["optimization"]["factors"]["optimizer"] = ["adam", "lion"]
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    snakefile = str(root / "workflow" / "Snakefile")
-    snakemake(work, "--snakefile", snakefile, "--configfile", "config/config.yaml")
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    work = module_folder(root, tmp_path / "my study", tmp_path / "study.yaml")
+    shutil.copy(root / "examples" / "lion.py", work / "my_optim.py")
+    snakemake(work)
     summary = pd.read_csv(work / "results" / "studies" / "optimization" / "summary.csv")
     assert set(summary["optimizer"]) == {"adam", "lion"}
     edit(work / "my_optim.py")
-    counts = dry_run(work, "--snakefile", snakefile, "--configfile", "config/config.yaml")
-    assert counts["train"] == 1
+    assert dry_run(work)["train"] == 1
