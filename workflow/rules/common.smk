@@ -12,11 +12,19 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from optreg.config import ConfigError, format_value, jobs, validate_config
+from optreg.config import (
+    ConfigError,
+    check_config_files,
+    format_value,
+    jobs,
+    validate_config,
+)
 from optreg.deps import source_dependencies
 from optreg.figures import FIGURES, figures_for
 
 try:
+    # Snakemake's own YAML loader keeps the last of two equal keys without a word.
+    check_config_files(workflow.configfiles)
     config.update(validate_config(config))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
@@ -207,7 +215,12 @@ def get_all_factors(wildcards):
 
 
 def get_final_output():
+    """Every product, the intermediate ones included: Snakemake (since 7.7) does not redo a
+    job whose output is missing while the outputs after it are present, so after a failed
+    run (whose failed jobs' outputs are removed) the next run would report old results."""
     outputs = [f"{RESULTS}/report.pdf", f"{RESULTS}/findings.csv"]
+    outputs += [f"{RESULTS}/data/{d}.{ext}" for d in DATASETS for ext in ("pt", "json")]
+    outputs += [run_dir(j) for j in JOBS.values()]
     for study in STUDIES:
         outputs += list(study_tables(study).values())
         outputs += study_figures(study)
