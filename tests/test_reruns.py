@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,8 +111,11 @@ def test_changing_a_fixed_setting_reruns_only_the_cells_it_changes(smoke_clone):
     assert dry_run(smoke_clone)["train"] == TRAIN_JOBS
 
 
-def test_evaluation_seeds_added_to_a_started_block_rerun_only_that_block(smoke_clone):
+def test_evaluation_seeds_of_a_started_block_rerun_only_that_block(smoke_clone):
     problems = "results/studies/problems/runs.csv"  # 4 cells
+    with_config(smoke_clone, lambda c: c["protocol"].update(evaluation_seeds=[10]))
+    # the first block shares its job with the tuning: the 4 cells' tune-eval jobs
+    assert dry_run(smoke_clone, problems) == {"train": 4, "collect_runs": 1}
     with_config(smoke_clone, lambda c: c["protocol"].update(evaluation_seeds=[10, 11, 12]))
     snakemake(smoke_clone, problems)
     with_config(smoke_clone, lambda c: c["protocol"].update(evaluation_seeds=[10, 11, 12, 13]))
@@ -245,3 +249,20 @@ def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_c
     assert str(bad.relative_to(smoke_clone)) in out  # the failed log is shown, naming the file
     assert not (studies / "regularization" / "runs.csv").exists()  # no stale or partial table
     assert (studies / "optimization" / "runs.csv").stat().st_mtime_ns > before  # went on
+
+
+def test_every_snakemake_command_in_the_rerun_docs_dry_runs(root, tmp_path):
+    """Each fenced bash block of docs/reruns.md, run as written from the repository root,
+    with every `snakemake` call a dry run."""
+    work = copy_project(root, tmp_path / "repo")
+    text = (root / "docs" / "reruns.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert blocks and all("snakemake" in b for b in blocks)
+    dry = f'snakemake() {{ "{sys.executable}" -m snakemake -n "$@"; }}\nset -e\n'
+    for block in blocks:
+        proc = subprocess.run(
+            ["bash", "-c", dry + block], cwd=work, capture_output=True, text=True, timeout=600
+        )
+        assert proc.returncode == 0, f"{block}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        calls = block.count("snakemake ")
+        assert (proc.stdout + proc.stderr).count("This was a dry-run") == calls, block

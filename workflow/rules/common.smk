@@ -217,7 +217,8 @@ def get_all_factors(wildcards):
 def get_final_output():
     """Every product, the intermediate ones included: Snakemake (since 7.7) does not redo a
     job whose output is missing while the outputs after it are present, so after a failed
-    run (whose failed jobs' outputs are removed) the next run would report old results."""
+    run (whose failed jobs' outputs are removed) the next run would report old results.
+    """
     outputs = [f"{RESULTS}/report.pdf", f"{RESULTS}/findings.csv"]
     outputs += [f"{RESULTS}/data/{d}.{ext}" for d in DATASETS for ext in ("pt", "json")]
     outputs += [run_dir(j) for j in JOBS.values()]
