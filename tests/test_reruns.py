@@ -232,9 +232,12 @@ def test_killed_job_leaves_nothing_valid_and_is_redone(root, tmp_path):
 
 
 def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_clone):
+    """A hand-edited result, still a valid record: only the job's SHA256SUMS can tell."""
     studies = smoke_clone / "results" / "studies"
     bad = next((studies / "regularization").rglob("tuned_seed-11.json"))
-    bad.write_text('{"schema_version": 1,')
+    record = json.loads(bad.read_text())
+    record["final"]["test_accuracy"] = 1.0
+    bad.write_text(json.dumps(record, indent=1))
     before = (studies / "optimization" / "runs.csv").stat().st_mtime_ns
     proc = snakemake(
         smoke_clone,
@@ -249,6 +252,24 @@ def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_c
     assert str(bad.relative_to(smoke_clone)) in out  # the failed log is shown, naming the file
     assert not (studies / "regularization" / "runs.csv").exists()  # no stale or partial table
     assert (studies / "optimization" / "runs.csv").stat().st_mtime_ns > before  # went on
+
+
+def test_a_train_job_refuses_prepared_data_changed_after_preparation(smoke_clone):
+    """Changed content, same size class and modification time: Snakemake sees no change."""
+    import torch
+
+    data = smoke_clone / "results" / "data" / "digits.pt"
+    stat = data.stat()
+    payload = torch.load(data, weights_only=True)
+    payload["x_train"][:5] *= -1
+    torch.save(payload, data)
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    target = next((smoke_clone / "results" / "studies" / "optimization").glob("*/*/seeds-*"))
+    proc = snakemake(smoke_clone, "--forcerun", str(target.relative_to(smoke_clone)), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "results/data/digits.pt: its content differs" in out and "--forcerun prepare_data" in out
+    assert not target.exists()
 
 
 def test_every_snakemake_command_in_the_rerun_docs_dry_runs(root, tmp_path):

@@ -69,7 +69,7 @@ def test_aggregation_names_a_metrics_file_edited_after_training(prepared, tmp_pa
     assert (tmp_path / "runs" / MANIFEST).exists()
     collect_runs(files, tmp_path / "runs.csv", tmp_path / "history.csv")  # intact: reads
     record = json.loads(files[1].read_text())
-    record["test_accuracy"] = 0.99  # still a valid record: only the checksum can tell
+    record["final"]["test_accuracy"] = 0.99  # still a valid record: only the checksum tells
     files[1].write_text(json.dumps(record))
     with pytest.raises(MetricsError) as err:
         collect_runs(files, tmp_path / "runs2.csv", tmp_path / "history2.csv")
