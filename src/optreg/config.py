@@ -17,6 +17,7 @@ import itertools
 import math
 import os
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -56,6 +57,8 @@ def _construct_mapping(loader, node, deep=False):
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
+        if not isinstance(key, Hashable):
+            break  # construct_mapping refuses it, naming the place
         if key in seen:
             raise ConfigError(
                 f"{key_node.start_mark.name}: key '{key}' is given twice, on lines "
@@ -75,6 +78,8 @@ def read_config_file(path: str | os.PathLike) -> Any:
             return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
 
 
 def check_config_files(paths) -> None:
@@ -125,11 +130,19 @@ def _validator_class():
 
 
 def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
-    """Every NaN or infinite number in the config, by key: no range check can catch them."""
+    """Every NaN or infinite number in the config, by key (no range check can catch them),
+    and every key that is not text (YAML reads `1:` or `true:` as a number or a boolean)."""
     if isinstance(value, float) and not math.isfinite(value):
         return [f"{_key_path(parts)}: {value} is not a finite number"]
     if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _non_finite(v, (*parts, k))]
+        keys = [
+            f"{_key_path(parts)}: key {k!r} is not text; quote it if it is meant"
+            for k in value
+            if not isinstance(k, str)
+        ]
+        return keys + [
+            p for k, v in value.items() if isinstance(k, str) for p in _non_finite(v, (*parts, k))
+        ]
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _non_finite(v, (*parts, i))]
     return []
@@ -191,8 +204,14 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: the config must be a mapping, got {type(config).__name__}")
     config = copy.deepcopy(config)
     non_finite = _non_finite(config)
-    validator = _validator_class()(config_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if any("is not text" in line for line in non_finite):
+        # The schema's messages about such keys would only repeat them, less clearly.
+        errors = []
+    else:
+        validator = _validator_class()(config_schema())
+        errors = sorted(
+            validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        )
     if errors or non_finite:
         # A NaN fails no range check, so the schema's own message would not name the cause.
         named = {line.split(":")[0] for line in non_finite}

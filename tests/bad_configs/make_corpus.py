@@ -294,6 +294,12 @@ CASES += [
         "data.root: 'workflow/Snakefile' is a file",
         lambda c: c.update(data={"root": "workflow/Snakefile"}),
     ),
+    # YAML reads an unquoted `1:` as a number: no name at all.
+    (
+        "number_as_study_name",
+        "studies: key 1 is not text",
+        lambda c: c["studies"].update({1: c["studies"].pop("problems")}),
+    ),
 ]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
@@ -309,6 +315,11 @@ COMMAND_LINE = [
         "config_data_root_is_a_file",
         "data.root: 'workflow/Snakefile' is a file",
         "data={root: workflow/Snakefile}",
+    ),
+    (
+        "config_number_as_study_name",
+        "studies: name '2' must start with a letter",
+        "studies={2: {factors: {optimizer: [adam]}}}",
     ),
     (
         "config_cnn_on_a_table",
