@@ -254,6 +254,14 @@ def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_c
     assert (studies / "optimization" / "runs.csv").stat().st_mtime_ns > before  # went on
 
 
+def test_a_deleted_product_is_redone_with_everything_after_it(smoke_clone):
+    (smoke_clone / "results" / "data" / "digits.pt").unlink()
+    counts = dry_run(smoke_clone)
+    # every cell but the two on the breast-cancer table
+    assert counts["prepare_data"] == 1 and counts["train"] == TRAIN_JOBS - 2
+    assert counts["collect_runs"] == 3 and counts["report"] == 1
+
+
 def test_a_train_job_refuses_prepared_data_changed_after_preparation(smoke_clone):
     """Changed content, same size class and modification time: Snakemake sees no change."""
     import torch
