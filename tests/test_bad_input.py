@@ -133,3 +133,13 @@ def test_snakemake_refuses_before_any_job(project, path):
     assert not PROJECT_FRAME.search(out), out
     assert not (project / "results").exists()
     assert not (project / "logs").exists()
+
+
+def test_the_shape_table_describes_every_registered_data_set(digits):
+    from optreg.data import DATASETS
+    from optreg.shapes import INPUT_SHAPES
+
+    missing = sorted(set(DATASETS) - set(INPUT_SHAPES))
+    assert not missing, f"add the input shape of {missing} to optreg.shapes.INPUT_SHAPES"
+    # prepare() refuses a data set whose samples disagree with the table; digits passed it
+    assert tuple(digits.meta["input_shape"]) == INPUT_SHAPES["digits"]
