@@ -135,11 +135,12 @@ def test_snakemake_refuses_before_any_job(project, path):
     assert not (project / "logs").exists()
 
 
-def test_the_shape_table_describes_every_registered_data_set(digits):
-    from optreg.data import DATASETS
+def test_the_shape_table_is_what_prepare_produces(digits, tmp_path):
+    """prepare() refuses a tabled data set whose samples disagree with the table (the
+    torchvision sets are prepared, and so checked, in tests/test_vision_data.py)."""
+    from optreg.data import prepare
     from optreg.shapes import INPUT_SHAPES
 
-    missing = sorted(set(DATASETS) - set(INPUT_SHAPES))
-    assert not missing, f"add the input shape of {missing} to optreg.shapes.INPUT_SHAPES"
-    # prepare() refuses a data set whose samples disagree with the table; digits passed it
     assert tuple(digits.meta["input_shape"]) == INPUT_SHAPES["digits"]
+    meta = prepare("breast_cancer", tmp_path / "breast_cancer.pt")
+    assert tuple(meta["input_shape"]) == INPUT_SHAPES["breast_cancer"]

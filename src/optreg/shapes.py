@@ -3,6 +3,8 @@
 Config validation checks each problem's model against these before any job starts (a
 CNN needs images large enough for its pooling), and must not import torch to do so.
 `optreg.data.prepare` checks every prepared data set against this table, so it cannot drift.
+A data set whose shape depends on its config is left out; its model then checks the shape
+itself, when its train job starts.
 """
 
 from __future__ import annotations
