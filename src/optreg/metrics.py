@@ -62,11 +62,14 @@ def _recorded_sha256(path: Path) -> str:
     except FileNotFoundError as exc:
         raise MetricsError(
             f"{path}: no {MANIFEST} beside it, so it cannot be checked; "
-            "rerun its train job (snakemake --forcerun train)"
+            f"rerun its train job: snakemake --forcerun {path.parent}"
         ) from exc
     recorded = dict(reversed(line.split("  ", 1)) for line in lines if "  " in line)
     if path.name not in recorded:
-        raise MetricsError(f"{path}: not listed in {manifest}; rerun its train job")
+        raise MetricsError(
+            f"{path}: not listed in {manifest}; rerun its train job: "
+            f"snakemake --forcerun {path.parent}"
+        )
     return recorded[path.name]
 
 
@@ -83,7 +86,8 @@ def read_run(path: str | os.PathLike) -> dict:
     if hashlib.sha256(data).hexdigest() != _recorded_sha256(path):
         raise MetricsError(
             f"{path} changed after its train job wrote it (SHA-256 differs from "
-            f"{path.parent / MANIFEST}); rerun the job with --forcerun train, or restore the file"
+            f"{path.parent / MANIFEST}); restore the file, or rerun its train job: "
+            f"snakemake --forcerun {path.parent}"
         )
     try:
         record = json.loads(data)
