@@ -33,4 +33,4 @@ perf: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/perf.py
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results logs checkpoints .snakemake

@@ -1,6 +1,7 @@
 """Seconds per epoch and peak memory of a train job on a real-size vision dataset.
 
 Usage: python bench/vision_epoch.py --config config/cifar10.yaml [--stack 1] [--epochs 1]
+       [--threads N] [--device cpu|cuda]
 
 Writes a prepared file of the dataset's real size (random float32 images, random labels:
 the timing does not depend on the values) in a temporary folder, then runs one tuning job
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--stack", type=int, default=1, help="runs trained together")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
 
     from optreg.config import jobs, load_config
@@ -106,7 +108,7 @@ def main() -> None:
             "seeds": [0],
             "lr_grid": [1e-4 * (i + 1) for i in range(args.stack)],
             "default_lr": job.cell.default_lr,
-            "device": "cpu",
+            "device": args.device,
             "threads": args.threads,
         }
         proc = subprocess.run(
@@ -127,6 +129,7 @@ def main() -> None:
                     "data_file_mb": round(data.stat().st_size / 2**20),
                     "stack": args.stack,
                     "threads": args.threads,
+                    "device": args.device,
                     **result,
                 },
                 indent=1,

@@ -1,5 +1,9 @@
 """The smoke study on a real SLURM cluster, submitted through profiles/slurm.
 
+The second test gives a train job less time than its work: SLURM stops it at its limit, the
+job checkpoints on SLURM's SIGTERM, Snakemake resubmits it, and it resumes to the records an
+uninterrupted local run writes.
+
 Needs a running SLURM with accounting (slurmdbd), as `tests/slurm/setup.sh` starts one on
 localhost (as root; `tests/slurm/teardown.sh` stops it); `.ci/run` does both around
 `make test`. Without a cluster the test is skipped, except under CI (`CI` set), where a
@@ -11,13 +15,18 @@ drops its jobs and Snakemake waits for ever, ignoring SIGTERM.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import torch
+import yaml
 from conftest import copy_project
 
 pytestmark = pytest.mark.workflow
@@ -89,3 +98,82 @@ def test_smoke_study_runs_on_slurm_and_its_jobs_complete_in_sacct(slurm, root, t
     states = dict(line.split("|") for line in accounting.stdout.split())
     assert set(states) == set(submitted), (states, submitted)
     assert set(states.values()) == {"COMPLETED"}, states
+
+
+# The train job of one smoke cell, and how long its training should take: longer than
+# SLURM's shortest time limit (1 minute) plus the up to 30 s slurmctld may take to notice.
+TARGET = "results/studies/optimization/tune-eval/optimizer-adam_activation-relu/seeds-0-1_10-11"
+# The first attempt (1 minute) is stopped after 60 to 90 s, the second has 2 minutes: the
+# job is resumed once however the calibration errs within about +-30 %.
+TRAIN_S = 110
+
+
+def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, tmp_path, digits):
+    from optreg.config import cells, load_config
+    from optreg.metrics import read_run
+    from optreg.train import train_runs
+
+    config = load_config(str(root / "config" / "smoke.yaml"))
+    # Calibrated here: the epochs this machine trains the job's 2 x 4 runs in about TRAIN_S.
+    cell = next(c for c in cells(config) if f"/{c.study}/tune-eval/{c.id}/" in TARGET)
+    probe = {**cell.settings, "epochs": 50}
+    times = []
+    for _ in range(3):  # the fastest of three: a busy moment would make the job too short
+        start = time.perf_counter()
+        train_runs(digits, probe, [0.01] * 4, [0, 1, 0, 1], torch.device("cpu"))
+        times.append(time.perf_counter() - start)
+    per_epoch = 2 * min(times) / probe["epochs"]  # tuning, then evaluation
+    raw = yaml.safe_load((root / "config" / "smoke.yaml").read_text())
+    raw["defaults"]["epochs"] = math.ceil(TRAIN_S / per_epoch)
+    # A run-epoch estimate so small that the job asks for SLURM's shortest limit, 1 minute.
+    raw["problems"]["digits_mlp"]["run_epoch_s"] = 1e-6
+    work = copy_project(root, tmp_path)
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(raw))
+    cmd = [
+        "timeout", "-k", "10", str(LIMIT_S),
+        sys.executable, "-m", "snakemake",
+        "--profile", "profiles/slurm",
+        "--profile", str(root / "tests" / "slurm" / "profile"),
+        "--retries", "3", "--cores", "1", TARGET,
+    ]  # fmt: skip
+    # Typically 4 to 5 minutes: 1 minute and up to 30 s more until SLURM stops the first
+    # attempt, Snakemake noticing it, the second attempt, then the reference run here.
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=LIMIT_S + 30)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+
+    run_id = re.search(r"SLURM run ID: (\S+)", out)[1]
+    accounting = run("sacct", "-n", "-X", "-P", "--name", run_id, "-S", "now-1hour",
+                     "-o", "JobID,State,Timelimit")  # fmt: skip
+    rows = [line.split("|") for line in accounting.stdout.split()]
+    # The train job: stopped at its 1-minute limit, resubmitted with 2 minutes (3, 4 if this
+    # machine is slower than calibrated), finished.
+    states = [state for _, state, limit in rows if limit != "00:30:00"]  # not prepare_data's
+    assert states[0] == "TIMEOUT" and states[-1] == "COMPLETED", rows
+    assert set(states[1:-1]) <= {"TIMEOUT"}, rows
+    log = work / "logs" / "train" / Path(TARGET).relative_to("results/studies")
+    text = log.with_name(log.name + ".log").read_text()
+    # The last attempt resumed (or, stopped after its files were written, wrote them again).
+    assert "resuming from checkpoint" in text or "finished before" in text, text[-3000:]
+    assert not (work / "checkpoints" / "studies").exists()
+
+    def records():
+        found = {}
+        for path in sorted((work / TARGET).glob("*.json")):
+            record = read_run(path)
+            record["history"] = [
+                {k: v for k, v in h.items() if k != "elapsed_s"} for h in record["history"]
+            ]
+            record["wall_time_s"] = None
+            found[path.name] = record
+        return found
+
+    resumed = records()
+    # The same job uninterrupted, here: the reference.
+    shutil.rmtree(work / TARGET)
+    local = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", TARGET],
+        cwd=work, capture_output=True, text=True, timeout=LIMIT_S,
+    )  # fmt: skip
+    assert local.returncode == 0, (local.stdout + local.stderr)[-4000:]
+    assert len(resumed) == 8 and resumed == records()

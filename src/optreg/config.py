@@ -463,3 +463,16 @@ def jobs(config: dict) -> list[Job]:
 def load_config(path: str) -> dict:
     """Read and validate a config file (for use outside Snakemake)."""
     return validate_config(read_config_file(path), source=str(path))
+
+
+# A train job may run this much longer than its estimate before its time limit stops it.
+RUNTIME_MARGIN = 1.5
+
+
+def train_runtime(job: Job, problems: dict) -> int:
+    """Minutes a train job may run (Snakemake's `runtime`, SLURM's `--time`): its run-epochs
+    times its problem's `run_epoch_s`, with RUNTIME_MARGIN; at least one minute. A job that
+    still hits the limit is resubmitted and resumes from its checkpoint."""
+    settings = job.cell.settings
+    seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
+    return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))

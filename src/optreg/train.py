@@ -8,11 +8,15 @@ the others go on unaffected.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
+import logging
 import math
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -22,13 +26,18 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .checkpoint import Checkpoints, Interrupted, job_key
 from .config import FUSED
 from .data import Prepared, load_verified
 from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_manifest, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
-from .protocol import plan_runs
+from .progress import Progress
+from .protocol import plan_runs, select_lr
+
+log = logging.getLogger("optreg.train")
+progress_log = logging.getLogger("optreg.progress")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -90,8 +99,76 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
     return train_runs(data, settings, [settings["lr"]] * len(seeds), seeds, device)
 
 
+class Watch:
+    """Where a job's training loop reports between batches and after each epoch: progress
+    lines (`optreg.progress`) and checkpoints (`optreg.checkpoint`, None: none are written).
+
+    `due` is the monotonic time at which the loop must next call `between_batches`: the
+    next progress line during a long epoch, the next checkpoint, or 0 after a signal.
+    `job_state` is run_job's part of a checkpoint (phase, finished phases' records).
+    """
+
+    def __init__(self, progress: Progress, checkpoints: Checkpoints | None = None):
+        self.progress, self.checkpoints = progress, checkpoints
+        self.phase = ""
+        self.job_state: dict = {}
+        self.step_results: list = []
+        self.step_started = time.perf_counter()
+
+    @property
+    def due(self) -> float:
+        if self.checkpoints is None:
+            return self.progress.due
+        return min(self.progress.due, self.checkpoints.due)
+
+    def start_stack(self, step_results: list) -> None:
+        """A stack starts; `step_results`: the results of the phase's finished stacks."""
+        self.step_results = step_results
+        self.progress.start_epoch()
+
+    def between_batches(self, epoch: int, epochs: int, end: int, n: int, snapshot) -> None:
+        """After the batch that ends at sample `end` of `n`; `snapshot()` is the stack's state."""
+        now, checkpoints = time.monotonic(), self.checkpoints
+        where = f"{self.phase} epoch {epoch}/{epochs}, {end}/{n} samples"
+        if checkpoints is not None and now >= checkpoints.due:
+            started = time.perf_counter()
+            checkpoints.save(
+                {
+                    **self.job_state,
+                    "step_results": self.step_results,
+                    "step_wall": time.perf_counter() - self.step_started,
+                    "progress_done": self.progress.done,
+                    "stack": snapshot(),
+                }
+            )
+            if checkpoints.signum is not None:
+                name = signal.Signals(checkpoints.signum).name
+                log.warning(
+                    "%s: checkpoint %s written at %s; stopping", name, checkpoints.path, where
+                )
+                raise Interrupted(checkpoints.signum, checkpoints.path)
+            log.info(
+                "checkpoint %s written at %s in %.2g s",
+                checkpoints.path,
+                where,
+                time.perf_counter() - started,
+            )
+        if now >= self.progress.due:
+            self.progress.during_epoch(self.phase, epoch, epochs, end, n)
+
+    def end_epoch(self, epoch: int, epochs: int, **numbers) -> None:
+        self.progress.end_epoch(self.phase, epoch, epochs, **numbers)
+
+
 def train_runs(
-    data: Prepared, settings: dict, lrs, seeds, device: torch.device, max_stack: int | None = None
+    data: Prepared,
+    settings: dict,
+    lrs,
+    seeds,
+    device: torch.device,
+    max_stack: int | None = None,
+    watch: Watch | None = None,
+    resume: dict | None = None,
 ) -> list[dict]:
     """Train one cell for every (learning rate, seed) pair, all as one stacked model.
 
@@ -99,14 +176,22 @@ def train_runs(
     and `diverged_epoch`. Runs that share a seed share their initialization and data
     order, so runs at different learning rates differ in nothing else. With `max_stack`,
     consecutive runs are stacked that many at a time (see `max_stack`): the results are
-    the same, since the runs of a stack never interact.
+    the same, since the runs of a stack never interact. `watch` reports progress and saves
+    checkpoints between batches; `resume` (from a checkpoint: the results of the finished
+    stacks and the state of the stack in training) continues where it was saved.
     """
     lrs, seeds = list(lrs), list(seeds)
     size = max_stack or len(seeds) or 1
-    results = []
-    for first in range(0, len(seeds), size):
+    results = list(resume["results"]) if resume else []
+    stack = resume["stack"] if resume else None
+    for first in range(len(results), len(seeds), size):
         chunk = slice(first, first + size)
-        results += train_stack(data, settings, lrs[chunk], seeds[chunk], device)[0]
+        if watch is not None:
+            watch.start_stack(results)
+        results += train_stack(
+            data, settings, lrs[chunk], seeds[chunk], device, watch=watch, resume=stack
+        )[0]
+        stack = None
     return results
 
 
@@ -164,43 +249,95 @@ def max_stack(
     return max(1, int(STACK_SHARE * free) // bytes_per_run(data, settings, device))
 
 
-def train_stack(data: Prepared, settings: dict, lrs, seeds, device: torch.device):
+def train_stack(
+    data: Prepared,
+    settings: dict,
+    lrs,
+    seeds,
+    device: torch.device,
+    watch: Watch | None = None,
+    resume: dict | None = None,
+):
     """`train_runs`, also returning each run's final parameters (None for a diverged run).
 
     A run's parameters are its own slices of the stack, weights then biases (each model's
-    `weights` and `biases` order): what one network trained alone would end with.
+    `weights` and `biases` order): what one network trained alone would end with. With
+    `resume` (a state `watch` saved), training continues from that batch exactly as if it
+    had never stopped: same parameters, optimizer state, data order and running sums.
     """
-    seeds = list(seeds)
+    lrs, seeds = list(lrs), list(seeds)
     # The data stays where load_prepared put it: on the device, or memory-mapped on the CPU
     # when it does not fit the device; batches are then moved one at a time.
     x_train, y_train = data.x["train"], data.y["train"]
     x_val, y_val = data.x["val"], data.y["val"]
     model = build_model(settings["model"], data.meta, settings["activation"], seeds).to(device)
+    alive = list(range(len(seeds)))  # positions in `seeds` still in the stack
+    if resume:
+        alive = resume["alive"]
+        if len(alive) < len(seeds):
+            model.keep(torch.tensor([i in alive for i in range(len(seeds))], device=device))
+        with torch.no_grad():
+            for p, saved in zip(model.parameters(), resume["params"], strict=True):
+                p.copy_(saved)
     optimizer = build_optimizer(
-        settings["optimizer"], model.parameters(), list(lrs), settings["momentum"]
+        settings["optimizer"], model.parameters(), [lrs[i] for i in alive], settings["momentum"]
     )
+    if resume:
+        optimizer.steps = resume["optimizer"]["steps"]
+        optimizer.state = {
+            name: [t.to(device) for t in tensors]
+            for name, tensors in resume["optimizer"]["state"].items()
+        }
     kind, strength = settings["penalty"], settings["strength"]
     # Only the penalty's own steps run per batch: none at all without a penalty.
     in_loss, shrink_before, threshold_after = penalty_hooks(kind, strength)
     distinct = sorted(set(seeds))
     orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in distinct]
     order_of = torch.tensor([distinct.index(s) for s in seeds])  # run -> its seed's shuffle
-    alive = list(range(len(seeds)))  # positions in `seeds` still in the stack
     results = [
         {"history": [], "diverged": False, "diverged_epoch": None, "final": None, "weights": None}
         for _ in seeds
     ]
-    n, batch_size = len(y_train), settings["batch_size"]
+    n, batch_size, epochs = len(y_train), settings["batch_size"], settings["epochs"]
     weight_count = sum(w[0].numel() for w in model.weights)
     final_parameters = [None] * len(seeds)
     start = time.perf_counter()
+    first_epoch = 1
+    if resume:
+        for g, saved in zip(orders, resume["orders"], strict=True):
+            g.set_state(saved)
+        results = resume["results"]
+        start -= resume["elapsed"]
+        first_epoch = resume["epoch"]
 
-    for epoch in range(1, settings["epochs"] + 1):
-        shuffles = torch.stack([torch.randperm(n, generator=g) for g in orders])
-        perms = shuffles[order_of[alive]].to(x_train.device)
-        loss_sum = torch.zeros(len(alive), device=device)
-        correct = torch.zeros(len(alive), device=device)
-        for first in range(0, n, batch_size):
+    def snapshot(next_batch: int) -> dict:
+        """Everything the rest of this stack's training depends on, at a batch boundary."""
+        return {
+            "epoch": epoch,
+            "next_batch": next_batch,
+            "alive": alive,
+            "params": [p.detach() for p in model.parameters()],
+            "optimizer": {"steps": optimizer.steps, "state": optimizer.state},
+            "orders": [g.get_state() for g in orders],
+            "perms": perms,
+            "loss_sum": loss_sum,
+            "correct": correct,
+            "results": results,
+            "elapsed": time.perf_counter() - start,
+        }
+
+    for epoch in range(first_epoch, epochs + 1):
+        if resume and epoch == first_epoch:  # the saved epoch, from the saved batch on
+            perms = resume["perms"].to(x_train.device)
+            loss_sum, correct = resume["loss_sum"].to(device), resume["correct"].to(device)
+            first_batch = resume["next_batch"]
+        else:
+            shuffles = torch.stack([torch.randperm(n, generator=g) for g in orders])
+            perms = shuffles[order_of[alive]].to(x_train.device)
+            loss_sum = torch.zeros(len(alive), device=device)
+            correct = torch.zeros(len(alive), device=device)
+            first_batch = 0
+        for first in range(first_batch, n, batch_size):
             idx = perms[:, first : first + batch_size]
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             logits = model(xb)
@@ -222,6 +359,10 @@ def train_stack(data: Prepared, settings: dict, lrs, seeds, device: torch.device
             with torch.no_grad():
                 loss_sum.add_(losses.sum(1))
                 correct.add_((logits.argmax(-1) == yb).sum(1))
+            # One comparison per batch; a signal makes `due` 0, so it is handled here at once.
+            if watch is not None and time.monotonic() >= watch.due:
+                end = min(first + batch_size, n)
+                watch.between_batches(epoch, epochs, end, n, lambda end=end: snapshot(end))
         val_loss, val_acc = _evaluate(model, x_val, y_val, batch_size, device)
         train_loss = (loss_sum / n).tolist()
         train_acc = (correct / n).tolist()
@@ -248,6 +389,17 @@ def train_stack(data: Prepared, settings: dict, lrs, seeds, device: torch.device
             else:
                 results[pos]["diverged"] = True
                 results[pos]["diverged_epoch"] = epoch
+        if watch is not None:
+            kept = [slot for slot, ok in enumerate(finite) if ok]
+            watch.end_epoch(
+                epoch,
+                epochs,
+                training=len(kept),
+                diverged=sum(r["diverged"] for r in results),
+                train_loss=[train_loss[slot] for slot in kept],
+                val_accuracy=[val_acc[slot] for slot in kept],
+                dropped=len(finite) - len(kept),
+            )
         if not all(finite):
             mask = torch.tensor(finite, device=device)
             model.keep(mask)
@@ -331,6 +483,8 @@ def run_job(
     tuning_files=(),
     device: str = "cpu",
     threads: int = 1,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_minutes: float | None = None,
 ) -> list[Path]:
     """Train every run of one job (see `optreg.protocol`); write one metrics JSON per run.
 
@@ -343,6 +497,11 @@ def run_job(
     `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
     the job runs under Snakemake. On CUDA the job trains on a GPU no concurrent job holds
     (`optreg.gpus`: Snakemake counts GPUs but does not assign them).
+    With `checkpoint` (a file path, see `optreg.checkpoint`), the job saves its state there
+    every `checkpoint_minutes` (None: never on a timer) and on SIGTERM or SIGINT, after which
+    it raises `Interrupted`; a matching checkpoint found at the start is resumed. Once the
+    job's files are written, the checkpoint holds only their records, marked finished (see
+    `optreg.checkpoint.remove_finished`). Progress goes to `optreg.progress`.
     """
     from .gpus import hold_gpu  # only training claims GPUs
 
@@ -358,35 +517,118 @@ def run_job(
             dev = torch.device("cuda", slot.index)
         data = load_verified(data_path, device=dev)
         job["data_sha256"] = data.sha256
-        limit = max_stack(data, settings, dev)
-        for step, step_seeds in steps:
-            runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
-            start = time.perf_counter()
-            lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
-            results = train_runs(data, settings, lrs, run_seeds, dev, max_stack=limit)
-            wall = time.perf_counter() - start
-            base = provenance(
-                dev, min(len(runs), limit or len(runs)), slot.gpu_id if slot else None
+        checkpoints, state = None, None
+        if checkpoint is not None:
+            key = job_key(
+                {
+                    **job,
+                    "phase": phase,
+                    "steps": steps,
+                    "lr_grid": sorted(lr_grid),
+                    "default_lr": default_lr,
+                    "selection": select_lr(tuning) if tuning else None,
+                    "device": dev.type,
+                    "threads": threads,
+                }
             )
-            step_records = [
-                (
-                    run.filename,
-                    run_record(
-                        run,
-                        result,
-                        job=job,
-                        phase=step,
-                        selection=selection,
-                        wall=wall,
-                        provenance=base,
-                    ),
+            every_s = None if checkpoint_minutes is None else 60 * checkpoint_minutes
+            checkpoints = Checkpoints(checkpoint, key, every_s)
+            state = checkpoints.load()
+        if state and state.get("finished"):
+            progress_log.info(
+                "%s %s finished before, but its files were lost: writing them from checkpoint %s",
+                study,
+                combination,
+                checkpoints.path,
+            )
+            records = [tuple(pair) for pair in json.loads(state["records"])]
+            return _write_together(out_dir, records)
+        # A resumed job keeps its stack size: the results would not change, its checkpoint would.
+        limit = state["limit"] if state else max_stack(data, settings, dev)
+        run_counts = [
+            len(step_seeds) * (len(lr_grid) if step == "tune" else 2) for step, step_seeds in steps
+        ]
+        progress = Progress(study, combination, sum(run_counts) * settings["epochs"])
+        stack = min(max(run_counts), limit or max(run_counts))
+        progress_log.info(
+            "%s %s start: %s %s runs, stacks of up to %d, %s epochs, device %s, %d threads, "
+            "data %s",
+            study,
+            combination,
+            phase,
+            " + ".join(map(str, run_counts)),
+            stack,
+            settings["epochs"],
+            dev,
+            threads,
+            data_path,
+        )
+        if state:
+            records = [tuple(pair) for pair in json.loads(state["records"])]
+            tuning = [record for _, record in records] or tuning
+            progress.resumed(state["progress_done"])
+            at = state["stack"]
+            progress_log.info(
+                "%s %s resuming from checkpoint %s: %s, %d runs done, epoch %d, %d samples in",
+                study,
+                combination,
+                checkpoints.path,
+                steps[state["step"]][0],
+                len(state["step_results"]),
+                at["epoch"],
+                at["next_batch"],
+            )
+        watch = Watch(progress, checkpoints)
+        with checkpoints.on_signals() if checkpoints else contextlib.nullcontext():
+            for index, (step, step_seeds) in enumerate(steps):
+                if state and index < state["step"]:
+                    continue
+                runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
+                resume = None
+                if state and index == state["step"]:
+                    resume = {"results": state["step_results"], "stack": state["stack"]}
+                watch.phase = step
+                watch.job_state = {
+                    "step": index,
+                    # As JSON, like the files: any record field survives weights-only loading.
+                    "records": json.dumps(records),
+                    "selection": selection,
+                    "limit": limit,
+                }
+                watch.step_started = time.perf_counter() - (state["step_wall"] if resume else 0)
+                lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
+                results = train_runs(
+                    data, settings, lrs, run_seeds, dev, limit, watch=watch, resume=resume
                 )
-                for run, result in zip(runs, results, strict=True)
-            ]
-            if step == "tune":
-                tuning = [record for _, record in step_records]  # what `eval` chooses from
-            records += step_records
-    return _write_together(out_dir, records)
+                wall = time.perf_counter() - watch.step_started
+                base = provenance(
+                    dev, min(len(runs), limit or len(runs)), slot.gpu_id if slot else None
+                )
+                step_records = [
+                    (
+                        run.filename,
+                        run_record(
+                            run,
+                            result,
+                            job=job,
+                            phase=step,
+                            selection=selection,
+                            wall=wall,
+                            provenance=base,
+                        ),
+                    )
+                    for run, result in zip(runs, results, strict=True)
+                ]
+                if step == "tune":
+                    tuning = [record for _, record in step_records]  # what `eval` chooses from
+                records += step_records
+    written = _write_together(out_dir, records)
+    if checkpoints is not None:
+        # Kept until the workflow has the files (optreg.checkpoint.remove_finished): a job
+        # stopped before Snakemake is done with it loses them, and writes them again from here.
+        checkpoints.save({"finished": True, "records": json.dumps(records)})
+    progress.finish(len(records), sum(record["diverged"] for _, record in records))
+    return written
 
 
 def run_record(

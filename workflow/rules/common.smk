@@ -17,6 +17,7 @@ from optreg.config import (
     check_config_files,
     format_value,
     jobs,
+    train_runtime,
     validate_config,
 )
 from optreg.deps import source_dependencies
@@ -243,17 +244,35 @@ from optreg.gpus import train_uses_gpu
 TRAIN_ON_GPU = train_uses_gpu(config["device"])
 
 
+def get_train_runtime(wildcards, attempt):
+    """Minutes the train job may run, from its size (optreg.config.train_runtime): SLURM's
+    `--time`. A job that hits it resumes from its checkpoint when resubmitted (`retries`),
+    with that much more time each attempt, so a low estimate costs one resubmission."""
+    return attempt * train_runtime(wildcard_job(wildcards), config["problems"])
+
+
 def get_train_resources():
-    """Snakemake's standard GPU resources of a train job: `gpu=1` (and `gpu_model`) on CUDA.
+    """A train job's `runtime` (get_train_runtime), and Snakemake's standard GPU resources:
+    `gpu=1` (and `gpu_model`) on CUDA.
 
     `snakemake --resources gpu=N` then runs at most N train jobs at a time; the SLURM
     executor turns them into `--gpus=[model:]1`.
     """
     if not TRAIN_ON_GPU:
-        return {"gpu": 0}
+        return {"runtime": get_train_runtime, "gpu": 0}
     if config["gpu_model"]:
-        return {"gpu": 1, "gpu_model": config["gpu_model"]}
-    return {"gpu": 1}
+        return {
+            "runtime": get_train_runtime,
+            "gpu": 1,
+            "gpu_model": config["gpu_model"],
+        }
+    return {"runtime": get_train_runtime, "gpu": 1}
+
+
+def remove_finished_checkpoints():
+    from optreg.checkpoint import remove_finished
+
+    remove_finished("checkpoints", RESULTS)
 
 
 def get_cost_jobs(wildcards):

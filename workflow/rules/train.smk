@@ -22,3 +22,13 @@ rule train:
         device=config["device"],
     script:
         "../../scripts/train.py"
+
+
+# A finished train job keeps its checkpoint until Snakemake is done with it (see
+# optreg.checkpoint.remove_finished); the checkpoints of jobs whose results exist go now.
+onsuccess:
+    remove_finished_checkpoints()
+
+
+onerror:
+    remove_finished_checkpoints()
