@@ -98,6 +98,14 @@ def plain_model(spec: dict, meta: dict, activation: str) -> nn.Module:
         for a, b in zip(sizes, sizes[1:], strict=False):
             layers += [nn.Linear(a, b), act()]
         model = nn.Sequential(*layers[:-1])
+    elif len(meta["input_shape"]) == 2:  # signals: the strided 1-D CNN of optreg.models
+        c, length = meta["input_shape"]
+        layers = [nn.Unflatten(1, (c, length))]
+        kernels = [*spec.get("kernel", []), *[3] * len(spec["channels"])]
+        for out, k in zip(spec["channels"], kernels, strict=False):
+            layers += [nn.Conv1d(c, out, k, stride=2, padding=1), act()]
+            c, length = out, (length + 2 - k) // 2 + 1
+        model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * length, meta["n_classes"]))
     else:
         c, h, w = meta["input_shape"]
         layers = [nn.Unflatten(1, (c, h, w))]
@@ -106,7 +114,7 @@ def plain_model(spec: dict, meta: dict, activation: str) -> nn.Module:
             c, h, w = out, h // 2, w // 2
         model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, meta["n_classes"]))
     for module in model.modules():
-        if isinstance(module, nn.Linear | nn.Conv2d):
+        if isinstance(module, nn.Linear | nn.Conv1d | nn.Conv2d):
             nn.init.xavier_uniform_(module.weight)
             nn.init.zeros_(module.bias)
     return model
@@ -129,7 +137,9 @@ def plain_run(data, settings: dict, lr: float, seed: int) -> dict:
     torch.manual_seed(seed)
     model = plain_model(settings["model"], data.meta, settings["activation"])
     optimizer = plain_optimizer(settings, model.parameters(), lr)
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    weights = [
+        m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)
+    ]
     kind, strength = settings["penalty"], settings["strength"]
     x, y = data.x["train"], data.y["train"]
     n, batch_size = len(y), settings["batch_size"]
@@ -222,7 +232,8 @@ def plain_loop(config: dict, sample: int | None, data_dir: Path) -> dict:
         name = cell.settings["data"]["dataset"]
         if name not in datasets:
             path = data_dir / f"{name}.pt"
-            prepare(name, path, **{k: config["data"][k] for k in SPLIT_KEYS})
+            split = {k: config["data"][k] for k in SPLIT_KEYS}
+            prepare(name, path, **split, generation=config["data"]["mnist1d"])
             data = load_prepared(path)
             data.x = {k: v.clone() for k, v in data.x.items()}  # in memory, not memory-mapped
             data.y = {k: v.clone() for k, v in data.y.items()}
@@ -389,6 +400,54 @@ def throughput(data, settings: dict, repeats: int, stack: int) -> dict[str, dict
     return rates
 
 
+def matmul_peak(repeats: int, size: int = 512) -> float:
+    """Measured matmul peak of this process (FLOP per CPU second): the median of `repeats`
+    products of two size x size float32 matrices, each timed by CPU time."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(repeats):
+        cpu = time.process_time()
+        for _ in range(10):
+            torch.mm(a, b)
+        rates.append(10 * 2 * size**3 / (time.process_time() - cpu))
+    return statistics.median(rates)
+
+
+def training_flops_per_sample(meta: dict, spec: dict) -> float:
+    """Multiply-add FLOPs of one training sample of an MLP: forward 2ab per layer, backward
+    4ab (gradients of inputs and weights); elementwise work is not counted."""
+    sizes = [meta["n_features"], *spec["hidden"], meta["n_classes"]]
+    return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def peak_fraction_row(data, settings: dict, stack: int, repeats: int) -> None:
+    """Training FLOPs / CPU time / the matmul peak measured in this run, `stack` runs stacked
+    as a study's job stacks them; CPU time includes each epoch's validation pass."""
+    if settings["model"]["model"] != "mlp":
+        return
+    lr, seeds = settings["lr"], list(range(stack))
+    train_runs(data, settings, [lr] * stack, seeds, CPU)  # warm up
+    fractions = []
+    for _ in range(repeats):
+        peak = matmul_peak(3)
+        cpu = time.process_time()
+        train_runs(data, settings, [lr] * stack, seeds, CPU)
+        seconds = time.process_time() - cpu
+        flops = training_flops_per_sample(data.meta, settings["model"])
+        flops *= stack * settings["epochs"] * len(data.y["train"])
+        fractions.append(flops / seconds / peak)
+    fraction = statistics.median(fractions)
+    row(
+        f"training / matmul peak, {settings['problem']} {settings['model']['hidden']}, "
+        f"{stack} runs stacked",
+        f"{100 * fraction:.0f}% of peak",
+        f"peak {matmul_peak(5) / 1e9:.0f} GFLOP/CPU s (512x512 matmul)",
+        f"{fraction:.2f} (>= 0.35)",
+        fraction >= 0.35,
+    )
+
+
 def paired_ratio(a: list[float], b: list[float]) -> float:
     """Median over repetitions of a / b: the load drifts less within one repetition."""
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
@@ -410,8 +469,14 @@ def throughput_rows(config: dict, repeats: int) -> None:
     with tempfile.TemporaryDirectory(prefix="optreg-perf-data-") as tmp:
         path = Path(tmp) / "data.pt"
         split = {k: config["data"][k] for k in SPLIT_KEYS}
-        prepare(cell.settings["data"]["dataset"], path, **split)
-        rates = throughput(load_prepared(path), settings, repeats, stack=5)
+        prepare(
+            cell.settings["data"]["dataset"], path, **split, generation=config["data"]["mnist1d"]
+        )
+        prepared = load_prepared(path)
+        rates = throughput(prepared, settings, repeats, stack=5)
+        # As many runs as one cell's job stacks: its tuning runs, then its evaluation runs.
+        stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
+        peak_fraction_row(prepared, settings, stack, max(3, repeats // 5))
     print(
         f"throughput: {cell.settings['problem']} {cell.settings['model']}, "
         f"{settings['optimizer']} at lr {settings['lr']}, batch {settings['batch_size']}, "

@@ -4,4 +4,13 @@ log_to(snakemake.log[0])
 
 from optreg.tables import collect_runs  # noqa: E402
 
-collect_runs(snakemake.params.files, snakemake.output.runs, snakemake.output.history)
+collect_runs(
+    snakemake.params.files,
+    snakemake.output.runs,
+    snakemake.output.history,
+    run_dirs=snakemake.input.runs,
+)
+
+from optreg.html import html_pages  # noqa: E402
+
+html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")

@@ -10,3 +10,7 @@ findings_table(
     factors=snakemake.params.factors,
     out_path=snakemake.output[0],
 )
+
+from optreg.html import html_pages  # noqa: E402
+
+html_pages(dict(snakemake.output.items()), "")

@@ -18,4 +18,5 @@ prepare(
     test_fraction=snakemake.params.test_fraction,
     root=data["root"],
     download=data["download"],
+    generation=snakemake.params.generation,
 )

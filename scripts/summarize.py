@@ -13,3 +13,7 @@ summarize_study(
     summary_path=snakemake.output.summary,
     pairs_path=snakemake.output.pairs,
 )
+
+from optreg.html import html_pages  # noqa: E402
+
+html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")

@@ -49,6 +49,16 @@ def digits(digits_file):
     return load_prepared(digits_file)
 
 
+@pytest.fixture(scope="session")
+def mnist1d(tmp_path_factory):
+    """A small MNIST-1D (500 signals of length 40), generated and prepared."""
+    from optreg.data import load_prepared, prepare
+
+    path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
+    prepare("mnist1d", path, split_seed=0, generation={"num_samples": 500})
+    return load_prepared(path)
+
+
 @pytest.fixture
 def smoke_config() -> dict:
     with open(ROOT / "config" / "smoke.yaml") as fh:
@@ -84,9 +94,11 @@ def copy_project(root: Path, dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -102,10 +114,36 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
-def dry_run(workdir: Path, *args: str) -> dict[str, int]:
-    proc = snakemake(workdir, "-n", *args)
+def dry_run(workdir: Path, *args: str, env: dict | None = None) -> dict[str, int]:
+    proc = snakemake(workdir, "-n", *args, env=env)
     text = proc.stdout + proc.stderr
     return {} if "Nothing to be done" in text else job_counts(text)
+
+
+# A folder that uses a checkout as a Snakemake module: its own config and this Snakefile only.
+MODULE_SNAKEFILE = """\
+configfile: "config/config.yaml"
+
+
+module optreg:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+
+
+use rule * from optreg
+"""
+
+
+def module_folder(checkout: Path, dest: Path, config: Path) -> Path:
+    """`dest` holding only config/config.yaml (a copy of `config`) and a Snakefile that
+    uses every rule of `checkout`'s workflow as a module."""
+    (dest / "config").mkdir(parents=True)
+    shutil.copy(config, dest / "config" / "config.yaml")
+    snakefile = (checkout / "workflow" / "Snakefile").resolve()
+    (dest / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=snakefile))
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,38 @@ def test_plan_runs():
     assert runs[1].filename == "oneshot_seed-7.json"
 
 
+def test_next_rate_steps_past_the_edge_by_the_grids_own_step_within_the_limits():
+    from optreg.protocol import next_rate
+
+    grid = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    top = {"grid": grid, "lr": 1.0}
+    assert next_rate(top, (1e-5, 10)) == pytest.approx(3.33)  # 1.0 * (1.0 / 0.3)
+    assert next_rate(top, (1e-5, 3.0)) is None  # the limit stops it
+    assert next_rate({"grid": grid, "lr": 0.003}, (1e-5, 10)) == pytest.approx(0.0009)
+    assert next_rate({"grid": grid, "lr": 0.1}, (1e-5, 10)) is None  # interior
+    assert next_rate({"grid": [0.1], "lr": 0.1}, (1e-5, 10)) is None  # no step to take
+
+
+def test_extend_grid_stops_when_the_best_is_interior_or_a_rate_diverges():
+    from optreg.protocol import extend_grid
+
+    # Validation accuracy peaks at 3: the grid [0.01, 0.1] grows by its step (x10) to 1,
+    # then to 10, which is worse than 1: the best is interior and the search stops.
+    def train(lr):
+        return [record(lr, s, 1 / (1 + abs(math.log10(lr / 3)))) for s in (0, 1)]
+
+    tuning, added = extend_grid(train(0.01) + train(0.1), (1e-5, 100), train)
+    assert added == pytest.approx([1.0, 10.0])
+    assert select_lr(tuning)["lr"] == 1.0 and not select_lr(tuning)["on_grid_edge"]
+    # The limit stops it earlier; the selection stays on the edge.
+    tuning, added = extend_grid(train(0.01) + train(0.1), (1e-5, 5), train)
+    assert added == pytest.approx([1.0]) and select_lr(tuning)["on_grid_edge"]
+    # A rate that diverges beyond the edge makes the old edge interior: the search stops.
+    diverging = [record(0.01, 0, 0.5), record(0.1, 0, 0.9)]
+    _, added = extend_grid(diverging, (1e-5, 10), lambda lr: [record(lr, 0, None, True)])
+    assert added == [1.0]
+
+
 def test_mean_ci_still_matches_the_t_interval():
     from scipy import stats
 
@@ -165,3 +197,27 @@ def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
     tuning = tuning_table(runs, ["optimizer"]).set_index("lr")
     assert tuning.loc[0.01, "selected"] and not tuning.loc[0.001, "selected"]
     assert tuning.loc[0.01, "val_accuracy_mean"] == pytest.approx(0.9)
+
+
+def test_published_accuracy_stands_beside_the_measured_one():
+    from optreg.report import published_rows
+
+    summary = pd.DataFrame(
+        {
+            "problem": ["cnn", "cnn", "mlp"],
+            "protocol": ["tuned", "oneshot", "tuned"],
+            "test_accuracy_mean": [0.925, 0.5, 0.66],
+            "test_accuracy_ci_low": [0.92, 0.4, 0.65],
+            "test_accuracy_ci_high": [0.93, 0.6, 0.67],
+            "seeds": [10, 10, 10],
+        }
+    )
+    problems = {"cnn": {"published_test_accuracy": 0.94}, "mlp": {}, "gone": {}}
+    (row,) = published_rows(summary, problems)  # the tuned rate, problems with a figure only
+    assert row == {
+        "problem": "cnn",
+        "published": "94%",
+        "ours": "92.5% [92.0, 93.0]",
+        "difference": "-1.5",
+        "seeds": 10,
+    }

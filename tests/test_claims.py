@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from optreg.claims import (
     FINDINGS_COLUMNS,
@@ -345,10 +346,15 @@ def test_config_claims_load(root):
         "relu_adam_best",
         "relu_rmsprop_best",
         "sigmoid_momentum_lower",
+        "sigmoid_sgd_lower",
+        "adam_rescues_sigmoid",
         "l1_hurts",
         "l2_helps",
     ]
-    assert [c["kind"] for c in claims] == ["best", "best", "less", "all_less", "best_greater"]
+    kinds = ["best", "best", "less", "less", "less", "all_less", "best_greater"]
+    assert [c["kind"] for c in claims] == kinds
+    # The optimization study's claims are judged at each depth of the default study.
+    assert [c["id"] for c in claims if c.get("by") == "depth"] == [c["id"] for c in claims[:5]]
 
 
 GOOD = "  - {id: ok, text: fine, study: optimization, kind: best, cell: {optimizer: adam}}\n"
@@ -389,3 +395,54 @@ def test_load_claims_rejects_a_malformed_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match="claims.yaml"):
         load_claims(path)
+
+
+def test_a_claim_by_depth_is_judged_at_each_depth_and_says_what_depth_does():
+    # Sigmoid+Momentum is well below ReLU+Momentum at depth 3 only.
+    means = {("sigmoid", "momentum", 3): 0.40, ("relu", "momentum", 3): 0.65}
+    cells = [
+        ({"activation": a, "optimizer": o, "depth": d}, means.get((a, o, d), 0.60), 0.0)
+        for d in (1, 3)
+        for a, o in [("relu", "momentum"), ("sigmoid", "momentum")]
+    ]
+    summary, pairs = _study({"tuned": cells})
+    claim = _claim(
+        "less",
+        cell={"activation": "sigmoid", "optimizer": "momentum"},
+        than={"activation": "relu", "optimizer": "momentum"},
+        by="depth",
+    )
+    out = evaluate_claims([claim], ALPHA, {"optimization": summary}, {"optimization": pairs})
+    assert list(out["at"]) == ["depth 1", "depth 3"]
+    assert list(out["verdict"]) == [INCONCLUSIVE, SUPPORTED]
+    (sentence,) = conclusion(out)
+    assert "with 1 hidden layer, inconclusive" in sentence
+    assert "with 3 hidden layers, supported" in sentence
+    assert sentence.endswith(
+        "Depth changes the verdict at tuned rates: inconclusive with 1 hidden layer, "
+        "supported with 3 hidden layers."
+    )
+    # Without `by`, the two depths are two cells the claim cannot tell apart.
+    del claim["by"]
+    row = _one(claim, summary, pairs)
+    assert row["verdict"] == NOT_TESTED and "name it by more factors" in row["evidence"]
+
+
+def test_by_must_name_a_factor_not_fixed_in_the_claim(tmp_path):
+    path = tmp_path / "claims.yaml"
+    claim = _claim("best", cell={"activation": "relu", "depth": 1}, by="depth")
+    path.write_text(yaml.safe_dump({"claims": [claim]}))
+    with pytest.raises(ValueError, match="claim 'c_best': by: 'depth' is also fixed"):
+        load_claims(path)
+
+
+def test_by_a_factor_the_study_lacks_judges_the_claim_once():
+    summary, pairs = _optimization({("sigmoid", "momentum"): 0.80})
+    claim = _claim(
+        "less",
+        cell={"activation": "sigmoid", "optimizer": "momentum"},
+        than={"activation": "relu", "optimizer": "momentum"},
+        by="depth",
+    )
+    row = _one(claim, summary, pairs)
+    assert row["verdict"] == SUPPORTED and row["at"] == ""

@@ -13,14 +13,33 @@ def test_default_config_is_valid_and_matrix_has_expected_size(root):
     by_study = {}
     for c in cells(config):
         by_study.setdefault(c.study, []).append(c)
-    assert len(by_study["optimization"]) == 4 * 3
-    assert len(by_study["regularization"]) == 1 + 4 * 4  # none + 4 penalties x 4 strengths
-    assert len(by_study["problems"]) == 3 * 4
+    assert len(by_study["optimization"]) == 4 * 3 * 2  # optimizers x activations x depths
+    assert len(by_study["regularization"]) == 1 + 4 * 3  # none + 4 penalties x 3 strengths
+    assert len(by_study["problems"]) == 4 * 4
+    # MNIST-1D is the default problem; depth 1 and 3 hidden layers of 100 units.
+    deep = [c for c in by_study["optimization"] if c.factors["depth"] == 3]
+    assert {tuple(c.settings["model"]["hidden"]) for c in deep} == {(100, 100, 100)}
+    assert {c.settings["data"]["dataset"] for c in by_study["regularization"]} == {"mnist1d"}
+    problems = {c.factors["problem"] for c in by_study["problems"]}
+    assert problems == {"mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"}
     grid = config["protocol"]["lr_grid"]
     assert len(grid) >= 7 and max(grid) / min(grid) >= 1000
+    assert len(config["protocol"]["tuning_seeds"]) >= 3
     assert len(config["protocol"]["evaluation_seeds"]) >= 5
     # The tuning seeds and the evaluation seeds each fill one block: one job per cell.
     assert [j.phase for j in jobs(config)] == ["tune-eval"] * len(cells(config))
+
+
+def test_the_reference_preset_is_the_papers_setup(root):
+    config = load_config(root / "config" / "mnist1d_reference.yaml")
+    (study,) = config["studies"]
+    models = {c.factors["problem"]: c.settings["model"] for c in cells(config)}
+    assert models["mnist1d_logistic"] == {"model": "mlp", "hidden": []}
+    assert models["mnist1d_cnn"] == {"model": "cnn", "channels": [25] * 3, "kernel": [5, 3, 3]}
+    published = {k: p["published_test_accuracy"] for k, p in config["problems"].items()}
+    assert published == {"mnist1d_logistic": 0.32, "mnist1d_mlp": 0.68, "mnist1d_cnn": 0.94}
+    assert config["protocol"]["lr_grid"] == [0.01] and config["defaults"]["optimizer"] == "adam"
+    assert config["defaults"]["batch_size"] == 100
 
 
 def test_defaults_are_filled(smoke_config):
@@ -50,6 +69,36 @@ def test_settings_layer_defaults_fixed_factors_and_problem(smoke_config):
     cnn = next(c for c in cells(config) if c.factors.get("problem") == "digits_cnn")
     assert cnn.settings["model"]["model"] == "cnn" and cnn.settings["model"]["channels"] == [4, 8]
     assert cnn.default_lr == config["protocol"]["default_lr"][cnn.settings["optimizer"]]
+
+
+def test_depth_and_width_shape_the_mlp_and_name_the_cell(smoke_config):
+    smoke_config["studies"]["optimization"]["factors"]["depth"] = [1, 3]
+    smoke_config["studies"]["optimization"]["fixed"] = {"width": 5}
+    config = validate_config(smoke_config)
+    opt = [c for c in cells(config) if c.study == "optimization"]
+    assert len(opt) == 3 * 2 * 2
+    deep = next(c for c in opt if c.factors["depth"] == 3)
+    assert deep.settings["model"] == {"model": "mlp", "hidden": [5, 5, 5]}
+    # Factor order is canonical: depth after the activation, whatever order the config uses.
+    assert deep.id.startswith("optimizer-momentum_activation-relu_depth-3")
+    # Depth is a shape, not a setting: the run is the run of a problem with that network.
+    assert "depth" not in deep.settings and "width" not in deep.settings
+
+
+def test_depth_of_a_cnn_problem_is_refused(smoke_config):
+    smoke_config["studies"]["problems"]["factors"]["depth"] = [1, 2]
+    with pytest.raises(
+        ConfigError, match="studies.problems: depth apply to MLP problems only.*digits_cnn"
+    ):
+        validate_config(smoke_config)
+
+
+def test_depth_and_width_columns_come_from_the_model():
+    from optreg.tables import mlp_shape
+
+    assert mlp_shape({"model": "mlp", "hidden": [100, 100, 100]}) == {"depth": 3, "width": 100}
+    assert mlp_shape({"model": "mlp", "hidden": [12, 6]}) == {"depth": 2, "width": None}
+    assert mlp_shape({"model": "cnn", "channels": [4]}) == {"depth": None, "width": None}
 
 
 def test_new_evaluation_seeds_make_new_jobs_only(smoke_config):

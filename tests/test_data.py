@@ -61,3 +61,80 @@ def test_fingerprint_is_stable_across_prepares(tmp_path):
     c = prepare("digits", tmp_path / "c.pt", split_seed=1)
     assert a["sha256"] == b["sha256"] == load_prepared(tmp_path / "b.pt").sha256
     assert a["sha256"] != c["sha256"]
+
+
+# ---------------------------------------------------------------- MNIST-1D
+import random  # noqa: E402
+
+import pytest  # noqa: E402
+
+from optreg.config import config_schema  # noqa: E402
+from optreg.data import (  # noqa: E402
+    MNIST1D_ARGS,
+    DataError,
+    generate_mnist1d,
+    global_rngs_preserved,
+    sha256_array,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist1d_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mnist1d") / "mnist1d.pt"
+    return path, prepare("mnist1d", path, split_seed=0, validation_fraction=0.2)
+
+
+def test_mnist1d_arguments_are_the_packages_and_the_configs_defaults():
+    from mnist1d.data import get_dataset_args
+
+    package = get_dataset_args(as_dict=True)
+    package.pop("url")  # the set is generated, never downloaded
+    assert package == MNIST1D_ARGS
+    schema = config_schema()["properties"]["data"]["properties"]["mnist1d"]["properties"]
+    assert {k: v["default"] for k, v in schema.items()} == MNIST1D_ARGS
+
+
+def test_mnist1d_keeps_the_official_division_and_carves_a_stratified_validation(mnist1d_file):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    path, meta = mnist1d_file
+    data = load_prepared(path)
+    with global_rngs_preserved():
+        reference = make_dataset(get_dataset_args())  # the package's own call, its defaults
+    assert meta["sizes"] == {"train": 3200, "val": 800, "test": 1000}
+    assert meta["input_shape"] == [1, 40] and meta["n_classes"] == 10
+    # Test is the generator's test part, row for row; train + val are its training part.
+    assert np.allclose(data.x["test"].numpy(), reference["x_test"], atol=1e-6)
+    assert np.array_equal(data.y["test"].numpy(), reference["y_test"])
+    payload = torch.load(path, weights_only=True)
+    rows = np.concatenate([payload["index_train"].numpy(), payload["index_val"].numpy()])
+    assert sorted(rows.tolist()) == list(range(4000))
+    assert np.allclose(data.x["val"].numpy(), reference["x"][payload["index_val"].numpy()], 1e-6)
+    overall = np.bincount(reference["y"]) / 4000
+    share = np.bincount(data.y["val"].numpy(), minlength=10) / 800
+    assert np.abs(share - overall).max() < 0.01
+    # The metadata records the arguments and the generated arrays' checksums.
+    assert meta["generation_args"] == MNIST1D_ARGS
+    assert meta["generated_sha256"]["x_test"] == sha256_array(reference["x_test"])
+    assert meta["generated_sha256"]["y_train"] == sha256_array(reference["y"].astype(np.int64))
+
+
+def test_mnist1d_generation_leaves_the_global_generators_alone():
+    # The legacy global generators are the point here: the package reseeds them.
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002
+    expected = random.random(), np.random.rand()  # noqa: NPY002
+    random.seed(7)
+    np.random.seed(7)  # noqa: NPY002
+    generate_mnist1d({"num_samples": 100})
+    assert (random.random(), np.random.rand()) == expected  # noqa: NPY002
+
+
+def test_mnist1d_arguments_change_the_data_and_unknown_ones_are_refused():
+    a = generate_mnist1d({"num_samples": 100})
+    b = generate_mnist1d({"num_samples": 100, "seed": 1})
+    assert a.x_train.shape == (80, 1, 40) and b.generation_args["seed"] == 1
+    assert not np.allclose(a.x_train, b.x_train)
+    assert generate_mnist1d({"num_samples": 100}).raw_files == a.raw_files  # deterministic
+    with pytest.raises(DataError, match="unknown generation arguments.*'sead'"):
+        generate_mnist1d({"sead": 1})

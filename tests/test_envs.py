@@ -25,7 +25,7 @@ ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # conda-forge package -> the name pyproject.toml pins it under, where they differ.
 CONDA_TO_PYPI = {
     "pytorch": "torch",
-    "pytorch-gpu": "torch",  # conda-forge's CUDA build (README: --sdm conda)
+    "pytorch-gpu": "torch",  # conda-forge's CUDA build (docs/cluster-and-gpu.md: --sdm conda)
     "matplotlib-base": "matplotlib",
     "seaborn-base": "seaborn",
 }

@@ -62,7 +62,7 @@ HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 FINAL_KEYS = ("test_loss", "test_accuracy")
 
 
-def assert_same_run(a: dict, b: dict, params_a=None, params_b=None) -> None:
+def assert_same_run(a: dict, b: dict, params_a=None, params_b=None, params_atol=1e-6) -> None:
     """Two results of one run agree within float32 tolerance: every epoch, finals, weights."""
     assert a["diverged"] == b["diverged"] and len(a["history"]) == len(b["history"])
     for ha, hb in zip(a["history"], b["history"], strict=True):
@@ -71,7 +71,7 @@ def assert_same_run(a: dict, b: dict, params_a=None, params_b=None) -> None:
     for key in FINAL_KEYS:
         assert a["final"][key] == pytest.approx(b["final"][key], rel=1e-5, abs=1e-6), key
     for pa, pb in zip(params_a or [], params_b or [], strict=True):
-        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=params_atol)
 
 
 @pytest.mark.parametrize("penalty", PENALTIES)
@@ -95,6 +95,50 @@ def test_stacked_runs_equal_one_at_a_time(digits, optimizer, penalty):
     if penalty != "none":  # the penalty acted: without it the weights end elsewhere
         (_,), (plain,) = train_stack(digits, {**cfg, "penalty": "none"}, lrs[:1], seeds[:1], CPU)
         assert not torch.allclose(plain[0], stacked_params[0][0], rtol=1e-4, atol=1e-5)
+
+
+CNN1D = {"model": "cnn", "channels": [4, 6, 5], "kernel": [5, 3, 3]}
+
+
+@pytest.mark.parametrize("penalty", PENALTIES)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_stacked_1d_cnn_runs_equal_one_at_a_time(mnist1d, optimizer, penalty):
+    lrs, seeds = [0.01, 0.03, 0.01], [0, 0, 1]
+    cfg = settings(
+        optimizer=optimizer,
+        penalty=penalty,
+        strength=0.0 if penalty == "none" else 1e-3,
+        epochs=2,
+        model={**CNN1D, "dense": [7]},
+    )
+    stacked, stacked_params = train_stack(mnist1d, cfg, lrs, seeds, CPU)
+    for lr, seed, together, together_params in zip(
+        lrs, seeds, stacked, stacked_params, strict=True
+    ):
+        (alone,), (alone_params,) = train_stack(mnist1d, cfg, [lr], [seed], CPU)
+        # A grouped convolution sums a run's gradient in another order than a plain one, and
+        # RMSprop and Adam divide by the root of a small second moment: a rare weight ends a
+        # few 1e-6 apart. Metrics still agree to float32 precision.
+        assert_same_run(alone, together, alone_params, together_params, params_atol=2e-5)
+
+
+def test_1d_cnn_is_the_papers_strided_cnn_and_learns(mnist1d):
+    """One slice is conv1d(stride 2, padding 1) + activation per layer, then a linear layer:
+    the layout of the MNIST-1D paper's reference CNN, checked against torch's own layers."""
+    from optreg.models import StackedCNN1d, build_model
+
+    model = build_model(CNN1D, mnist1d.meta, "relu", [3, 4])
+    assert isinstance(model, StackedCNN1d)
+    x = mnist1d.x["val"][:9]
+    h = x.reshape(9, 1, 40)
+    for w, b in zip(model.weights[:3], model.biases[:3], strict=True):
+        h = F.conv1d(h, w[1], b[1], stride=2, padding=1).relu()
+    expected = h.flatten(1) @ model.weights[3][1] + model.biases[3][1]
+    torch.testing.assert_close(model(x)[1], expected, rtol=1e-5, atol=1e-6)
+    assert model.weights[3].shape[1] == 5 * 5  # length 40 -> 19 -> 10 -> 5, 5 channels
+    (result,) = train_seeds(mnist1d, settings(model=CNN1D, epochs=8), [0], CPU)
+    history = result["history"]
+    assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
 
 
 def test_one_run_equals_a_plain_module_with_torch_optim(digits):
@@ -220,6 +264,7 @@ def job_arguments(digits_file) -> dict:
         settings=settings(epochs=2),
         lr_grid=[0.001, 0.03],
         default_lr=0.001,
+        lr_limits=[0.001, 0.03],  # the grid's own ends: no extension (see the test of it)
     )
 
 
@@ -308,3 +353,64 @@ def test_reading_a_corrupt_file_names_it(tmp_path):
         read_run(bad)
     with pytest.raises(MetricsError, match="missing"):
         read_run(tmp_path / "nope.json")
+
+
+def test_a_best_rate_on_the_grid_edge_extends_the_grid_on_tuning_seeds_only(digits_file, tmp_path):
+    # Two epochs of Adam at tiny rates: the larger rate wins, on the top edge of the grid.
+    common = {**job_arguments(digits_file), "lr_grid": [0.0001, 0.0003], "lr_limits": [1e-4, 0.01]}
+    files = run_job(
+        out_dir=tmp_path / "fused", phase="tune-eval", seeds=[5], tuning_seeds=[0, 1], **common
+    )
+    records = {p.name: read_run(p) for p in files}
+    tuned = records["tuned_seed-5.json"]["selection"]
+    assert tuned["extended"], "the best rate lay on the top edge: the grid must grow"
+    assert tuned["extended"][0] == pytest.approx(0.0009)  # 0.0003 * (0.0003 / 0.0001)
+    assert tuned["grid"] == sorted([0.0001, 0.0003, *tuned["extended"]])
+    assert tuned["lr_limits"] == [1e-4, 0.01] and max(tuned["grid"]) <= 0.01
+    # Stops once the best rate is interior, or when the next step would pass the limit.
+    assert tuned["lr"] != tuned["grid"][-1] or tuned["stopped_at_limit"]
+    added = [r for r in records.values() if r["phase"] == "tune" and r["settings"]["lr"] > 0.0003]
+    assert {r["seed"] for r in added} == {0, 1}  # tuning seeds only, never evaluation seeds
+    assert len(added) == 2 * len(tuned["extended"])
+    # A separate eval job extends the same way from the tune job's files.
+    tuning = run_job(out_dir=tmp_path / "tune", phase="tune", seeds=[0, 1], **common)
+    evaluation = run_job(
+        out_dir=tmp_path / "eval", phase="eval", seeds=[5], tuning_files=tuning, **common
+    )
+    split = {p.name: read_run(p) for p in evaluation}
+    assert split["tuned_seed-5.json"]["selection"] == tuned
+    assert split["tuned_seed-5.json"]["final"] == records["tuned_seed-5.json"]["final"]
+
+
+def test_an_interior_best_rate_adds_nothing(digits_file, tmp_path):
+    common = {**job_arguments(digits_file), "lr_grid": [1e-4, 0.003, 10.0], "lr_limits": [1e-5, 10]}
+    files = run_job(
+        out_dir=tmp_path / "j", phase="tune-eval", seeds=[5], tuning_seeds=[0], **common
+    )
+    tuned = read_run(next(p for p in files if p.name == "tuned_seed-5.json"))["selection"]
+    assert tuned["extended"] == [] and tuned["grid"] == [1e-4, 0.003, 10.0]
+    assert len(files) == 3 + 2
+
+
+def test_a_tuned_run_equal_to_the_default_run_is_trained_once(digits_file, tmp_path, monkeypatch):
+    import optreg.train as train_module
+
+    trained = []
+    real = train_module.train_runs
+
+    def counting(data, settings, lrs, seeds, *args, **kwargs):
+        trained.extend(zip(lrs, seeds, strict=True))
+        return real(data, settings, lrs, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_runs", counting)
+    common = {**job_arguments(digits_file), "lr_grid": [0.001], "lr_limits": [0.001, 0.001]}
+    files = run_job(
+        out_dir=tmp_path / "j", phase="tune-eval", seeds=[5, 6], tuning_seeds=[0], **common
+    )
+    records = {p.name: read_run(p) for p in files}
+    # Tuned at 0.001, the default rate: 1 tuning run + 2 evaluation runs, not 1 + 4.
+    assert sorted(trained) == [(0.001, 0), (0.001, 5), (0.001, 6)]
+    for seed in (5, 6):
+        tuned, oneshot = records[f"tuned_seed-{seed}.json"], records[f"oneshot_seed-{seed}.json"]
+        assert tuned["final"] == oneshot["final"] and tuned["protocol"] != oneshot["protocol"]
+        assert tuned["provenance"]["settings_hash"] == oneshot["provenance"]["settings_hash"]

@@ -21,34 +21,48 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 41  # one per cell
-    assert counts["prepare_data"] == 2 and counts["report"] == 1
+    # 24 optimization cells (4 optimizers x 3 activations x 2 depths), 13 regularization
+    # (none + 4 penalties x 3 strengths), 16 problems (4 problems x 4 optimizers): one job each.
+    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 24 + 13 + 16
+    # MNIST-1D, digits and breast_cancer.
+    assert counts["prepare_data"] == 3 and counts["report"] == 1
 
 
 def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     config = load_config(smoke / "config" / "config.yaml")
     expected_runs = sum(j.runs for j in jobs(config))
     run_files = sorted((smoke / "results" / "studies").glob("*/*/*/seeds-*/*.json"))
-    assert len(run_files) == expected_runs == 120
-    record = json.loads(run_files[0].read_text())
-    assert record["schema_version"] == 1
+    records = [json.loads(f.read_text()) for f in run_files]
+    assert records[0]["schema_version"] == 1
+    # Past the planned 120 runs, each rate a cell's grid was extended by (its best rate lay
+    # on the edge of the 2-rate grid) adds one tuning run per tuning seed.
+    tuned = [r for r in records if r["protocol"] == "tuned" and r["seed"] == 10]
+    added = {r["combination"]: len(r["selection"]["extended"]) for r in tuned}
+    assert expected_runs == 120 and any(added.values())
+    assert len(run_files) == expected_runs + 2 * sum(added.values())
 
     import pandas as pd
 
     for study, n_cells in (("optimization", 6), ("regularization", 5), ("problems", 4)):
         base = smoke / "results" / "studies" / study
         runs = pd.read_csv(base / "runs.csv")
-        assert len(runs) == 8 * n_cells  # 2 rates x 2 tuning seeds + 2 protocols x 2 seeds
+        extra = sum(added[c] for c in runs["combination"].unique())
+        # 2 rates x 2 tuning seeds + 2 protocols x 2 seeds, and 2 tuning seeds per added rate
+        assert len(runs) == 8 * n_cells + 2 * extra
         history = pd.read_csv(base / "history.csv")
         assert len(history) == 3 * (len(runs) - runs["diverged"].sum())  # 3 epochs each
         assert len(pd.read_csv(base / "summary.csv")) == 2 * n_cells
-        assert len(pd.read_csv(base / "tuning.csv")) == 2 * n_cells
+        tuning = pd.read_csv(base / "tuning.csv")
+        assert len(tuning) == 2 * n_cells + extra and tuning["extension"].sum() == extra
         pngs = list((base / "figures").glob("*.png"))
         assert pngs and all(png.stat().st_size > 10_000 for png in pngs)
         assert len(list((base / "figures").glob("*.pdf"))) == len(pngs)
     findings = pd.read_csv(smoke / "results" / "findings.csv")
-    assert len(findings) == 5 * 2  # every claim under both protocols
-    assert set(findings["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    assert len(findings) == 7 * 2  # every claim under both protocols (no depth in the smoke)
+    # The smoke's optimization study has no plain SGD: the one claim about it is not tested.
+    untested = findings[findings["verdict"] == "not tested"]
+    assert set(untested["id"]) <= {"sigmoid_sgd_lower"}
+    assert set(findings["verdict"]) <= {"supported", "not supported", "inconclusive", "not tested"}
 
     from pypdf import PdfReader
 

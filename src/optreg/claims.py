@@ -32,7 +32,11 @@ KINDS = {
     "best_greater": ("cells", "than"),
 }
 COMMON_KEYS = ("id", "text", "study", "kind")
-FINDINGS_COLUMNS = ["id", "text", "study", "protocol", "verdict", "evidence", "note"]
+# Optional on every kind: a factor (`by: depth`) at each of whose values the claim is judged
+# on its own, among the cells with that value; findings then carry it in `at`. In a study
+# without that factor the claim is judged once, as without `by`.
+OPTIONAL_KEYS = ("by",)
+FINDINGS_COLUMNS = ["id", "text", "study", "at", "protocol", "verdict", "evidence", "note"]
 SUMMARY_COLUMNS = (
     "combination",
     "test_accuracy_mean",
@@ -114,7 +118,7 @@ def load_claims(path) -> tuple[list[dict], float]:
         for key in needed:
             if key not in claim:
                 raise ValueError(f"{where}: missing key '{key}' (kind '{kind}' needs {needed})")
-        extra = sorted(set(claim) - set(COMMON_KEYS) - set(needed))
+        extra = sorted(set(claim) - set(COMMON_KEYS) - set(needed) - set(OPTIONAL_KEYS))
         if extra:
             raise ValueError(
                 f"{where}: unexpected key '{extra[0]}' for kind '{kind}' "
@@ -122,6 +126,11 @@ def load_claims(path) -> tuple[list[dict], float]:
             )
         for key in needed:
             _check_spec(claim[key], where, key)
+        by = claim.get("by")
+        if by is not None and (not isinstance(by, str) or not by.strip()):
+            raise ValueError(f"{where}: by: must be a factor name, e.g. depth; got {by!r}")
+        if by is not None and any(by in claim[key] for key in needed):
+            raise ValueError(f"{where}: by: '{by}' is also fixed in the claim's cells")
         out.append(dict(claim))
     return out, float(alpha)
 
@@ -495,19 +504,33 @@ def evaluate_claims(
         study_pairs = pairs.get(study)
         if study_pairs is not None:
             _require(study_pairs, PAIRS_COLUMNS, f"pairs table of study '{study}'")
+        by = claim.get("by")
         for protocol in _protocols(summary):
             lookup = {} if study_pairs is None else _lookup(_rows_of(study_pairs, protocol))
-            ctx = _Context(study, protocol, _rows_of(summary, protocol), lookup, alpha)
-            if not lookup:
-                verdict, evidence, note = (
-                    NOT_TESTED,
-                    f"no paired comparisons of {ctx.where} cells",
-                    "no comparisons",
-                )
-            else:
-                verdict, evidence, note = EVALUATORS[kind](ctx, claim)
-            row = {"protocol": protocol, "verdict": verdict, "evidence": evidence, "note": note}
-            rows.append({**base, **row})
+            table = _rows_of(summary, protocol)
+            # Judged at each value of `by` among those cells only; the p-values stay Holm-
+            # adjusted over every pair of the study, so splitting makes no test laxer. A study
+            # without that factor is judged as a whole.
+            subsets = (
+                [("", table)]
+                if by is None or by not in table.columns
+                else [
+                    (f"{by} {value}", table[table[by].map(_norm) == value].reset_index(drop=True))
+                    for value in sorted(set(table[by].map(_norm)), key=_num_key)
+                ]
+            )
+            for at, subset in subsets:
+                ctx = _Context(study, protocol, subset, lookup, alpha)
+                if not lookup:
+                    verdict, evidence, note = (
+                        NOT_TESTED,
+                        f"no paired comparisons of {ctx.where} cells",
+                        "no comparisons",
+                    )
+                else:
+                    verdict, evidence, note = EVALUATORS[kind](ctx, claim)
+                row = {"protocol": protocol, "verdict": verdict, "evidence": evidence}
+                rows.append({**base, "at": at, **row, "note": note})
     return pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
 
 
@@ -524,24 +547,80 @@ def _present(value) -> str:
     return str(value)
 
 
+def _at_phrase(at: str) -> str:
+    """'depth 3' -> 'with 3 hidden layers'; other factors as they are."""
+    factor, _, value = at.partition(" ")
+    if factor == "depth":
+        return f"with {value} hidden layer{'' if value == '1' else 's'}"
+    return f"at {at}"
+
+
 def conclusion(findings: pd.DataFrame) -> list[str]:
-    """One plain sentence per claim: its verdict under each protocol, with the deciding fact."""
-    rank = {p: i for i, p in enumerate(PROTOCOL_PHRASES)}
+    """One plain sentence per claim: its verdict under each protocol, with the deciding fact.
+
+    A claim judged at each value of a factor (`at`, e.g. depth) gets one clause per value,
+    then a plain statement of what that factor does to the verdict at the tuned rates."""
+    if "at" not in findings.columns:
+        findings = findings.assign(at="")
     sentences = []
     for _, group in findings.groupby("id", sort=False):
-        records = sorted(
-            group.to_dict("records"),
-            key=lambda r: rank.get(_present(r["protocol"]), len(rank)),
-        )
-        verdicts = [r["verdict"] for r in records]
-        tails = []
-        for r in records:
-            note = _present(r.get("note"))
-            tails.append(_phrase(_present(r["protocol"])) + (f" ({note})" if note else ""))
-        if len(records) == 2 and verdicts[0] == verdicts[1]:
-            # The same verdict under both protocols: say it once.
-            body = f"{verdicts[0]} both {tails[0].strip()} and {tails[1].strip()}"
-        else:
-            body = ", ".join(f"{v} {t}".strip() for v, t in zip(verdicts, tails, strict=True))
-        sentences.append(f"{records[0]['text']}: {body}.")
+        ats = list(dict.fromkeys(_present(a) for a in group["at"]))
+        if ats == [""]:
+            sentences.append(_sentence(group))
+            continue
+        clauses = [
+            f"{_at_phrase(at)}, {_sentence(group[group['at'].map(_present) == at], body=True)}"
+            for at in ats
+        ]
+        text = group["text"].iloc[0]
+        sentences.append(f"{text}: {'; '.join(clauses)}. {_effect_of(group, ats)}")
     return sentences
+
+
+def factor_effects(findings: pd.DataFrame) -> list[dict]:
+    """For each claim judged at several values of a factor (`at`): its text and a plain
+    sentence on what that factor does to its verdict at the tuned rates."""
+    if "at" not in findings.columns:
+        return []
+    out = []
+    for _, group in findings.groupby("id", sort=False):
+        ats = [a for a in dict.fromkeys(_present(a) for a in group["at"]) if a]
+        if ats:
+            out.append({"claim": group["text"].iloc[0], "effect": _effect_of(group, ats)})
+    return out
+
+
+def _effect_of(group: pd.DataFrame, ats: list[str]) -> str:
+    """What the `at` factor does to a claim's verdict at the tuned rates, in plain words."""
+    tuned = group[group["protocol"].map(_present).isin(["tuned", ""])]
+    verdicts = {
+        _present(r["at"]): r["verdict"] for r in tuned.to_dict("records") if _present(r["at"])
+    }
+    factor = ats[0].partition(" ")[0]
+    name = "Depth" if factor == "depth" else factor.capitalize()
+    if len(set(verdicts.values())) <= 1:
+        verdict = next(iter(verdicts.values()), NOT_TESTED)
+        return f"{name} does not change the verdict at tuned rates ({verdict} at every {factor})."
+    changes = ", ".join(f"{verdicts[a]} {_at_phrase(a)}" for a in ats if a in verdicts)
+    return f"{name} changes the verdict at tuned rates: {changes}."
+
+
+def _sentence(group: pd.DataFrame, body: bool = False) -> str:
+    """A claim's verdict under each protocol, with the deciding fact; `body`: without the
+    claim's text."""
+    rank = {p: i for i, p in enumerate(PROTOCOL_PHRASES)}
+    records = sorted(
+        group.to_dict("records"),
+        key=lambda r: rank.get(_present(r["protocol"]), len(rank)),
+    )
+    verdicts = [r["verdict"] for r in records]
+    tails = []
+    for r in records:
+        note = _present(r.get("note"))
+        tails.append(_phrase(_present(r["protocol"])) + (f" ({note})" if note else ""))
+    if len(records) == 2 and verdicts[0] == verdicts[1]:
+        # The same verdict under both protocols: say it once.
+        text = f"{verdicts[0]} both {tails[0].strip()} and {tails[1].strip()}"
+    else:
+        text = ", ".join(f"{v} {t}".strip() for v, t in zip(verdicts, tails, strict=True))
+    return text if body else f"{records[0]['text']}: {text}."

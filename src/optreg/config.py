@@ -17,7 +17,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -38,6 +38,13 @@ SETTING_KEYS = (
     "epochs",
     "batch_size",
 )
+# Factors that shape a problem's MLP instead of being settings of their own: `depth` hidden
+# layers of `width` units each replace the problem's `hidden`. A run's settings keep only the
+# resulting `model.hidden`, so a cell named by depth and the same network named by its
+# problem are one and the same run.
+MODEL_FACTORS = ("depth", "width")
+# The canonical order of factors in a cell's id and in tables.
+FACTOR_KEYS = (*SETTING_KEYS[:3], *MODEL_FACTORS, *SETTING_KEYS[3:])
 PHASES = ("tune", "eval")
 # A job that tunes a cell and then evaluates its first block of evaluation seeds, in one
 # process: a train job's start (importing torch) costs more than a small cell's training.
@@ -244,8 +251,17 @@ def validate_config(config: dict, source: str = "config") -> dict:
         for where, problem in named:
             if problem is not None and problem not in config["problems"]:
                 problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
+    low, high = protocol["lr_limits"]
     for where, grid in grids:
         problems += _duplicates(where, grid)
+        if grid and not low <= min(grid) <= max(grid) <= high:
+            problems.append(
+                f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
+                f"{where} spans [{min(grid):g}, {max(grid):g}]"
+            )
+    padding = config["data"]["mnist1d"]["padding"]
+    if padding[0] > padding[1]:
+        problems.append(f"data.mnist1d.padding: {padding} must be [low, high] with low <= high")
     if config["defaults"]["problem"] not in config["problems"]:
         problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
     if not problems:
@@ -393,25 +409,40 @@ def cells(config: dict) -> list[Cell]:
         base.setdefault("strength", 0.0)
         grid = tuple(sorted(float(v) for v in study.get("lr_grid", protocol["lr_grid"])))
         # Canonical key order: reordering a study's factors in the config renames nothing.
-        keys = [k for k in SETTING_KEYS if k in study["factors"]]
+        keys = [k for k in FACTOR_KEYS if k in study["factors"]]
         seen = set()
         for values in itertools.product(*(study["factors"][k] for k in keys)):
             factors = dict(zip(keys, values, strict=True))
-            settings = {**base, **factors}
-            _normalize(settings, factors, f"studies.{name}")
-            settings = {k: settings[k] for k in SETTING_KEYS}
+            merged = {**base, **factors}
+            _normalize(merged, factors, f"studies.{name}")
+            settings = {k: merged[k] for k in SETTING_KEYS}
             settings["strength"] = float(settings["strength"])
             problem = config["problems"][settings["problem"]]
             # Only the model's own sizes: a CNN setting never reruns an MLP cell.
             # (`dense` only when given, so that CNN cells without one keep their settings.)
-            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense")
+            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense", "kernel")
             settings["model"] = {
                 "model": problem["model"],
-                **{k: list(problem[k]) for k in sizes if k in problem},
+                **{k: copy.deepcopy(problem[k]) for k in sizes if k in problem},
             }
+            shape = {k: merged[k] for k in MODEL_FACTORS if k in merged}
+            if shape:
+                if problem["model"] != "mlp":
+                    raise ConfigError(
+                        f"studies.{name}: {' and '.join(shape)} apply to MLP problems only, "
+                        f"but problem '{settings['problem']}' is a {problem['model']}"
+                    )
+                hidden = settings["model"]["hidden"]
+                depth = shape.get("depth", len(hidden))
+                settings["model"]["hidden"] = [shape.get("width", hidden[0])] * depth
             # Where the raw files lie and whether they may be downloaded is not part of a run.
-            split = {k: v for k, v in config["data"].items() if k not in ("root", "download")}
+            split = {
+                k: v for k, v in config["data"].items() if k not in ("root", "download", "mnist1d")
+            }
             settings["data"] = {"dataset": problem["dataset"], **split}
+            # A generated set's arguments are part of its runs; no other set's runs see them.
+            if problem["dataset"] == "mnist1d":
+                settings["data"]["mnist1d"] = copy.deepcopy(config["data"]["mnist1d"])
             default_lr = float(protocol["default_lr"][settings["optimizer"]])
             cell = Cell(name, factors, settings, grid, default_lr)
             if cell.id not in seen:
@@ -476,3 +507,70 @@ def train_runtime(job: Job, problems: dict) -> int:
     settings = job.cell.settings
     seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
     return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_BOOLEANS = {"true": True, "false": False}
+
+
+def _from_command_line(text: str, wanted) -> Any:
+    """`text` as the first of the schema's `wanted` types it reads as; ValueError otherwise."""
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if "integer" in wanted and _INTEGER.fullmatch(text.strip()):
+        return int(text)
+    if "number" in wanted:
+        value = int(text) if _INTEGER.fullmatch(text.strip()) else float(text)
+        if math.isfinite(value):
+            return value
+    if "boolean" in wanted and text.lower() in _BOOLEANS:
+        return _BOOLEANS[text.lower()]
+    raise ValueError(text)
+
+
+def coerce_command_line(config: dict, overrides: Mapping) -> None:
+    """Give the strings Snakemake makes of nested `--config` values the types the schema wants.
+
+    Snakemake reads the value of `--config 'threads={train: 2}'` with YAML's base loader, so
+    the 2 arrives as '2'. Only values given in `overrides` (the command line's `--config`)
+    are converted, in `config` in place; a string in a config file stays an error. A value
+    that is no number raises ConfigError showing the syntax that works.
+    """
+    import jsonschema  # deferred, as in validate_config
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    problems = []
+    while True:
+        changed = False
+        for error in validator.iter_errors(config):
+            path = list(error.absolute_path)
+            if error.validator != "type" or not isinstance(error.instance, str):
+                continue
+            given = overrides
+            for part in path:
+                try:
+                    given = given[part]
+                except (KeyError, IndexError, TypeError):
+                    given = None
+                    break
+            if given != error.instance:
+                continue  # not from the command line
+            *parents, last = path
+            target = config
+            for part in parents:
+                target = target[part]
+            try:
+                target[last] = _from_command_line(error.instance, error.validator_value)
+                changed = True
+            except ValueError:
+                problem = (
+                    f"{_key_path(path)}: --config gave {error.instance!r}, which is not of type "
+                    f"{error.validator_value!r}; numbers go unquoted, e.g. "
+                    "--config seeds_per_job=5 'threads={train: 2}' "
+                    "'protocol={lr_grid: [0.01, 0.1]}'"
+                )
+                if problem not in problems:
+                    problems.append(problem)
+        if not changed:
+            break
+    if problems:
+        raise ConfigError("command line is invalid:\n" + "\n".join(f"  - {p}" for p in problems))

@@ -3,12 +3,14 @@
 Each dataset is prepared once (split, scaled, stored as tensors in the dtype
 training uses); every train job then loads that one file with torch only.
 
-Two kinds of dataset are registered. The small scikit-learn sets ship without
+Three kinds of dataset are registered. The small scikit-learn sets ship without
 a split: they are pooled and cut into stratified train/validation/test parts.
 MNIST, Fashion-MNIST and CIFAR-10 come with an official test set, which is
 kept as the test split; the validation split is carved from the official
 training set. They are read by `torchvision.datasets` from files under a data
 root, imported only while preparing, so train jobs never import torchvision.
+MNIST-1D is generated (never downloaded) by the `mnist1d` package from its
+generation arguments; its own train/test division is kept like an official one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import json
 import logging
 import os
 import pickle
+import random
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +56,8 @@ class Dataset:
 
 @dataclass
 class Official:
-    """A dataset with its official train/test division: uint8 images [n, C, H, W], labels."""
+    """A dataset with its official train/test division: uint8 images [n, C, H, W] (or, for a
+    generated set, float signals [n, C, L] already scaled), and labels."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -60,6 +65,7 @@ class Official:
     y_test: np.ndarray
     source: str
     raw_files: dict[str, str] = field(default_factory=dict)  # path under root -> sha256
+    generation_args: dict | None = None  # a generated set's arguments (MNIST-1D)
 
 
 DATASETS: dict[str, Dataset] = {}
@@ -131,7 +137,7 @@ def missing_files_message(name: str, root: str | os.PathLike, missing) -> str:
         f"{folder}/ (data.root is {str(root)!r}); expected: {', '.join(spec.files)}; "
         f"missing: {', '.join(missing)}. Download is disabled: set data.download: true in "
         "the config to let torchvision fetch them (needs internet access), or copy the files "
-        "there (README, 'Real datasets')."
+        "there (docs/datasets.md)."
     )
 
 
@@ -203,6 +209,90 @@ for _name in VISION_FILES:
     register(_name, official_test=True)(
         lambda root, download, _name=_name: load_vision(_name, root, download)
     )
+
+
+# ---------------------------------------------------------------- MNIST-1D
+# The `mnist1d` package's generation arguments (its get_dataset_args()), minus the
+# download URL: the set is always generated here. The config's `data.mnist1d` keys and
+# their defaults are these (tests/test_data.py checks them against the package).
+MNIST1D_ARGS = {
+    "num_samples": 5000,
+    "train_split": 0.8,
+    "template_len": 12,
+    "padding": [36, 60],
+    "scale_coeff": 0.4,
+    "max_translation": 48,
+    "corr_noise_scale": 0.25,
+    "iid_noise_scale": 2e-2,
+    "shear_scale": 0.75,
+    "shuffle_seq": False,
+    "final_seq_length": 40,
+    "seed": 42,
+}
+
+
+@contextmanager
+def global_rngs_preserved():
+    """Restore Python's and numpy's global random states on exit.
+
+    mnist1d's make_dataset reseeds both global generators (`set_seed(args.seed)`) and then
+    draws from them; without this, whatever runs later in the process would see a state
+    fixed by the dataset's seed instead of its own.
+    """
+    # The legacy global generator on purpose: it is the one the package draws from.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+def generate_mnist1d(args: dict | None = None) -> Official:
+    """MNIST-1D generated offline by the `mnist1d` package (`make_dataset`, never its
+    download path) from `args` (keys of MNIST1D_ARGS; missing keys take the defaults).
+
+    Returns the package's own train/test division, float signals [n, 1, length] as the
+    package scales them (the whole set centred and divided by its standard deviation).
+    """
+    unknown = sorted(set(args or {}) - set(MNIST1D_ARGS))
+    if unknown:
+        raise DataError(
+            f"dataset 'mnist1d': unknown generation arguments {unknown}; known: "
+            f"{', '.join(MNIST1D_ARGS)}"
+        )
+    full = {**MNIST1D_ARGS, **(args or {})}
+    from mnist1d.data import make_dataset  # deferred: only preparing MNIST-1D needs it
+    from mnist1d.utils import ObjectView
+
+    with global_rngs_preserved():
+        # A fresh dict each time: make_dataset reads the arguments as attributes.
+        generated = make_dataset(ObjectView({**full, "padding": list(full["padding"])}))
+    x_train, x_test = (np.asarray(generated[k], dtype=np.float64) for k in ("x", "x_test"))
+    y_train, y_test = (np.asarray(generated[k], dtype=np.int64) for k in ("y", "y_test"))
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    import importlib.metadata
+
+    return Official(
+        x_train[:, None],
+        y_train,
+        x_test[:, None],
+        y_test,
+        source=f"mnist1d {importlib.metadata.version('mnist1d')}, data.make_dataset",
+        raw_files={k: sha256_array(v) for k, v in arrays.items()},
+        generation_args=full,
+    )
+
+
+def sha256_array(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and C-ordered bytes."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}:{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+register("mnist1d", official_test=True)(lambda root, download, args=None: generate_mnist1d(args))
 
 
 # ---------------------------------------------------------------- split and scaling
@@ -277,18 +367,23 @@ def prepare(
     test_fraction: float = 0.2,
     root: str | os.PathLike = "data",
     download: bool = False,
+    generation: dict | None = None,
 ) -> dict:
     """Split and scale dataset `name`, write its tensor file atomically and its metadata
     beside it (`meta_path`), return the metadata.
 
-    `root` and `download` concern only the torchvision sets; `test_fraction` only the
-    pooled sets (the others keep their official test set). Nothing is written unless
-    the whole dataset was read and checked.
+    `root` and `download` concern only the torchvision sets; `generation` only MNIST-1D (its
+    generation arguments); `test_fraction` only the pooled sets (the others keep their
+    official test set). Nothing is written unless the whole dataset was read and checked.
     """
     if name not in DATASETS:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     dataset = DATASETS[name]
-    if dataset.official_test:
+    if name == "mnist1d":
+        payload = _official_payload(
+            name, generate_mnist1d(generation), split_seed, validation_fraction
+        )
+    elif dataset.official_test:
         payload = _official_payload(
             name, dataset.load(root, download), split_seed, validation_fraction
         )
@@ -357,6 +452,8 @@ def _official_payload(name, data: Official, split_seed, validation_fraction) -> 
     images["test"] = data.x_test
     ys = {k: data.y_train[i] for k, i in idx.items() if k != "test"}
     ys["test"] = data.y_test
+    if data.generation_args is not None:
+        return _generated_payload(name, data, idx, images, ys, split_seed, validation_fraction)
     mean, std = channel_statistics(images["train"])
     meta = {
         **_describe(name, ys, idx, data.x_train.shape[1:], split_seed, validation_fraction),
@@ -379,6 +476,30 @@ def _official_payload(name, data: Official, split_seed, validation_fraction) -> 
     payload = {"meta": meta}
     for k in SPLITS:
         payload[f"x_{k}"] = normalize_images(images[k], mean, std)
+        payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
+        payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
+    return payload
+
+
+def _generated_payload(name, data: Official, idx, signals, ys, split_seed, validation_fraction):
+    meta = {
+        **_describe(name, ys, idx, data.x_train.shape[1:], split_seed, validation_fraction),
+        "test_fraction": None,
+        "split": (
+            "generated: test is the generator's own test part; validation is a stratified "
+            f"{validation_fraction:g} of its training part drawn with the split seed; train "
+            "is the rest of its training part"
+        ),
+        "index": "train, val: rows of the generated training part; test: of its test part",
+        "scaling": "as generated: the package centres the whole set and divides by its std",
+        "source": data.source,
+        "generation_args": data.generation_args,
+        "generated_sha256": data.raw_files,
+    }
+    payload = {"meta": meta}
+    for k in SPLITS:
+        x = torch.from_numpy(signals[k]).to(torch.float32)
+        payload[f"x_{k}"] = x.reshape(len(x), -1)
         payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
         payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
     return payload

@@ -4,7 +4,8 @@ Kept free of plotting imports so the workflow can plan figures cheaply when it
 parses; the drawing code is in `optreg.plots`. Every figure reads the study's
 tables (`optreg.tables`): `tuning` (one row per cell and grid rate, over the
 tuning seeds), `summary` (one row per cell and protocol, over the evaluation
-seeds) and `history` (one row per run and epoch).
+seeds), `history` (one row per run and epoch), `runs` (one row per run) and
+`pairs` (paired comparisons of cells).
 
 Captions are plain sentences: the workflow's report renders them as
 reStructuredText and the PDF report as text, so they use no markup.
@@ -109,6 +110,16 @@ FIGURES: dict[str, FigureSpec] = {
         "tuned learning rate) is within a gap τ of the best optimizer on that problem, "
         "as τ grows; a curve that rises early belongs to an optimizer that is rarely far "
         "behind. The legend gives each optimizer's mean rank over the problems (1 is best).",
+    ),
+    "activation_gap_vs_depth": FigureSpec(
+        frozenset({"optimizer", "activation", "depth"}),
+        ("runs", "pairs"),
+        "What depth does to the activations",
+        "Test accuracy of ReLU minus that of each other activation, per optimizer, against the "
+        "number of hidden layers, each cell at its tuned learning rate: the mean of the paired "
+        "differences over the evaluation seeds with its 95% t-interval. A filled point differs "
+        "after Holm correction over every pair of the study's cells; an open one is within "
+        "noise. Above zero, ReLU is more accurate.",
     ),
 }
 

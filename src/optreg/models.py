@@ -1,4 +1,4 @@
-"""Models: an MLP and a small CNN whose parameters are stacked over runs.
+"""Models: an MLP and small 2-D and 1-D CNNs whose parameters are stacked over runs.
 
 A stacked model holds S independent networks, one per run, as parameters with
 a leading run dimension, and evaluates them together (batched matrix products;
@@ -164,10 +164,91 @@ class StackedCNN(Stacked):
         return x
 
 
+class StackedCNN1d(Stacked):
+    """S independent 1-D CNNs for signals [C, L] (MNIST-1D), in the spirit of the MNIST-1D
+    paper's reference CNN: per entry of `channels`, a convolution with the matching entry of
+    `kernels` (3 where not given), stride 2 and padding 1, then `activation`; then a dense
+    layer with `activation` per entry of `dense`, then a linear layer to the logits."""
+
+    def __init__(
+        self, input_shape, channels: list[int], n_classes: int, activation: str, seeds,
+        dense=(), kernels=(),
+    ):  # fmt: skip
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
+        if len(kernels) > len(channels):
+            raise ValueError(f"{len(kernels)} kernel sizes for {len(channels)} convolutions")
+        self.activation = ACTIVATIONS[activation]
+        self.input_shape = tuple(input_shape)
+        self.n_convs = len(channels)
+        kernels = [*kernels, *[3] * (len(channels) - len(kernels))]
+        self.kernels = kernels
+        stack = len(seeds)
+        c, length = self.input_shape
+        convs = []
+        for out, k in zip(channels, kernels, strict=True):
+            length = (length + 2 - k) // 2 + 1
+            if length < 1:
+                raise ValueError(
+                    f"{len(channels)} stride-2 convolutions with kernels {kernels} shrink a "
+                    f"signal of length {input_shape[-1]} below one sample; use fewer channels"
+                )
+            convs.append(_weight((stack, out, c, k), (c * k, out * k)))
+            c = out
+        sizes = [c * length, *dense, n_classes]
+        self.weights = nn.ParameterList(
+            [
+                *convs,
+                *(
+                    _weight((stack, a, b), (a, b))
+                    for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+                ),
+            ]
+        )
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(stack, k)) for k in channels]
+            + [nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:]]
+        )
+        _glorot_(self.weights, seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [S, B, classes] for flattened inputs [S, B, C*L] (or [B, C*L], shared)."""
+        stack, convs = self.stack, self.n_convs
+        if x.dim() == 2:
+            x = x.expand(stack, -1, -1)
+        batch = x.shape[1]
+        # Runs become channel groups: [B, S*C, L] with groups=S, as in the 2-D CNN.
+        x = x.reshape(stack, batch, *self.input_shape).transpose(0, 1)
+        x = x.reshape(batch, stack * self.input_shape[0], self.input_shape[1])
+        for w, b in zip(self.weights[:convs], self.biases[:convs], strict=True):
+            x = self.activation(F.conv1d(x, w.flatten(0, 1), b.flatten(), 2, 1, groups=stack))
+        x = x.reshape(batch, stack, -1).transpose(0, 1)
+        last = len(self.weights) - 1
+        for i in range(convs, last + 1):
+            x = torch.baddbmm(self.biases[i], x, self.weights[i])
+            if i < last:
+                x = self.activation(x)
+        return x
+
+
 def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
-    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense)."""
+    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense
+    and, for signals, kernel). A CNN on signals [C, L] is a 1-D CNN, on images a 2-D one."""
     if spec["model"] == "mlp":
         return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
+    if spec["model"] == "cnn" and len(meta["input_shape"]) == 2:
+        return StackedCNN1d(
+            meta["input_shape"],
+            spec["channels"],
+            meta["n_classes"],
+            activation,
+            seeds,
+            dense=spec.get("dense", ()),
+            kernels=spec.get("kernel", ()),
+        )
+    if spec.get("kernel"):
+        raise ValueError("`kernel` sizes apply to 1-D CNNs (signals) only")
     if spec["model"] == "cnn":
         return StackedCNN(
             meta["input_shape"],

@@ -43,7 +43,7 @@ from .io import atomic_path  # noqa: E402
 from .metrics import NEAR_ZERO  # noqa: E402
 from .tables import read_table  # noqa: E402
 
-TABLES = ("summary", "tuning", "history")
+TABLES = ("summary", "tuning", "history", "runs", "pairs")
 PROTOCOLS = ("tuned", "oneshot")
 PAGE_WIDTH = 7.0  # inches: the text width of a report page
 MAX_ROW_HEIGHT = 4.5  # inches per row of panels
@@ -54,7 +54,7 @@ KNOWN_ORDER = {
     "optimizer": ("sgd", "momentum", "rmsprop", "adam"),
     "activation": ("relu", "sigmoid", "tanh"),
     "penalty": ("none", "l1", "l1_prox", "l2", "wd"),
-    "problem": ("digits_mlp", "digits_cnn", "cancer_mlp"),
+    "problem": ("mnist1d_mlp", "mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"),
 }
 FACTOR_LABELS = {
     "problem": "problem",
@@ -66,6 +66,8 @@ FACTOR_LABELS = {
     "momentum": "momentum",
     "epochs": "epochs",
     "batch_size": "batch size",
+    "depth": "hidden layers",
+    "width": "units per hidden layer",
 }
 PENALTY_LABELS = {
     "none": "no penalty",
@@ -952,6 +954,88 @@ def _performance_profile(tables, factors, orders) -> Figure:
 
 
 # How each figure of the catalogue (optreg.figures) is drawn.
+def activation_gaps(runs: pd.DataFrame, pairs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """Per optimizer, depth, other activation (and any further factor): ReLU's test accuracy
+    minus that activation's, paired over the evaluation seeds at the tuned rates, with its
+    95% t-interval and whether the pair differs after Holm correction (the study's pairs)."""
+    from .stats import mean_ci
+
+    _need(runs, ["phase", "protocol", "combination", "seed", "test_accuracy", *factors], "runs")
+    tuned = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
+    holm = {}
+    for r in pairs[pairs["protocol"] == "tuned"].to_dict("records"):
+        holm[(r["cell_a"], r["cell_b"])] = holm[(r["cell_b"], r["cell_a"])] = r["p_holm"]
+    keys = [k for k in factors if k != "activation"]
+    rows = []
+    for values, group in tuned.groupby(keys, sort=False):
+        wide = group.pivot(index="seed", columns="activation", values="test_accuracy")
+        cells = group.drop_duplicates("activation").set_index("activation")["combination"]
+        if "relu" not in wide:
+            continue
+        for other in [a for a in wide.columns if a != "relu"]:
+            gap = mean_ci((wide["relu"] - wide[other]).to_numpy())
+            p = holm.get((cells["relu"], cells[other]), np.nan)
+            rows.append(
+                {
+                    **dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=1)),
+                    "activation": other,
+                    "gap": gap["mean"],
+                    "ci_low": gap["ci_low"],
+                    "ci_high": gap["ci_high"],
+                    "seeds": gap["n"],
+                    "p_holm": p,
+                    "significant": bool(np.isfinite(p) and p < 0.05),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _activation_gap_vs_depth(tables, factors, orders) -> Figure:
+    gaps = activation_gaps(tables["runs"], tables["pairs"], factors)
+    if gaps.empty:
+        raise ValueError("no ReLU cell to compare with: the study has no activation 'relu'")
+    extra = [k for k in factors if k not in ("optimizer", "activation", "depth")]
+    panels = []
+    for activation in _levels(gaps["activation"], "activation", orders):
+        for label, frame in _facets(gaps[gaps["activation"] == activation], extra, orders):
+            title = f"ReLU − {activation}" + (f", {label}" if label else "")
+            panels.append((title, frame))
+    fig, axes, grid = _figure(len(panels), min(len(panels), 2), 3.4)
+    optimizers = _levels(gaps["optimizer"], "optimizer", orders)
+    colors = _palette(optimizers, "optimizer")
+    depths = sorted(gaps["depth"].unique())
+    offsets = np.linspace(-0.12, 0.12, len(optimizers)) if len(optimizers) > 1 else [0.0]
+    for ax, (title, frame) in zip(axes, panels, strict=True):
+        ax.axhline(0, color="0.4", lw=0.8)
+        for optimizer, dx in zip(optimizers, offsets, strict=True):
+            line = frame[frame["optimizer"] == optimizer].sort_values("depth")
+            if line.empty:
+                continue
+            x = line["depth"].to_numpy(dtype=float) + dx
+            err = np.vstack([line["gap"] - line["ci_low"], line["ci_high"] - line["gap"]])
+            color = colors[optimizer]
+            ax.errorbar(x, line["gap"], yerr=err, color=color, lw=1.2, capsize=2)
+            sig = line["significant"].to_numpy(dtype=bool)
+            ax.scatter(x[sig], line["gap"][sig], color=color, zorder=3, s=22)
+            ax.scatter(x[~sig], line["gap"][~sig], facecolor="white", edgecolor=color, zorder=3)
+        ax.set_xticks(depths)
+        ax.set_title(title, fontsize=9)
+    _label_outer(
+        grid,
+        len(panels),
+        "hidden layers",
+        "test accuracy gap, ReLU minus other\n(mean over paired seeds, 95% CI)",
+    )
+    handles = [Line2D([], [], color=colors[o], marker="o", label=o) for o in optimizers]
+    handles += [
+        Line2D([], [], color="0.3", marker="o", ls="", label="differs after Holm"),
+        Line2D([], [], color="0.3", marker="o", ls="", mfc="white", label="within noise"),
+    ]
+    _legend_below(fig, handles)
+    fig.suptitle(FIGURES["activation_gap_vs_depth"].title)
+    return fig
+
+
 DRAW: dict[str, Callable[[dict[str, pd.DataFrame], list[str], Orders], Figure]] = {
     "test_accuracy_heatmap": _test_accuracy_heatmap,
     "protocols": _protocols,
@@ -961,6 +1045,7 @@ DRAW: dict[str, Callable[[dict[str, pd.DataFrame], list[str], Orders], Figure]] 
     "sparsity_vs_strength": _sparsity_vs_strength,
     "time_to_target": _time_to_target,
     "performance_profile": _performance_profile,
+    "activation_gap_vs_depth": _activation_gap_vs_depth,
 }
 
 

@@ -5,6 +5,11 @@ rate from the tuning runs' final validation accuracy (never from test data), the
 trains the evaluation seeds at that rate (protocol `tuned`) and at the optimizer's
 customary default rate (protocol `oneshot`). A job does one of the two (`tune`,
 `eval`) or both in turn (`tune-eval`, see `optreg.config.jobs`).
+
+A best rate on an edge of the grid says only that the best lies at or beyond it, so
+before choosing, evaluation extends the grid past that edge by the grid's own step
+(`extend_grid`), one rate at a time on the tuning seeds, until the best rate is interior
+or the next rate would pass the configured limits.
 """
 
 from __future__ import annotations
@@ -62,15 +67,63 @@ def select_lr(tuning: list[dict]) -> dict:
     }
 
 
+def next_rate(selection: dict, limits) -> float | None:
+    """The rate one grid step beyond the edge the selected rate lies on; None when it is
+    interior, the grid has one rate (no step), or the next rate would pass `limits`.
+
+    The step is the ratio of the two outermost rates on that side (the grids are
+    logarithmic); the new rate is rounded to 3 significant digits, as grids are written.
+    """
+    grid, best = selection["grid"], selection["lr"]
+    low, high = limits
+    if len(grid) < 2 or best not in (grid[0], grid[-1]):
+        return None
+    if best == grid[-1]:
+        rate = float(f"{grid[-1] * grid[-1] / grid[-2]:.3g}")
+        return rate if grid[-1] < rate <= high else None
+    rate = float(f"{grid[0] * grid[0] / grid[1]:.3g}")
+    return rate if low <= rate < grid[0] else None
+
+
+def extend_grid(tuning: list[dict], limits, train) -> tuple[list[dict], list[float]]:
+    """Extend the grid past the edge the best rate lies on until it is interior or the
+    limits stop it: `train(lr)` trains one more rate on the tuning seeds and returns its
+    records. Returns all tuning records and the rates added, in order."""
+    added: list[float] = []
+    while (rate := next_rate(select_lr(tuning), limits)) is not None:
+        tuning = tuning + train(rate)
+        added.append(rate)
+    return tuning, added
+
+
+def added_rates(tuning: list[dict], lr_grid) -> list[float]:
+    """The rates of tuning runs beyond the configured grid (added by `extend_grid`), nearest
+    the grid first."""
+    grid = sorted(float(lr) for lr in lr_grid)
+    extra = {float(r["settings"]["lr"]) for r in tuning} - set(grid)
+    return sorted(extra, key=lambda lr: abs(math.log(lr / (grid[0] if lr < grid[0] else grid[-1]))))
+
+
 def plan_runs(
-    phase: str, seeds, lr_grid, default_lr: float, tuning: list[dict] | None = None
+    phase: str,
+    seeds,
+    lr_grid,
+    default_lr: float,
+    tuning: list[dict] | None = None,
+    extension: dict | None = None,
 ) -> tuple[list[Run], dict | None]:
-    """The runs a job trains, and (for `eval`) the learning-rate selection behind them."""
+    """The runs a job trains, and (for `eval`) the learning-rate selection behind them.
+
+    `extension`, for `eval`: the rates `extend_grid` added (`extended`) and the `lr_limits`
+    it stopped at, recorded with the selection."""
     seeds = sorted(seeds)
     if phase == "tune":
         return [Run(float(lr), s, None) for s in seeds for lr in sorted(lr_grid)], None
     if phase == "eval":
         selection = select_lr(tuning or [])
+        if extension is not None:
+            # Still on an edge after extending: the limits stopped the search.
+            selection = {**selection, **extension, "stopped_at_limit": selection["on_grid_edge"]}
         tuned = [Run(selection["lr"], s, "tuned") for s in seeds]
         oneshot = [Run(float(default_lr), s, "oneshot") for s in seeds]
         return tuned + oneshot, selection

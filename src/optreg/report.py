@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import conclusion
+from .claims import conclusion, factor_effects
 from .config import format_value
 from .figures import FIGURES
 from .io import atomic_path, write_json
@@ -135,7 +135,39 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
     }
     if {"problem", "optimizer"} <= set(factors):
         section["ranks"] = average_ranks(summary, "optimizer", "problem")
+    section["published"] = published_rows(summary, spec.get("problems", {}))
+    # Cells whose best rate lay on the grid's edge, and how often extending it moved the choice.
+    tuned = summary[summary["protocol"] == "tuned"]
+    extended = tuned["lr_extended"].fillna("").astype(str) if "lr_extended" in tuned else []
+    section["extended_cells"] = int(sum(bool(x) for x in extended))
+    section["edge_cells"] = int(tuned["lr_on_grid_edge"].astype(bool).sum())
     return section
+
+
+def published_rows(summary: pd.DataFrame, problems: dict) -> list[dict]:
+    """Per problem with a published test accuracy: it beside the measured one (tuned rate)."""
+    if "problem" not in summary.columns:
+        return []
+    tuned = summary[summary["protocol"] == "tuned"]
+    rows = []
+    for name, spec in problems.items():
+        published = spec.get("published_test_accuracy")
+        cells = tuned[tuned["problem"] == name]
+        if published is None or cells.empty:
+            continue
+        for _, t in cells.iterrows():
+            rows.append(
+                {
+                    "problem": name,
+                    "published": f"{100 * published:.0f}%",
+                    "ours": f"{100 * t['test_accuracy_mean']:.1f}% "
+                    f"[{100 * t['test_accuracy_ci_low']:.1f}, "
+                    f"{100 * t['test_accuracy_ci_high']:.1f}]",
+                    "difference": f"{100 * (t['test_accuracy_mean'] - published):+.1f}",
+                    "seeds": int(t["seeds"]),
+                }
+            )
+    return rows
 
 
 def cost_section(cost_csv: str | os.PathLike, labels: dict[str, dict[str, str]]) -> dict:
@@ -200,22 +232,33 @@ def report_data(
     """The JSON document the Typst template renders (`cost`: the cost table, `optreg.cost`)."""
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
     runs = {name: read_table(spec["tables"]["runs"]) for name, spec in studies.items()}
-    sections = [study_section(name, spec, runs[name]) for name, spec in studies.items()]
+    problems = config["problems"]
+    sections = [
+        study_section(name, {"problems": problems, **spec}, runs[name])
+        for name, spec in studies.items()
+    ]
     first_runs = next(iter(runs.values()))
     found = read_table(findings)
-    # Claim by claim in the claims file's order, the fair protocol first.
+    # Claims about studies this config does not run (a preset's own studies) are left out.
+    found = found[found["study"].isin(list(studies))].reset_index(drop=True)
+    found["at"] = found["at"].fillna("").astype(str) if "at" in found else ""
+    # Claim by claim in the claims file's order, each depth (`at`) in turn, the fair protocol
+    # first.
     claim_order = {c: i for i, c in enumerate(dict.fromkeys(found["id"]))}
+    at_order = {a: i for i, a in enumerate(dict.fromkeys(found["at"]))}
+    orders = {"id": claim_order, "at": at_order}
     found = found.sort_values(
-        ["id", "protocol"],
+        ["id", "at", "protocol"],
         key=lambda col: (
-            col.map(claim_order) if col.name == "id" else col.map({"tuned": 0}).fillna(1)
+            col.map(orders[col.name]) if col.name in orders else col.map({"tuned": 0}).fillna(1)
         ),
+        kind="stable",
     )
     protocol = config["protocol"]
     return {
         "datasets": metas,
         "problems": {
-            name: {k: format_value(v) for k, v in spec.items()}
+            name: {k: format_value(v) for k, v in spec.items() if k != "published_test_accuracy"}
             for name, spec in config["problems"].items()
         },
         "protocol": {
@@ -224,6 +267,7 @@ def report_data(
             "evaluation_seeds": protocol["evaluation_seeds"],
             "default_lr": {k: format_value(float(v)) for k, v in protocol["default_lr"].items()},
             "target": format_value(float(protocol["target_val_accuracy"])),
+            "lr_limits": [format_value(float(v)) for v in protocol["lr_limits"]],
         },
         "defaults": {k: format_value(v) for k, v in config["defaults"].items()},
         "device": str(first_runs["device"].iloc[0]),
@@ -235,6 +279,7 @@ def report_data(
         "total_train_seconds": sum(s["train_seconds"] for s in sections),
         "findings": _records(found),
         "conclusion": conclusion(found),
+        "depth": factor_effects(found),
         "cost": cost_section(
             cost,
             {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from .config import SETTING_KEYS
+from .config import MODEL_FACTORS, SETTING_KEYS
 from .io import atomic_path
 from .metrics import read_run
 from .stats import bootstrap_ci, pairwise_comparisons
@@ -28,7 +30,16 @@ RUN_KEYS = ["study", "combination", "phase", "protocol", "seed", "lr"]
 
 def _setting_columns(record: dict) -> dict:
     settings = record["settings"]
-    return {k: settings[k] for k in SETTING_KEYS}
+    return {k: settings[k] for k in SETTING_KEYS} | mlp_shape(settings["model"])
+
+
+def mlp_shape(model: dict) -> dict:
+    """An MLP's `depth` (hidden layers) and `width` (units per hidden layer, when all are
+    equal), the model factors of optreg.config; empty (missing values) for other models."""
+    hidden = model.get("hidden") if model["model"] == "mlp" else None
+    if hidden is None:
+        return {"depth": None, "width": None}
+    return {"depth": len(hidden), "width": hidden[0] if len(set(hidden)) == 1 else None}
 
 
 def runs_table(records: list[dict]) -> pd.DataFrame:
@@ -46,6 +57,9 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
                 "lr": r["settings"]["lr"],
                 **_setting_columns(r),
                 "lr_on_grid_edge": selection.get("on_grid_edge"),
+                # Rates added past the grid's edge before choosing (optreg.protocol).
+                "lr_extended": ";".join(f"{x:g}" for x in selection.get("extended", [])),
+                "lr_stopped_at_limit": selection.get("stopped_at_limit"),
                 **r["final"],
                 **{k: v for k, v in r["weights"].items() if k != "near_zero_threshold"},
                 "diverged": r["diverged"],
@@ -76,6 +90,7 @@ def history_table(records: list[dict]) -> pd.DataFrame:
         *RUN_KEYS[:5],
         "lr",
         *SETTING_KEYS,
+        *MODEL_FACTORS,
         "stacked_runs",
         "epoch",
         "train_loss",
@@ -114,6 +129,14 @@ def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     """Per cell and grid rate: validation accuracy over the tuning seeds; the rate selected."""
     tune = runs[runs["phase"] == "tune"]
     chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
+    extended = (
+        {
+            c: {float(x) for x in str(v).split(";") if x and x != "nan"}
+            for c, v in chosen.groupby("combination")["lr_extended"].first().items()
+        }
+        if "lr_extended" in chosen
+        else {}
+    )
     chosen = chosen.groupby("combination")["lr"].first()
     rows = []
     for (combination, lr), group in tune.groupby(["combination", "lr"], sort=False):
@@ -125,6 +148,8 @@ def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
                 "seeds": len(group),
                 "n_diverged": int(group["diverged"].sum()),
                 "selected": bool(chosen.get(combination) == lr),
+                # Added past the configured grid's edge, because the best rate lay on it.
+                "extension": any(abs(lr - x) <= 1e-9 * x for x in extended.get(combination, ())),
                 **_stats(group, ["val_accuracy", "val_loss", "train_loss"]),
             }
         )
@@ -145,6 +170,7 @@ def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame)
                 "protocol": protocol,
                 "lr": group["lr"].iloc[0],
                 "lr_on_grid_edge": bool(edge.iloc[0]) if len(edge) else False,
+                "lr_extended": _joined(group, "lr_extended"),
                 "seeds": len(group),
                 "n_diverged": int(group["diverged"].sum()),
                 "reached_target": int(group["epochs_to_target"].notna().sum()),
@@ -152,6 +178,11 @@ def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame)
             }
         )
     return pd.DataFrame(rows)
+
+
+def _joined(group: pd.DataFrame, column: str) -> str:
+    values = group[column].dropna() if column in group else []
+    return str(values.iloc[0]) if len(values) else ""
 
 
 def pairs_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -171,9 +202,25 @@ def write_csv(frame: pd.DataFrame, path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def collect_runs(files, runs_path, history_path) -> pd.DataFrame:
-    """Read and validate every metrics file (a bad one fails by name); write the tables."""
-    records = [read_run(f) for f in files]
+def collect_runs(files, runs_path, history_path, run_dirs=()) -> pd.DataFrame:
+    """Read and validate every metrics file (a bad one fails by name); write the tables.
+
+    `files` are the files every study has; `run_dirs` may hold more: the tuning runs of
+    rates a job added past the grid's edge (optreg.protocol.extend_grid), read too. A run
+    found twice (the same extension trained by every evaluation job of a cell) counts once.
+    """
+    files = [str(f) for f in files]
+    listed = set(files)
+    for folder in run_dirs:
+        files += sorted(str(f) for f in Path(folder).glob("lr-*.json") if str(f) not in listed)
+    records, seen = [], set()
+    for f in files:
+        record = read_run(f)
+        key = (record["combination"], record["phase"], record["protocol"], record["seed"])
+        key += (record["settings"]["lr"],)
+        if key not in seen:
+            seen.add(key)
+            records.append(record)
     runs = runs_table(records)
     write_csv(runs, runs_path)
     write_csv(history_table(records), history_path)

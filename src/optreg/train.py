@@ -33,8 +33,9 @@ from .io import canonical_hash
 from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_manifest, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, build_optimizer, penalty, penalty_hooks
+from .origin import code_origin
 from .progress import Progress
-from .protocol import plan_runs, select_lr
+from .protocol import Run, added_rates, extend_grid, plan_runs, select_lr
 
 log = logging.getLogger("optreg.train")
 progress_log = logging.getLogger("optreg.progress")
@@ -457,6 +458,7 @@ def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) ->
         "torch": torch.__version__,
         "numpy": importlib.metadata.version("numpy"),
         "optreg": __version__,
+        "code": code_origin(),
         "platform": platform.platform(),
         "host": platform.node(),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
@@ -481,6 +483,7 @@ def run_job(
     default_lr: float,
     tuning_seeds=(),
     tuning_files=(),
+    lr_limits=(1e-5, 10.0),
     device: str = "cpu",
     threads: int = 1,
     checkpoint: str | os.PathLike | None = None,
@@ -491,7 +494,9 @@ def run_job(
     `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
     `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
     those runs, evaluate `seeds`, all in one process; the records are the same as those of a
-    `tune` job followed by an `eval` job.
+    `tune` job followed by an `eval` job. Before evaluating, a best rate on an edge of the grid
+    makes the job train the tuning seeds at further rates within `lr_limits` (see
+    `optreg.protocol.extend_grid`); their records are tuning records of this job.
     The files appear together: they are written into a hidden temporary folder that
     is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
     `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
@@ -565,7 +570,10 @@ def run_job(
         )
         if state:
             records = [tuple(pair) for pair in json.loads(state["records"])]
-            tuning = [record for _, record in records] or tuning
+            # The tuning runs: those of the tune files, and those this job trained (its own
+            # tune step, or rates it added past the grid's edge), each (rate, seed) once.
+            own = [record for _, record in records if record["phase"] == "tune"]
+            tuning = list({(r["settings"]["lr"], r["seed"]): r for r in [*tuning, *own]}.values())
             progress.resumed(state["progress_done"])
             at = state["stack"]
             progress_log.info(
@@ -579,11 +587,62 @@ def run_job(
                 at["next_batch"],
             )
         watch = Watch(progress, checkpoints)
+        gpu_id = slot.gpu_id if slot else None
+
+        def _step_records(runs, step, selection, started, watch=None, resume=None):
+            """Train `runs` and make their records. A run at the same rate and seed as another
+            (a tuned rate equal to the default rate) is the same run: trained once, recorded
+            under both names."""
+            distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
+            lrs, run_seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
+            trained = train_runs(
+                data, settings, lrs, run_seeds, dev, limit, watch=watch, resume=resume
+            )
+            by_run = dict(zip(distinct, trained, strict=True))
+            wall = time.perf_counter() - started
+            base = provenance(dev, min(len(distinct), limit or len(distinct)), gpu_id)
+            return [
+                (
+                    run.filename,
+                    run_record(
+                        run,
+                        by_run[(run.lr, run.seed)],
+                        job=job,
+                        phase=step,
+                        selection=selection,
+                        wall=wall,
+                        provenance=base,
+                    ),
+                )
+                for run in runs
+            ]
+
         with checkpoints.on_signals() if checkpoints else contextlib.nullcontext():
             for index, (step, step_seeds) in enumerate(steps):
                 if state and index < state["step"]:
                     continue
-                runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, tuning)
+                extension = None
+                if step == "eval":
+                    # One extra tuning round per rate past the grid's edge, on the tuning seeds
+                    # only (optreg.protocol.extend_grid); its runs are tuning records of this job.
+                    seeds_tuned = sorted({r["seed"] for r in tuning})
+                    added_records = []
+
+                    def extra_round(lr, seeds_tuned=seeds_tuned, added_records=added_records):
+                        extra = [Run(lr, s, None) for s in seeds_tuned]
+                        new = _step_records(extra, "tune", None, time.perf_counter())
+                        added_records += new
+                        return [record for _, record in new]
+
+                    tuning, _ = extend_grid(tuning, lr_limits, extra_round)
+                    records += added_records
+                    extension = {
+                        "extended": added_rates(tuning, lr_grid),
+                        "lr_limits": list(lr_limits),
+                    }
+                runs, selection = plan_runs(
+                    step, step_seeds, lr_grid, default_lr, tuning, extension
+                )
                 resume = None
                 if state and index == state["step"]:
                     resume = {"results": state["step_results"], "stack": state["stack"]}
@@ -596,29 +655,9 @@ def run_job(
                     "limit": limit,
                 }
                 watch.step_started = time.perf_counter() - (state["step_wall"] if resume else 0)
-                lrs, run_seeds = [r.lr for r in runs], [r.seed for r in runs]
-                results = train_runs(
-                    data, settings, lrs, run_seeds, dev, limit, watch=watch, resume=resume
+                step_records = _step_records(
+                    runs, step, selection, watch.step_started, watch=watch, resume=resume
                 )
-                wall = time.perf_counter() - watch.step_started
-                base = provenance(
-                    dev, min(len(runs), limit or len(runs)), slot.gpu_id if slot else None
-                )
-                step_records = [
-                    (
-                        run.filename,
-                        run_record(
-                            run,
-                            result,
-                            job=job,
-                            phase=step,
-                            selection=selection,
-                            wall=wall,
-                            provenance=base,
-                        ),
-                    )
-                    for run, result in zip(runs, results, strict=True)
-                ]
                 if step == "tune":
                     tuning = [record for _, record in step_records]  # what `eval` chooses from
                 records += step_records

@@ -144,8 +144,8 @@ CASES = [
     ),
     (
         "cnn_on_a_table",
-        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of "
-        "['digits', 'mnist', 'fashion_mnist', 'cifar10']",
+        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of ['digits', 'mnist1d', 'mnist', "
+        "'fashion_mnist', 'cifar10']",
         lambda c: c["problems"]["cancer_mlp"].update(model="cnn"),
     ),
     (
@@ -196,6 +196,31 @@ CASES = [
         lambda c: c["defaults"].update(momentum=1),
     ),
     ("missing_protocol", "'protocol' is a required property", lambda c: c.pop("protocol")),
+    (
+        "depth_of_a_cnn",
+        "studies.problems: depth apply to MLP problems only, but problem 'digits_cnn' is a cnn",
+        lambda c: c["studies"]["problems"]["factors"].update(depth=[1, 2]),
+    ),
+    (
+        "lr_limits_inside_the_grid",
+        "protocol.lr_limits: [0.05, 10] must contain every grid, but protocol.lr_grid spans",
+        lambda c: c["protocol"].update(lr_limits=[0.05, 10]),
+    ),
+    (
+        "unknown_mnist1d_argument",
+        "data.mnist1d.sead: unknown key 'sead' (did you mean 'seed'?)",
+        lambda c: c.update(data={"mnist1d": {"sead": 1}}),
+    ),
+    (
+        "mnist1d_padding_reversed",
+        "data.mnist1d.padding: [60, 36] must be [low, high] with low <= high",
+        lambda c: c.update(data={"mnist1d": {"padding": [60, 36]}}),
+    ),
+    (
+        "kernel_on_an_mlp",
+        "problems.digits_mlp.kernel: [3] is expected to be empty",
+        lambda c: c["problems"]["digits_mlp"].update(kernel=[3]),
+    ),
     (
         "target_above_one",
         "protocol.target_val_accuracy: 1.5 is greater than the maximum of 1",

@@ -1,4 +1,7 @@
+# Each table meant for readers is written as CSV and, for `snakemake --report`, as an HTML page
+# (`<name>_html`), by the job that computes it: a job per page would cost a Python start each.
 rule collect_runs:
+    """Gather a study's per-run metrics files into its runs and history tables."""
     input:
         runs=get_study_runs,
         code=code("collect_runs.py"),
@@ -8,6 +11,14 @@ rule collect_runs:
             caption="../report/runs.rst",
             category="{study}",
             subcategory="Tables",
+            labels={"study": "{study}", "table": "runs", "format": "CSV"},
+        ),
+        runs_html=report(
+            f"{RESULTS}/studies/{{study}}/runs.html",
+            caption="../report/table_html.rst",
+            category="{study}",
+            subcategory="Tables",
+            labels={"study": "{study}", "table": "runs", "format": "HTML"},
         ),
         history=f"{RESULTS}/studies/{{study}}/history.csv",
     log:
@@ -22,6 +33,7 @@ rule collect_runs:
 
 
 rule summarize:
+    """Choose each cell's rate; summarize the cells over seeds; compare them in pairs."""
     input:
         runs=f"{RESULTS}/studies/{{study}}/runs.csv",
         history=f"{RESULTS}/studies/{{study}}/history.csv",
@@ -32,18 +44,42 @@ rule summarize:
             caption="../report/tuning.rst",
             category="{study}",
             subcategory="Tables",
+            labels={"study": "{study}", "table": "tuning", "format": "CSV"},
+        ),
+        tuning_html=report(
+            f"{RESULTS}/studies/{{study}}/tuning.html",
+            caption="../report/table_html.rst",
+            category="{study}",
+            subcategory="Tables",
+            labels={"study": "{study}", "table": "tuning", "format": "HTML"},
         ),
         summary=report(
             f"{RESULTS}/studies/{{study}}/summary.csv",
             caption="../report/summary.rst",
             category="{study}",
             subcategory="Tables",
+            labels={"study": "{study}", "table": "summary", "format": "CSV"},
+        ),
+        summary_html=report(
+            f"{RESULTS}/studies/{{study}}/summary.html",
+            caption="../report/table_html.rst",
+            category="{study}",
+            subcategory="Tables",
+            labels={"study": "{study}", "table": "summary", "format": "HTML"},
         ),
         pairs=report(
             f"{RESULTS}/studies/{{study}}/pairs.csv",
             caption="../report/pairs.rst",
             category="{study}",
             subcategory="Tables",
+            labels={"study": "{study}", "table": "pairs", "format": "CSV"},
+        ),
+        pairs_html=report(
+            f"{RESULTS}/studies/{{study}}/pairs.html",
+            caption="../report/table_html.rst",
+            category="{study}",
+            subcategory="Tables",
+            labels={"study": "{study}", "table": "pairs", "format": "HTML"},
         ),
     log:
         "logs/summarize/{study}.log",
@@ -58,6 +94,7 @@ rule summarize:
 
 
 rule plot:
+    """Draw one figure of a study from its tables, as PNG and PDF."""
     input:
         unpack(get_figure_tables),
         code=code("plot.py"),
@@ -67,6 +104,7 @@ rule plot:
             caption="../report/figure.rst",
             category="{study}",
             subcategory="Figures",
+            labels=get_figure_labels,
         ),
         pdf=f"{RESULTS}/studies/{{study}}/figures/{{figure}}.pdf",
     log:
@@ -76,21 +114,28 @@ rule plot:
     threads: config["threads"]["plot"]
     params:
         factors=get_study_factors,
-        caption=get_figure_caption,
     script:
         "../../scripts/plot.py"
 
 
 rule findings:
+    """Evaluate each claim of config/claims.yaml against the studies' tables."""
     input:
         unpack(get_findings_tables),
-        claims="config/claims.yaml",
+        claims=CLAIMS,
         code=code("findings.py"),
     output:
-        report(
+        findings=report(
             f"{RESULTS}/findings.csv",
             caption="../report/findings.rst",
             category="Findings",
+            labels={"table": "findings", "format": "CSV"},
+        ),
+        findings_html=report(
+            f"{RESULTS}/findings.html",
+            caption="../report/table_html.rst",
+            category="Findings",
+            labels={"table": "findings", "format": "HTML"},
         ),
     log:
         "logs/findings.log",
@@ -105,11 +150,23 @@ rule findings:
 
 # The report's cost section; `snakemake results/cost.csv` builds it alone.
 rule cost:
+    """Sum the train jobs' measured time and memory per cell: what each study cost."""
     input:
         benchmarks=get_cost_benchmarks,
         code=code("cost.py"),
     output:
-        f"{RESULTS}/cost.csv",
+        cost=report(
+            f"{RESULTS}/cost.csv",
+            caption="../report/cost.rst",
+            category="Cost",
+            labels={"table": "cost", "format": "CSV"},
+        ),
+        cost_html=report(
+            f"{RESULTS}/cost.html",
+            caption="../report/table_html.rst",
+            category="Cost",
+            labels={"table": "cost", "format": "HTML"},
+        ),
     log:
         "logs/cost.log",
     conda:

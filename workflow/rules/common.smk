@@ -3,18 +3,42 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.sourcecache import LocalSourceFile
 
-# Jobs import optreg from this checkout (also inside --sdm conda envs, which do not
-# install it), so the code that runs is the code in the working tree.
-SRC = str(Path(workflow.basedir).parent / "src")
+# Everything the workflow ships (scripts, package source, schemas, report template, claims)
+# is found from this file, never from the working directory or workflow.basedir (which, in a
+# module, is the including Snakefile's folder). Only results/, logs/, checkpoints/ and
+# data.root are relative to the working directory.
+if not isinstance(workflow.current_basedir, LocalSourceFile):
+    raise WorkflowError(
+        "optreg runs from a checkout on this machine (its jobs import the package in its "
+        f"src/), but {workflow.current_basedir.get_path_or_uri(secret_free=True)} is read "
+        "through Snakemake's source cache (github(), gitfile(), a URL). Clone the repository, "
+        "check out the version you want and point the module's snakefile at "
+        "<clone>/workflow/Snakefile."
+    )
+CHECKOUT = Path(workflow.current_basedir.get_path_or_uri(secret_free=False)).parents[1]
+SRC = str(CHECKOUT / "src")
+
+# Jobs import optreg from this checkout (also inside --sdm conda envs, which do not install
+# it), ahead of any other copy installed in the environment.
 sys.path.insert(0, SRC)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
+import optreg
+
+if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resolve():
+    raise WorkflowError(
+        f"optreg was imported from {Path(optreg.__file__).parent}, not from this workflow's "
+        f"checkout {SRC}: another copy was imported first."
+    )
+
 from optreg.config import (
     ConfigError,
     check_config_files,
+    coerce_command_line,
     format_value,
     jobs,
     train_runtime,
@@ -26,14 +50,18 @@ from optreg.figures import FIGURES, figures_for
 try:
     # Snakemake's own YAML loader keeps the last of two equal keys without a word.
     check_config_files(workflow.configfiles)
+    # Nested --config values reach the workflow as strings ('threads={train: 2}').
+    coerce_command_line(config, workflow.config_settings.config)
     config.update(validate_config(config))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
 RESULTS = "results"
-# Files shipped with the workflow, relative to the working directory (which may be elsewhere).
-REPORT_TEMPLATE = os.path.relpath(Path(workflow.basedir) / "report" / "report.typ")
+# Shipped files, as paths relative to the working directory (a moved checkout and working
+# directory together then do not look changed).
+REPORT_TEMPLATE = os.path.relpath(CHECKOUT / "workflow" / "report" / "report.typ")
+CLAIMS = os.path.relpath(CHECKOUT / "config" / "claims.yaml")
 # (study, phase, cell id, seed block) -> optreg.config.Job
 JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in jobs(config)}
 DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
@@ -51,9 +79,15 @@ wildcard_constraints:
 
 def code(script):
     """The optreg source files `scripts/<script>` runs: inputs, so that editing them reruns."""
-    path = Path(workflow.basedir).parent / "scripts" / script
+    path = CHECKOUT / "scripts" / script
     # Relative to the working directory, so a moved checkout does not look changed.
     return [os.path.relpath(p) for p in source_dependencies(str(path), SRC)]
+
+
+def generation_args(wildcards):
+    """A generated dataset's arguments (MNIST-1D); none for the others, so that changing
+    them reruns only the set they generate."""
+    return config["data"]["mnist1d"] if wildcards.dataset == "mnist1d" else None
 
 
 def study_factors(study):
@@ -124,6 +158,7 @@ def get_train_job(wildcards):
         "tuning_seeds": list(job.tuning_seeds),
         "lr_grid": list(job.cell.lr_grid),
         "default_lr": job.cell.default_lr,
+        "lr_limits": config["protocol"]["lr_limits"],
         "tuning_files": (
             [f for j in cell_tuning_jobs(job) for f in tuning_files(j)]
             if job.phase == "eval"
@@ -160,8 +195,9 @@ def get_figure_tables(wildcards):
     return {name: tables[name] for name in FIGURES[wildcards.figure].inputs}
 
 
-def get_figure_caption(wildcards):
-    return FIGURES[wildcards.figure].caption
+def get_figure_labels(wildcards):
+    """The figure's entry in the HTML report: its study and title."""
+    return {"study": wildcards.study, "figure": FIGURES[wildcards.figure].title}
 
 
 def study_figures(study):

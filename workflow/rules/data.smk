@@ -4,6 +4,7 @@
 # torchvision (CIFAR-10's md5) and recorded as SHA-256 in the metadata, does not. After
 # replacing raw files, rerun with --forcerun prepare_data.
 rule prepare_data:
+    """Read a dataset, split it once (train/validation/test) and save it as tensors."""
     input:
         code=code("prepare_data.py"),
     output:
@@ -18,5 +19,6 @@ rule prepare_data:
         split_seed=config["data"]["split_seed"],
         validation_fraction=config["data"]["validation_fraction"],
         test_fraction=config["data"]["test_fraction"],
+        generation=generation_args,
     script:
         "../../scripts/prepare_data.py"

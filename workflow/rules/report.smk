@@ -1,4 +1,5 @@
 rule report:
+    """Write the PDF report: setup, findings, tables, figures and cost."""
     input:
         unpack(get_report_inputs),
         template=REPORT_TEMPLATE,
@@ -8,6 +9,7 @@ rule report:
             f"{RESULTS}/report.pdf",
             caption="../report/report_pdf.rst",
             category="Report",
+            labels={"report": "the full write-up", "format": "PDF"},
         ),
         data=f"{RESULTS}/report.json",
     log:

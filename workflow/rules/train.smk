@@ -1,4 +1,5 @@
 rule train:
+    """Train one block of seeds of one cell: every grid rate (tuning), then both protocols."""
     input:
         unpack(get_train_inputs),
         code=code("train.py"),
