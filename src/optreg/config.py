@@ -282,15 +282,26 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def _check_shapes(config: dict) -> list[str]:
     """Each CNN problem against its data set's image size, known without loading the data."""
-    from .shapes import INPUT_SHAPES
+    from .shapes import conv1d_length, input_shape
 
     problems = []
     for name, problem in config["problems"].items():
         if problem["model"] != "cnn":
             continue
-        shape = INPUT_SHAPES.get(problem["dataset"])
+        shape = input_shape(problem["dataset"], config)
         if shape is None:
             continue  # a data set the table does not describe: its model checks itself in the job
+        if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
+            n = len(problem["channels"])
+            kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
+            if conv1d_length(shape[1], kernels) < 1:
+                problems.append(
+                    f"problems.{name}.channels: {n} stride-2 convolutions with kernels "
+                    f"{kernels} shrink the length-{shape[1]} signals of '{problem['dataset']}' "
+                    "below one sample; use fewer convolutions or a longer signal "
+                    "(data.mnist1d.final_seq_length)"
+                )
+            continue
         if len(shape) != 3:
             problems.append(
                 f"problems.{name}.model: a CNN needs images; data set '{problem['dataset']}' "

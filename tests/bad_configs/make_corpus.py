@@ -315,6 +315,22 @@ CASES += [
         lambda c: c["problems"]["digits_cnn"].update(channels=[4, 8, 16, 32]),
     ),
     (
+        "conv1d_too_deep",
+        "problems.signal_cnn.channels: 3 stride-2 convolutions with kernels [5, 5, 5] shrink "
+        "the length-4 signals of 'mnist1d' below one sample",
+        lambda c: (
+            c["problems"].update(
+                signal_cnn={
+                    "dataset": "mnist1d",
+                    "model": "cnn",
+                    "channels": [4, 4, 4],
+                    "kernel": [5, 5, 5],
+                }
+            ),
+            c.update(data={"mnist1d": {"final_seq_length": 4}}),
+        ),
+    ),
+    (
         "data_root_is_a_file",
         "data.root: 'workflow/Snakefile' is a file",
         lambda c: c.update(data={"root": "workflow/Snakefile"}),
