@@ -52,6 +52,9 @@ print(json.dumps({
 
 def synthetic_prepared(path: Path, dataset: str, validation_fraction: float) -> dict:
     """A prepared file of `dataset`'s real size in `optreg.data.prepare`'s format."""
+    from optreg.data import fingerprint, meta_path
+    from optreg.io import write_json
+
     n_train, n_test, shape = SIZES[dataset]
     n_val = round(n_train * validation_fraction)
     sizes = {"train": n_train - n_val, "val": n_val, "test": n_test}
@@ -71,6 +74,8 @@ def synthetic_prepared(path: Path, dataset: str, validation_fraction: float) -> 
         payload[f"y_{split}"] = torch.randint(0, 10, (n,), generator=gen)
         payload[f"index_{split}"] = torch.arange(n)
     torch.save(payload, path)
+    # The fingerprint every train job checks the file against, as prepare writes it.
+    write_json(meta_path(path), {**meta, "sha256": fingerprint(payload)})
     return meta
 
 

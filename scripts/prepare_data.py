@@ -3,14 +3,14 @@ from optreg.logs import log_to
 log_to(snakemake.log[0])
 
 from optreg.data import prepare  # noqa: E402
-from optreg.io import write_json  # noqa: E402
 
 # Where the raw files lie (data.root) and whether torchvision may download them
 # (data.download) are read from the config, not passed as params: neither changes what is
 # prepared (the metadata records each raw file's checksum), and a changed param would rerun
 # this job and, through its new output, every train job.
 data = snakemake.config["data"]
-meta = prepare(
+# Writes output.data and, beside it, output.meta (the fingerprint train jobs check).
+prepare(
     snakemake.wildcards.dataset,
     snakemake.output.data,
     split_seed=snakemake.params.split_seed,
@@ -20,4 +20,3 @@ meta = prepare(
     download=data["download"],
     generation=snakemake.params.generation,
 )
-write_json(snakemake.output.meta, meta)

@@ -38,7 +38,7 @@ def digits_file(tmp_path_factory) -> Path:
     from optreg.data import prepare
 
     path = tmp_path_factory.mktemp("data") / "digits.pt"
-    prepare("digits", path, split_seed=0)
+    prepare("digits", path, split_seed=0)  # and digits.json, its fingerprint
     return path
 
 

@@ -15,8 +15,9 @@ import copy
 import difflib
 import itertools
 import math
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -54,6 +55,46 @@ class ConfigError(ValueError):
     """A config that cannot describe a study; the message names the offending key."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, Hashable):
+            break  # construct_mapping refuses it, naming the place
+        if key in seen:
+            raise ConfigError(
+                f"{key_node.start_mark.name}: key '{key}' is given twice, on lines "
+                f"{seen[key]} and {line}; keep one"
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_config_file(path: str | os.PathLike) -> Any:
+    """Parse a YAML config file, rejecting duplicate keys (ConfigError names key and lines)."""
+    try:
+        with open(path) as fh:
+            return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from exc
+
+
+def check_config_files(paths) -> None:
+    """Re-read the files Snakemake loaded for duplicate keys, which its own loader accepts."""
+    for path in paths:
+        read_config_file(path)
+
+
 @cache
 def config_schema() -> dict:
     """The config JSON Schema shipped in workflow/schemas/."""
@@ -66,6 +107,52 @@ def _key_path(parts) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<top level>"
+
+
+def _ecma_pattern(validator, pattern, instance, schema):
+    """JSON Schema's `pattern` with ECMA-262 anchors: `$` ends the string. (Python's `$`
+    also matches before a final newline, so 'name\\n' would pass '^[a-z]+$'.)"""
+    if isinstance(instance, str) and not re.search(re.sub(r"(?<!\\)\$", r"\\Z", pattern), instance):
+        from jsonschema import ValidationError
+
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _is_integer(checker, instance) -> bool:
+    # JSON Schema counts 3.0 as an integer; Python code then gets a float where it indexes or
+    # counts. Config integers must be written as integers.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@cache
+def _validator_class():
+    import jsonschema  # deferred: train jobs never validate configs
+
+    base = jsonschema.Draft202012Validator
+    return jsonschema.validators.extend(
+        base,
+        validators={"pattern": _ecma_pattern},
+        type_checker=base.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
+
+
+def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
+    """Every NaN or infinite number in the config, by key (no range check can catch them),
+    and every key that is not text (YAML reads `1:` or `true:` as a number or a boolean)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{_key_path(parts)}: {value} is not a finite number"]
+    if isinstance(value, dict):
+        keys = [
+            f"{_key_path(parts)}: key {k!r} is not text; quote it if it is meant"
+            for k in value
+            if not isinstance(k, str)
+        ]
+        return keys + [
+            p for k, v in value.items() if isinstance(k, str) for p in _non_finite(v, (*parts, k))
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, (*parts, i))]
+    return []
 
 
 def _describe(error) -> str:
@@ -86,6 +173,9 @@ def _describe(error) -> str:
         message = f"duplicate values in {error.instance}"
     elif error.validator == "minItems" and error.instance == []:
         message = "empty list; give at least one value"
+    elif error.validator == "type" and error.schema.get("type") == "integer":
+        if isinstance(error.instance, float) and error.instance.is_integer():
+            message += f" (write {int(error.instance)})"
     elif "propertyNames" in error.relative_schema_path:
         message = (
             f"name {error.instance!r} must start with a letter and use only letters, "
@@ -117,22 +207,31 @@ def validate_config(config: dict, source: str = "config") -> dict:
     schema cannot express (a setting both fixed and a factor, equal values after
     formatting, a penalty without a strength, a matrix too large to be meant).
     """
-    import jsonschema  # deferred: train jobs never validate configs
-
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the config must be a mapping, got {type(config).__name__}")
     config = copy.deepcopy(config)
     from .extend import check_config, extend_schema  # user optimizers, models, datasets
 
     schema = extend_schema(config_schema(), config)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "\n".join(f"  - {_describe(e)}" for e in errors)
-        raise ConfigError(f"{source} is invalid:\n{lines}")
+    non_finite = _non_finite(config)
+    if any("is not text" in line for line in non_finite):
+        # The schema's messages about such keys would only repeat them, less clearly.
+        errors = []
+    else:
+        validator = _validator_class()(schema)
+        errors = sorted(
+            validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        )
+    if errors or non_finite:
+        # A NaN fails no range check, so the schema's own message would not name the cause.
+        named = {line.split(":")[0] for line in non_finite}
+        lines = non_finite + [
+            _describe(e) for e in errors if _key_path(e.absolute_path) not in named
+        ]
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {line}" for line in lines))
     _fill_defaults(config, schema)
 
-    problems = []
+    problems = _check_shapes(config) + _check_paths(config)
     protocol = config["protocol"]
     overlap = sorted(set(protocol["tuning_seeds"]) & set(protocol["evaluation_seeds"]))
     if overlap:
@@ -184,6 +283,56 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return config
+
+
+def _check_shapes(config: dict) -> list[str]:
+    """Each CNN problem against its data set's image size, known without loading the data."""
+    from .shapes import conv1d_length, input_shape
+
+    problems = []
+    for name, problem in config["problems"].items():
+        if problem["model"] != "cnn":
+            continue
+        shape = input_shape(problem["dataset"], config)
+        if shape is None:
+            continue  # a data set the table does not describe: its model checks itself in the job
+        if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
+            n = len(problem["channels"])
+            kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
+            if conv1d_length(shape[1], kernels) < 1:
+                problems.append(
+                    f"problems.{name}.channels: {n} stride-2 convolutions with kernels "
+                    f"{kernels} shrink the length-{shape[1]} signals of '{problem['dataset']}' "
+                    "below one sample; use fewer convolutions or a longer signal "
+                    "(data.mnist1d.final_seq_length)"
+                )
+            continue
+        if len(shape) != 3:
+            problems.append(
+                f"problems.{name}.model: a CNN needs images; data set '{problem['dataset']}' "
+                f"has {shape[0]} features per sample"
+            )
+            continue
+        _, h, w = shape
+        fit = 0
+        while min(h, w) >= 2:
+            fit, h, w = fit + 1, h // 2, w // 2
+        if len(problem["channels"]) > fit:
+            problems.append(
+                f"problems.{name}.channels: {len(problem['channels'])} convolution blocks "
+                f"(each pools 2x2) do not fit the {'x'.join(map(str, shape))} images of "
+                f"'{problem['dataset']}'; at most {fit}"
+            )
+    return problems
+
+
+def _check_paths(config: dict) -> list[str]:
+    """Configured paths of the wrong kind (a missing data root is prepare_data's to report:
+    with data.download it does not exist before that job)."""
+    root = config["data"]["root"]
+    if os.path.exists(root) and not os.path.isdir(root):
+        return [f"data.root: '{root}' is a file; it must be the folder the data sets lie in"]
+    return []
 
 
 def _duplicates(where: str, values) -> list[str]:
@@ -363,12 +512,7 @@ def jobs(config: dict) -> list[Job]:
 
 def load_config(path: str) -> dict:
     """Read and validate a config file (for use outside Snakemake)."""
-    try:
-        with open(path) as fh:
-            raw = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return validate_config(raw, source=path)
+    return validate_config(read_config_file(path), source=str(path))
 
 
 # A train job may run this much longer than its estimate before its time limit stops it.

@@ -16,8 +16,10 @@ generation arguments; its own train/test division is kept like an official one.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import pickle
 import random
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -27,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_path, canonical_hash
+from .io import atomic_path, canonical_hash, write_json
+from .shapes import INPUT_SHAPES
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +369,8 @@ def prepare(
     download: bool = False,
     generation: dict | None = None,
 ) -> dict:
-    """Split and scale dataset `name`, write its tensor file atomically, return its metadata.
+    """Split and scale dataset `name`, write its tensor file atomically and its metadata
+    beside it (`meta_path`), return the metadata.
 
     `root` and `download` concern only the torchvision sets; `generation` only MNIST-1D (its
     generation arguments); `test_fraction` only the pooled sets (the others keep their
@@ -387,9 +391,24 @@ def prepare(
         payload = _pooled_payload(
             name, *dataset.load(), split_seed, validation_fraction, test_fraction
         )
+    shape, expected = tuple(payload["meta"]["input_shape"]), INPUT_SHAPES.get(name)
+    if expected is not None and shape != expected:
+        # Config validation checks models against the table before any job: keep it true.
+        raise DataError(
+            f"{name}: samples have shape {shape}, but optreg.shapes.INPUT_SHAPES says "
+            f"{expected}; correct the table"
+        )
     with atomic_path(out_path) as tmp:
         torch.save(payload, tmp)
-    return {**payload["meta"], "sha256": fingerprint(payload)}
+    meta = {**payload["meta"], "sha256": fingerprint(payload)}
+    # Beside the tensor file, for every reader: train jobs check the file against it.
+    write_json(meta_path(out_path), meta)
+    return meta
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    """The metadata (and fingerprint) file `prepare` writes beside a prepared file."""
+    return Path(path).with_suffix(".json")
 
 
 def _describe(name, y, idx, x_shape, split_seed, validation_fraction) -> dict:
@@ -544,7 +563,13 @@ def load_prepared(
     memory); otherwise they stay memory-mapped on the CPU and training streams batches.
     """
     device = torch.device(device)
-    payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise DataError(
+            f"{path}: not a readable prepared data file ({exc}); it is truncated or corrupt: "
+            "rerun with --forcerun prepare_data"
+        ) from exc
     tensors = [payload[f"{p}_{k}"] for p in ("x", "y") for k in SPLITS]
     nbytes = sum(t.numel() * t.element_size() for t in tensors)
     on_device = fits_device(nbytes, device, free_bytes)
@@ -563,3 +588,27 @@ def load_prepared(
         sha256=fingerprint(payload),
         streamed=not on_device,
     )
+
+
+def load_verified(
+    path: str | os.PathLike, device: str | torch.device = "cpu", free_bytes: int | None = None
+) -> Prepared:
+    """`load_prepared`, then check the content against the fingerprint that prepare_data
+    recorded beside the file (`<name>.json`): a prepared file changed since then (a copy
+    gone wrong, a disk error, an edit) stops the job instead of training on it."""
+    recorded_in = meta_path(path)
+    try:
+        recorded = json.loads(recorded_in.read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{recorded_in}: the fingerprint of {path} cannot be read ({exc}); "
+            "rerun with --forcerun prepare_data"
+        ) from exc
+    data = load_prepared(path, device, free_bytes)
+    if data.sha256 != recorded:
+        raise DataError(
+            f"{path}: its content differs from the fingerprint prepare_data recorded in "
+            f"{recorded_in}; the file changed after it was prepared: rerun with "
+            "--forcerun prepare_data"
+        )
+    return data

@@ -117,7 +117,7 @@ def load(target: str, folders=None):
 # ---------------------------------------------------------------- config checks
 def user_names(config: dict, section: str) -> list[str]:
     entries = config.get(section)
-    return list(entries) if isinstance(entries, dict) else []
+    return [n for n in entries if isinstance(n, str)] if isinstance(entries, dict) else []
 
 
 def extend_schema(schema: dict, config) -> dict:

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from . import __version__
 from .checkpoint import Checkpoints, Interrupted, job_key
 from .config import FUSED
-from .data import Prepared, load_prepared
+from .data import Prepared, load_verified
 from .io import canonical_hash
-from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_run
+from .metrics import NEAR_ZERO, SCHEMA_VERSION, read_run, write_manifest, write_run
 from .models import Stacked, build_model, derived_seed
 from .optim import after_step, before_step, penalty, penalty_hooks
 from .origin import code_origin
@@ -519,7 +519,7 @@ def run_job(
     with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
         if slot is not None:
             dev = torch.device("cuda", slot.index)
-        data = load_prepared(data_path, device=dev)
+        data = load_verified(data_path, device=dev)
         job["data_sha256"] = data.sha256
         checkpoints, state = None, None
         if checkpoint is not None:
@@ -709,6 +709,7 @@ def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
     try:
         for name, record in records:
             write_run(tmp_dir / name, record)
+        write_manifest(tmp_dir, [name for name, _ in records])
         os.chmod(tmp_dir, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)

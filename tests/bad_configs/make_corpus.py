@@ -1,7 +1,9 @@
 """Write the corpus of malformed configs: each is config/smoke.yaml with one thing wrong.
 
 Run `python tests/bad_configs/make_corpus.py` after a change to the config format. Each
-file's first line `# expect: <text>` is what its error message must contain.
+file's first line `# expect: <text>` is what its error message must contain. A case
+typed on the command line instead has a second line `# config: <key=value>`: the file is
+config/smoke.yaml as it is, and the entry is passed to `snakemake --config`.
 """
 
 from __future__ import annotations
@@ -225,6 +227,157 @@ CASES = [
         lambda c: c["protocol"].update(target_val_accuracy=1.5),
     ),
 ]
+# Issue 15: the classes of bad input that got past validation. Non-finite numbers:
+NAN = float("nan")
+CASES += [
+    (
+        "nan_lr",
+        "protocol.lr_grid[1]: nan is not a finite number",
+        lambda c: c["protocol"].update(lr_grid=[0.01, NAN]),
+    ),
+    (
+        "inf_strength",
+        "studies.regularization.factors.strength[1]: inf is not a finite number",
+        lambda c: reg(c)["factors"].update(strength=[0.01, float("inf")]),
+    ),
+    (
+        "nan_momentum",
+        "defaults.momentum: nan is not a finite number",
+        lambda c: c["defaults"].update(momentum=NAN),
+    ),
+    (
+        "nan_target",
+        "protocol.target_val_accuracy: nan is not a finite number",
+        lambda c: c["protocol"].update(target_val_accuracy=NAN),
+    ),
+    (
+        "nan_validation_fraction",
+        "data.validation_fraction: nan is not a finite number",
+        lambda c: c.update(data={"validation_fraction": NAN}),
+    ),
+    (
+        "minus_inf_default_lr",
+        "protocol.default_lr.sgd: -inf is not a finite number",
+        lambda c: c["protocol"]["default_lr"].update(sgd=float("-inf")),
+    ),
+    # Whole numbers written as floats where integers belong.
+    (
+        "float_epochs",
+        "defaults.epochs: 3.0 is not of type 'integer' (write 3)",
+        lambda c: c["defaults"].update(epochs=3.0),
+    ),
+    (
+        "float_batch_size",
+        "defaults.batch_size: 128.0 is not of type 'integer' (write 128)",
+        lambda c: c["defaults"].update(batch_size=128.0),
+    ),
+    (
+        "float_tuning_seed",
+        "protocol.tuning_seeds[1]: 1.0 is not of type 'integer' (write 1)",
+        lambda c: c["protocol"].update(tuning_seeds=[0, 1.0]),
+    ),
+    (
+        "float_hidden_width",
+        "problems.digits_mlp.hidden[0]: 16.0 is not of type 'integer' (write 16)",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=[16.0]),
+    ),
+    (
+        "float_epochs_factor",
+        "studies.optimization.factors.epochs[1]: 3.0 is not of type 'integer'",
+        lambda c: opt(c)["factors"].update(epochs=[2, 3.0]),
+    ),
+    # Names matched in full: Python's `$` also matches before a final newline.
+    (
+        "study_name_with_newline",
+        "studies: name 'optimization\\n' must start with a letter",
+        lambda c: c["studies"].update({"optimization\n": c["studies"].pop("optimization")}),
+    ),
+    (
+        "problem_name_with_newline",
+        "problems: name 'digits\\n' must start with a letter",
+        lambda c: c["problems"].update({"digits\n": c["problems"]["digits_mlp"]}),
+    ),
+    (
+        "gpu_model_with_newline",
+        "gpu_model: 'A100\\n' does not match",
+        lambda c: c.update(gpu_model="A100\n"),
+    ),
+    (
+        "study_name_with_dash",
+        "studies: name 'opt-imization' must start with a letter",
+        lambda c: c["studies"].update({"opt-imization": c["studies"].pop("optimization")}),
+    ),
+    # Models that cannot fit their data, paths of the wrong kind.
+    (
+        "cnn_too_deep",
+        "problems.digits_cnn.channels: 4 convolution blocks (each pools 2x2) do not fit the "
+        "1x8x8 images of 'digits'; at most 3",
+        lambda c: c["problems"]["digits_cnn"].update(channels=[4, 8, 16, 32]),
+    ),
+    (
+        "conv1d_too_deep",
+        "problems.signal_cnn.channels: 3 stride-2 convolutions with kernels [5, 5, 5] shrink "
+        "the length-4 signals of 'mnist1d' below one sample",
+        lambda c: (
+            c["problems"].update(
+                signal_cnn={
+                    "dataset": "mnist1d",
+                    "model": "cnn",
+                    "channels": [4, 4, 4],
+                    "kernel": [5, 5, 5],
+                }
+            ),
+            c.update(data={"mnist1d": {"final_seq_length": 4}}),
+        ),
+    ),
+    (
+        "data_root_is_a_file",
+        "data.root: 'workflow/Snakefile' is a file",
+        lambda c: c.update(data={"root": "workflow/Snakefile"}),
+    ),
+    # YAML reads an unquoted `1:` as a number: no name at all.
+    (
+        "number_as_study_name",
+        "studies: key 1 is not text",
+        lambda c: c["studies"].update({1: c["studies"].pop("problems")}),
+    ),
+]
+# Typed with --config on config/smoke.yaml: (name, expect, entry).
+COMMAND_LINE = [
+    ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
+    ("config_inf_seeds_per_job", "seeds_per_job: inf is not a finite number", "seeds_per_job=inf"),
+    (
+        "config_float_seeds_per_job",
+        "seeds_per_job: 2.0 is not of type 'integer' (write 2)",
+        "seeds_per_job=2.0",
+    ),
+    ("config_gpu_model_path", "gpu_model: '../x' does not match", "gpu_model=../x"),
+    (
+        "config_data_root_is_a_file",
+        "data.root: 'workflow/Snakefile' is a file",
+        "data={root: workflow/Snakefile}",
+    ),
+    (
+        "config_number_as_study_name",
+        "studies: name '2' must start with a letter",
+        "studies={2: {factors: {optimizer: [adam]}}}",
+    ),
+    (
+        "config_cnn_on_a_table",
+        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of",
+        "problems={cancer_mlp: {model: cnn}}",
+    ),
+]
+
+
+def duplicated(text: str, anchor: str, line: str) -> str:
+    """`text` with `line` inserted after the line `anchor`: a key given twice."""
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, x in enumerate(lines) if x.rstrip() == anchor) + 1
+    return "".join([*lines[:at], line + "\n", *lines[at:]])
+
+
+SMOKE = (HERE.parents[1] / "config" / "smoke.yaml").read_text()
 RAW = [
     (
         "yaml_syntax_error",
@@ -235,6 +388,19 @@ RAW = [
         "not_a_mapping",
         "Config file must be given as JSON or YAML with keys at top level",
         "- protocol\n- studies\n",
+    ),
+]
+# Duplicate keys, in the smoke config as written (the line numbers count the expect line).
+RAW += [
+    (
+        "duplicate_key_epochs",
+        "key 'epochs' is given twice, on lines 23 and 24",
+        duplicated(SMOKE, "  epochs: 3", "  epochs: 30"),
+    ),
+    (
+        "duplicate_top_key",
+        "key 'problems' is given twice, on lines 10 and 44",
+        SMOKE + "problems:\n  digits_mlp: {dataset: digits, model: mlp, hidden: [32]}\n",
     ),
 ]
 
@@ -249,6 +415,9 @@ def main() -> None:
         (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
     for i, (name, expect, text) in enumerate(RAW, len(CASES) + 1):
         (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
+    for i, (name, expect, entry) in enumerate(COMMAND_LINE, len(CASES) + len(RAW) + 1):
+        text = f"# expect: {expect}\n# config: {entry}\n{SMOKE}"
+        (HERE / f"{i:02d}_{name}.yaml").write_text(text)
 
 
 if __name__ == "__main__":

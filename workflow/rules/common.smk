@@ -37,6 +37,7 @@ if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resol
 
 from optreg.config import (
     ConfigError,
+    check_config_files,
     coerce_command_line,
     format_value,
     jobs,
@@ -48,6 +49,8 @@ from optreg.extend import cell_modules, search_path, split_target
 from optreg.figures import FIGURES, figures_for
 
 try:
+    # Snakemake's own YAML loader keeps the last of two equal keys without a word.
+    check_config_files(workflow.configfiles)
     # Nested --config values reach the workflow as strings ('threads={train: 2}').
     coerce_command_line(config, workflow.config_settings.config)
     config.update(validate_config(config))
@@ -279,7 +282,13 @@ def get_all_factors(wildcards):
 
 
 def get_final_output():
+    """Every product, the intermediate ones included: Snakemake (since 7.7) does not redo a
+    job whose output is missing while the outputs after it are present, so after a failed
+    run (whose failed jobs' outputs are removed) the next run would report old results.
+    """
     outputs = [f"{RESULTS}/report.pdf", f"{RESULTS}/findings.csv"]
+    outputs += [f"{RESULTS}/data/{d}.{ext}" for d in DATASETS for ext in ("pt", "json")]
+    outputs += [run_dir(j) for j in JOBS.values()]
     for study in STUDIES:
         outputs += list(study_tables(study).values())
         outputs += study_figures(study)
