@@ -3,11 +3,11 @@ from optreg.logs import log_to
 log_to(snakemake.log[0])
 
 from optreg.extend import use_config_path  # noqa: E402
-from optreg.io import write_json  # noqa: E402
 from optreg.user_data import prepare_user_dataset  # noqa: E402
 
 use_config_path(snakemake.config)  # where the user's loader is imported from
-meta = prepare_user_dataset(
+# Writes output.data and, beside it, output.meta (the fingerprint train jobs check).
+prepare_user_dataset(
     snakemake.wildcards.dataset,
     snakemake.params.loader,
     snakemake.output.data,
@@ -15,4 +15,3 @@ meta = prepare_user_dataset(
     validation_fraction=snakemake.params.validation_fraction,
     test_fraction=snakemake.params.test_fraction,
 )
-write_json(snakemake.output.meta, meta)

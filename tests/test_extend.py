@@ -539,3 +539,15 @@ def test_arguments_a_factory_or_loader_cannot_take_are_named(smoke_config, model
     smoke_config["models"]["m"]["kwargs"] = {"hidden": 8}
     smoke_config["datasets"]["d"]["kwargs"] = {"n": 30}
     validate_config(smoke_config)
+
+
+def test_a_user_dataset_is_verified_like_a_builtin_one(data_dir):
+    from optreg.data import DataError, load_verified
+
+    spec = {"loader": "my_data:pooled", "kwargs": {}}
+    user_data.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt")
+    assert load_verified(data_dir / "blobs.pt").meta["dataset"] == "blobs"
+    user_data.prepare_user_dataset("blobs", {**spec, "kwargs": {"n": 60}}, data_dir / "b2.pt")
+    (data_dir / "b2.pt").replace(data_dir / "blobs.pt")  # another set's content, old record
+    with pytest.raises(DataError, match="differs from the fingerprint"):
+        load_verified(data_dir / "blobs.pt")

@@ -10,7 +10,7 @@ import torch
 
 from . import data
 from .extend import ExtensionError, load
-from .io import atomic_path
+from .io import atomic_path, write_json
 
 
 def _as_arrays(name: str, loaded) -> tuple:
@@ -46,7 +46,7 @@ def prepare_user_dataset(
 
     Pooled `(x, y)`: stratified train/val/test parts; `(x_train, y_train, x_test, y_test)`:
     the test part kept, validation carved from the training part. Both standardized with
-    the train split's per-feature statistics.
+    the train split's per-feature statistics. The metadata is also written beside the file.
     """
 
     arrays = _as_arrays(name, load(spec["loader"])(**spec["kwargs"]))
@@ -63,7 +63,10 @@ def prepare_user_dataset(
     payload["meta"]["source"] = f"loader {spec['loader']} with {spec['kwargs']}"
     with atomic_path(out_path) as tmp:
         torch.save(payload, tmp)
-    return {**payload["meta"], "sha256": data.fingerprint(payload)}
+    meta = {**payload["meta"], "sha256": data.fingerprint(payload)}
+    # Beside the tensor file, as `optreg.data.prepare` writes it: train jobs check against it.
+    write_json(data.meta_path(out_path), meta)
+    return meta
 
 
 def _official_table_payload(
