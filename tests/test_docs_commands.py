@@ -92,18 +92,13 @@ def test_command_runs_as_written(root, tmp_path, page, cmd):
     assert proc.returncode == 0, f"{page.name}: {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-# A page another change adds (issue 15); drop it from here once it exists.
-PENDING = {"docs/reruns.md"}
-
-
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_links_between_pages_resolve(page):
     for target in re.findall(r"\]\(([^)#\s]+)", page.read_text()):
         if re.match(r"\w+:", target):
             continue  # a web address
         path = (page.parent / target).resolve()
-        if path.relative_to(ROOT).as_posix() not in PENDING:
-            assert path.exists(), f"{page.name} links to {target}, which does not exist"
+        assert path.exists(), f"{page.name} links to {target}, which does not exist"
 
 
 def test_readme_is_a_front_door():

@@ -55,6 +55,18 @@ class Stacked(nn.Module):
     def stack(self) -> int:
         return self.weights[0].shape[0]
 
+    def _set_parameters(self, stack, convs, channels, sizes, seeds) -> None:
+        """A CNN's parameters: its convolution weights, then dense layers through `sizes`
+        (flattened features, ..., classes); one bias per convolution channel and layer;
+        Glorot-initialized per seed."""
+        dense = (_weight((stack, a, b), (a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.weights = nn.ParameterList([*convs, *dense])
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.zeros(stack, k)) for k in channels]
+            + [nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:]]
+        )
+        _glorot_(self.weights, seeds)
+
     def keep(self, mask: torch.Tensor) -> None:
         """Drop the slices where `mask` is False (diverged runs).
 
@@ -124,20 +136,7 @@ class StackedCNN(Stacked):
             convs.append(_weight((stack, out, c, 3, 3), (c * 9, out * 9)))
             c, h, w = out, h // 2, w // 2
         sizes = [c * h * w, *dense, n_classes]
-        self.weights = nn.ParameterList(
-            [
-                *convs,
-                *(
-                    _weight((stack, a, b), (a, b))
-                    for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-                ),
-            ]
-        )
-        self.biases = nn.ParameterList(
-            [nn.Parameter(torch.zeros(stack, k)) for k in channels]
-            + [nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:]]
-        )
-        _glorot_(self.weights, seeds)
+        self._set_parameters(stack, convs, channels, sizes, seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [S, B, classes] for flattened inputs [S, B, C*H*W] (or [B, C*H*W], shared)."""
@@ -197,20 +196,7 @@ class StackedCNN1d(Stacked):
             convs.append(_weight((stack, out, c, k), (c * k, out * k)))
             c = out
         sizes = [c * length, *dense, n_classes]
-        self.weights = nn.ParameterList(
-            [
-                *convs,
-                *(
-                    _weight((stack, a, b), (a, b))
-                    for a, b in zip(sizes[:-1], sizes[1:], strict=True)
-                ),
-            ]
-        )
-        self.biases = nn.ParameterList(
-            [nn.Parameter(torch.zeros(stack, k)) for k in channels]
-            + [nn.Parameter(torch.zeros(stack, 1, b)) for b in sizes[1:]]
-        )
-        _glorot_(self.weights, seeds)
+        self._set_parameters(stack, convs, channels, sizes, seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits [S, B, classes] for flattened inputs [S, B, C*L] (or [B, C*L], shared)."""
