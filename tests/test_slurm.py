@@ -106,6 +106,7 @@ TARGET = "results/studies/optimization/tune-eval/optimizer-adam_activation-relu/
 # The first attempt (1 minute) is stopped after 60 to 90 s, the second has 2 minutes: the
 # job is resumed once however the calibration errs within about +-30 %.
 TRAIN_S = 110
+BATCH = 16
 
 
 def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, tmp_path, digits):
@@ -116,7 +117,9 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
     config = load_config(str(root / "config" / "smoke.yaml"))
     # Calibrated here: the epochs this machine trains the job's 2 x 4 runs in about TRAIN_S.
     cell = next(c for c in cells(config) if f"/{c.study}/tune-eval/{c.id}/" in TARGET)
-    probe = {**cell.settings, "epochs": 50}
+    # Small batches: enough work per epoch that a fast machine stays within the schema's
+    # 10,000 epochs.
+    probe = {**cell.settings, "epochs": 50, "batch_size": BATCH}
     times = []
     for _ in range(3):  # the fastest of three: a busy moment would make the job too short
         start = time.perf_counter()
@@ -124,7 +127,7 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
         times.append(time.perf_counter() - start)
     per_epoch = 2 * min(times) / probe["epochs"]  # tuning, then evaluation
     raw = yaml.safe_load((root / "config" / "smoke.yaml").read_text())
-    raw["defaults"]["epochs"] = math.ceil(TRAIN_S / per_epoch)
+    raw["defaults"].update(epochs=math.ceil(TRAIN_S / per_epoch), batch_size=BATCH)
     # A run-epoch estimate so small that the job asks for SLURM's shortest limit, 1 minute.
     raw["problems"]["digits_mlp"]["run_epoch_s"] = 1e-6
     work = copy_project(root, tmp_path)
