@@ -179,4 +179,6 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
         cwd=work, capture_output=True, text=True, timeout=LIMIT_S,
     )  # fmt: skip
     assert local.returncode == 0, (local.stdout + local.stderr)[-4000:]
-    assert len(resumed) == 8 and resumed == records()
+    # 2 rates x 2 tuning seeds and 2 protocols x 2 evaluation seeds, and the tuning runs of
+    # any rate the grid was extended by.
+    assert len(resumed) >= 8 and resumed == records()
