@@ -141,6 +141,8 @@ class Adam(Optimizer):
     def update(self, params, grads, rates):
         m, v = self.buffer("exp_avg"), self.buffer("exp_avg_sq")
         work = self.work
+        # The kernel reads memory in order: a strided gradient would be read wrong, silently.
+        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
         torch._foreach_zero_(work)
         # The kernel reads each tensor's step count (it never writes it).
         step = torch.tensor(float(self.steps), device=params[0].device)
