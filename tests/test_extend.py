@@ -432,10 +432,16 @@ def test_the_lion_example_is_the_published_update_per_run(root, weight_decay):
 
 
 def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
-    smoke_config, user_dir
+    smoke_config, user_dir, monkeypatch
 ):
     """Snakemake itself may run without torch (jobs use the conda environment): a user file
     that defines the class is accepted, one that does not is reported."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name)
+    )
     (user_dir / "mine" / "my_model.py").write_text(
         "import package_only_jobs_have\n\n\ndef mlp(n_classes):\n    pass\n"
     )
@@ -444,6 +450,23 @@ def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
     validate_config(smoke_config)
     smoke_config["models"] = {"mine": {"factory": "my_model:cnn"}}
     with pytest.raises(ConfigError, match="models.mine.factory: cannot import 'my_model:cnn'"):
+        validate_config(smoke_config)
+
+
+def test_a_module_needing_a_missing_package_is_named_where_the_jobs_would_run(
+    smoke_config, user_dir
+):
+    """Where Snakemake has torch, its environment is the jobs': a user file importing a
+    package that is not installed is reported before any job, not by every train job."""
+    source = (user_dir / "mine" / "my_optim.py").read_text()
+    (user_dir / "mine" / "my_optim.py").write_text("import not_installed_anywhere\n" + source)
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {"signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01}}
+    with pytest.raises(
+        ConfigError,
+        match="optimizers.signsgd.class: cannot import 'my_optim:SignSGD'.*"
+        "ModuleNotFoundError: No module named 'not_installed_anywhere'",
+    ):
         validate_config(smoke_config)
 
 

@@ -158,9 +158,15 @@ def _builtin_names() -> dict[str, set[str]]:
 def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> bool:
     """Whether the user's file defines `target` when it cannot be imported here only for a
     package this process lacks (a Snakemake without torch, whose jobs run in the conda
-    environment that has it): then the jobs import it, and report what fails there."""
-    import ast
+    environment that has it): then the jobs import it, and report what fails there.
 
+    A process that has torch is one the jobs' code runs in, so there a missing package is
+    the user's error, reported before any job rather than by every job that imports it."""
+    import ast
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return False
     module, attribute = split_target(target)
     path = module_file(module, folders)
     missing = exc.name or ""
