@@ -88,7 +88,18 @@ def test_user_optimizers_join_a_study_with_their_default_rate(smoke_config, user
         ),
         ("my_optim:Lion", r"optimizers\.mine\.class: .*AttributeError: .*has no attribute 'Lion'"),
         ("torch.nn:Linear", r"optimizers\.mine\.class: .*neither a subclass of optreg\.optim"),
-        ("not a path", r"optimizers\.mine\.class: 'not a path' does not match"),
+        ("not a path", r"optimizers\.mine\.class: 'not a path' is not an import path"),
+        (
+            "mine/my_optim:SignSGD",
+            r"optimizers\.mine\.class: 'mine/my_optim:SignSGD' is not an import path "
+            r"'module:attribute': a module name \(no folder, no '\.py'; list folders in "
+            r"extensions_path\)",
+        ),
+        (
+            "my_optim.py:SignSGD",
+            r"optimizers\.mine\.class: cannot import 'my_optim\.py:SignSGD' .*"
+            r"ModuleNotFoundError: .*; name the module without '\.py': 'my_optim:SignSGD'",
+        ),
     ],
 )
 def test_an_optimizer_that_cannot_be_used_is_named_with_its_error(

@@ -181,6 +181,18 @@ def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> b
     return attribute.split(".")[0] in defined
 
 
+def _import_failure(target: str, folders, exc: Exception) -> str:
+    message = (
+        f"cannot import {target!r} (searched {', '.join(map(str, folders))}): "
+        f"{type(exc).__name__}: {exc}"
+    )
+    module, attribute = split_target(target)
+    stem = module.removesuffix(".py")
+    if stem != module and module_file(stem, folders):
+        message += f"; name the module without '.py': '{stem}:{attribute}'"
+    return message
+
+
 def _call_problem(section: str, obj, kwargs: dict) -> str | None:
     """Why `obj` cannot be called the way the jobs will call it with `kwargs`, or None."""
     import inspect
@@ -223,18 +235,12 @@ def check_config(config: dict) -> list[str]:
                 continue
             try:
                 obj = load(entry[key], folders)
-            except ModuleNotFoundError as exc:
-                if not _defined_without_import(entry[key], folders, exc):
-                    problems.append(
-                        f"{where}.{key}: cannot import {entry[key]!r} (searched "
-                        f"{', '.join(map(str, folders))}): {type(exc).__name__}: {exc}"
-                    )
-                continue
             except Exception as exc:  # any import failure is the user's to see, verbatim
-                problems.append(
-                    f"{where}.{key}: cannot import {entry[key]!r} (searched "
-                    f"{', '.join(map(str, folders))}): {type(exc).__name__}: {exc}"
-                )
+                if not (
+                    isinstance(exc, ModuleNotFoundError)
+                    and _defined_without_import(entry[key], folders, exc)
+                ):
+                    problems.append(f"{where}.{key}: {_import_failure(entry[key], folders, exc)}")
                 continue
             if section == "optimizers":
                 try:
