@@ -142,6 +142,23 @@ def test_a_user_module_outside_the_search_path_is_not_found(smoke_config, user_d
         validate_config(smoke_config)  # the folder `mine` is not in extensions_path
 
 
+def test_a_user_entry_no_study_uses_is_named(smoke_config, user_dir):
+    """Defining an optimizer without adding it to a study's factors is a forgotten step: it
+    would silently be missing from the report."""
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {
+        "signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01},
+        "nadam": {"class": "torch.optim:NAdam", "default_lr": 0.002},
+    }
+    smoke_config["studies"]["optimization"]["factors"]["optimizer"] += ["nadam"]
+    config = validate_config(smoke_config)
+    lines = extend.unused_entries(config, [c.settings for c in cells(config)])
+    assert lines == [
+        "optimizers.signsgd: no study uses it, so it is neither trained nor reported; "
+        "add 'signsgd' to a study's factors.optimizer (or fixed.optimizer)"
+    ]
+
+
 def test_a_user_optimizer_may_not_take_a_builtin_name_nor_go_unnamed(smoke_config, user_dir):
     smoke_config["extensions_path"] = ["mine"]
     smoke_config["optimizers"] = {"adam": {"class": "my_optim:SignSGD", "default_lr": 0.01}}

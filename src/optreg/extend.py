@@ -296,6 +296,29 @@ def cell_modules(settings: dict) -> list[str]:
     return [split_target(t)[0] for t in specs if t]
 
 
+def unused_entries(config: dict, settings) -> list[str]:
+    """A line for each user optimizer, model and data set that no cell (`settings`, one per
+    cell) uses: it is checked, but neither trained nor reported, which a user who only added
+    the entry would not expect."""
+    used = {"optimizers": set(), "models": set(), "datasets": set()}
+    for s in settings:
+        used["optimizers"].add(s["optimizer"])
+        used["models"].add(s["model"]["model"])
+        used["datasets"].add(s["data"]["dataset"])
+    where = {
+        "optimizers": "to a study's factors.optimizer (or fixed.optimizer)",
+        "models": "as the model of a problem a study uses",
+        "datasets": "as the dataset of a problem a study uses",
+    }
+    return [
+        f"{section}.{name}: no study uses it, so it is neither trained nor reported; "
+        f"add '{name}' {where[section]}"
+        for section in SECTIONS
+        for name in user_names(config, section)
+        if name not in used[section]
+    ]
+
+
 # ---------------------------------------------------------------- optimizers
 def optimizer_kind(cls) -> str:
     """'stacked' (an `optreg.optim.Optimizer`) or 'torch' (a `torch.optim.Optimizer`).
