@@ -1049,6 +1049,27 @@ DRAW: dict[str, Callable[[dict[str, pd.DataFrame], list[str], Orders], Figure]] 
 }
 
 
+def _overlap(labels, renderer, gap: float = 2.0) -> bool:
+    """Whether any two of the x tick `labels` come closer than `gap` pixels."""
+    boxes = sorted(
+        (t.get_window_extent(renderer) for t in labels if t.get_visible() and t.get_text()),
+        key=lambda box: box.x0,
+    )
+    return any(a.x1 + gap > b.x0 for a, b in itertools.pairwise(boxes))
+
+
+def _untangle_x_labels(fig: Figure) -> None:
+    """Slant the x tick labels of each panel where they would run into each other: a study
+    with more optimizers than the built-in four, long names of one's own, a wide rate grid."""
+    fig.draw_without_rendering()  # lays the figure out, so that labels have their places
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = ax.get_xticklabels()
+        if _overlap(labels, renderer):
+            for label in labels:
+                label.set(rotation=30, ha="right", rotation_mode="anchor")
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -1076,7 +1097,9 @@ def make_figure(
     before = set(plt.get_fignums())
     try:
         with plt.rc_context(_style()):
-            return DRAW[name](tables, factors, orders)
+            fig = DRAW[name](tables, factors, orders)
+            _untangle_x_labels(fig)
+            return fig
     except Exception:
         for number in set(plt.get_fignums()) - before:  # no half-drawn figure left open
             plt.close(number)
