@@ -273,6 +273,33 @@ def test_heatmap_labels_of_many_optimizers_do_not_overlap(frames):
     assert slanted == {0.0}  # labels with room stay level
 
 
+def test_heatmap_texts_of_many_optimizers_fit_their_cells(frames):
+    """Six optimizers, one at a default rate of 0.0001: the longest text, at the PNG's
+    resolution, leaves room in its cell; with room to spare the texts keep their size."""
+    summary = frames["optimization"]["summary"]
+    names = ["sgd", "momentum", "rmsprop", "adam", "adabelief", "signum"]
+    rows = summary[summary["optimizer"] == "momentum"]
+    many = pd.concat([rows.assign(optimizer=n, combination=rows["combination"] + n) for n in names])
+    many.loc[(many["optimizer"] == "signum") & (many["protocol"] == "oneshot"), "lr"] = 0.0001
+    for table, columns in ((many, len(names)), (summary, 2)):
+        fig = plots.make_figure(
+            "test_accuracy_heatmap", {"summary": table}, ["optimizer", "activation"]
+        )
+        fig.set_dpi(plots.PNG_DPI)
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        widest = max(
+            t.get_window_extent(renderer).width / (ax.get_window_extent(renderer).width / columns)
+            for ax in _panels(fig)
+            for t in ax.texts
+        )
+        sizes = {t.get_fontsize() for ax in _panels(fig) for t in ax.texts}
+        plt.close(fig)
+        assert widest < 0.9 and len(sizes) == 1
+        if columns == 2:
+            assert sizes == {7.5}
+
+
 def test_lr_sensitivity_labels_of_a_wide_grid_do_not_overlap(frames):
     """The grid of examples/lion.yaml, 0.0001 to 3, in three panels side by side."""
     tuning = frames["optimization"]["tuning"]
