@@ -142,6 +142,39 @@ def test_a_user_module_outside_the_search_path_is_not_found(smoke_config, user_d
         validate_config(smoke_config)  # the folder `mine` is not in extensions_path
 
 
+def test_a_stacked_rule_without_update_is_named_before_any_job(smoke_config, user_dir):
+    """The torch.optim habit, step() in place of update(): every run would train at the
+    rate the class picks, whatever rate the study gives it."""
+    (user_dir / "mine" / "my_step.py").write_text(
+        "from optreg.optim import Adam, Optimizer\n\n\n"
+        "class StepOnly(Optimizer):\n"
+        "    def step(self):\n"
+        "        for p in self.params:\n"
+        "            p.data.add_(p.grad.sign(), alpha=-1e-3)\n\n\n"
+        "class Nothing(Optimizer):\n"
+        "    pass\n\n\n"
+        "class Tweaked(Adam):  # update inherited from a built-in rule\n"
+        "    pass\n"
+    )
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {
+        "steponly": {"class": "my_step:StepOnly", "default_lr": 0.01},
+        "nothing": {"class": "my_step:Nothing", "default_lr": 0.01},
+        "tweaked": {"class": "my_step:Tweaked", "default_lr": 0.01},
+    }
+    with pytest.raises(ConfigError) as error:
+        validate_config(smoke_config)
+    lines = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
+    assert lines == [
+        "  - optimizers.steponly.class: my_step:StepOnly defines no update(self, params, grads, "
+        "rates) (it replaces step() instead): a stacked rule changes the parameters there, "
+        "scaled by each run's rate in `rates` (docs/extending.md)",
+        "  - optimizers.nothing.class: my_step:Nothing defines no update(self, params, grads, "
+        "rates): a stacked rule changes the parameters there, scaled by each run's rate in "
+        "`rates` (docs/extending.md)",
+    ]
+
+
 def test_a_user_entry_no_study_uses_is_named(smoke_config, user_dir):
     """Defining an optimizer without adding it to a study's factors is a forgotten step: it
     would silently be missing from the report."""

@@ -244,7 +244,8 @@ def check_config(config: dict) -> list[str]:
                 continue
             if section == "optimizers":
                 try:
-                    optimizer_kind(obj)
+                    if optimizer_kind(obj) == "stacked":
+                        _check_stacked_rule(obj, entry[key])
                 except ExtensionError as exc:
                     problems.append(f"{where}.{key}: {exc}")
                     continue
@@ -336,6 +337,21 @@ def optimizer_kind(cls) -> str:
         f"{cls!r} is neither a subclass of optreg.optim.Optimizer (a stacked rule) nor of "
         "torch.optim.Optimizer"
     )
+
+
+def _check_stacked_rule(cls, target: str) -> None:
+    """A stacked rule defines `update`: the base class's `step` calls it with each run's
+    rate. One that replaces `step` instead (as a `torch.optim` optimizer would) trains every
+    run at whatever rate it picks, so the tuned rates would silently mean nothing."""
+    base = ("optreg.optim", "Optimizer")
+    own = [c for c in cls.__mro__ if (c.__module__, c.__qualname__) != base and c is not object]
+    if not any("update" in vars(c) for c in own):
+        replaced = " (it replaces step() instead)" if any("step" in vars(c) for c in own) else ""
+        raise ExtensionError(
+            f"{target} defines no update(self, params, grads, rates){replaced}: a stacked "
+            "rule changes the parameters there, scaled by each run's rate in `rates` "
+            "(docs/extending.md)"
+        )
 
 
 def describe_extensions(config: dict) -> list[str]:
