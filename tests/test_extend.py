@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -142,37 +143,74 @@ def test_a_user_module_outside_the_search_path_is_not_found(smoke_config, user_d
         validate_config(smoke_config)  # the folder `mine` is not in extensions_path
 
 
-def test_a_stacked_rule_without_update_is_named_before_any_job(smoke_config, user_dir):
-    """The torch.optim habit, step() in place of update(): every run would train at the
-    rate the class picks, whatever rate the study gives it."""
-    (user_dir / "mine" / "my_step.py").write_text(
-        "from optreg.optim import Adam, Optimizer\n\n\n"
-        "class StepOnly(Optimizer):\n"
-        "    def step(self):\n"
-        "        for p in self.params:\n"
-        "            p.data.add_(p.grad.sign(), alpha=-1e-3)\n\n\n"
-        "class Nothing(Optimizer):\n"
-        "    pass\n\n\n"
-        "class Tweaked(Adam):  # update inherited from a built-in rule\n"
-        "    pass\n"
-    )
+BAD_RULES = """
+import torch
+from optreg.optim import Adam, Optimizer
+
+
+class StepOnly(Optimizer):  # the torch.optim habit: step() in place of update()
+    def step(self):
+        for p in self.params:
+            p.data.add_(p.grad.sign(), alpha=-1e-3)
+
+
+class Nothing(Optimizer):
+    pass
+
+
+class IgnoresRates(Optimizer):
+    def update(self, params, grads, rates):
+        torch._foreach_add_(params, grads, alpha=-1e-3)
+
+
+class MixesRuns(Optimizer):  # normalized by the whole stack's norm, not each run's
+    def update(self, params, grads, rates):
+        for p, g, r in zip(params, grads, rates):
+            p.sub_(r * g / g.norm())
+
+
+class Typo(Optimizer):
+    def update(self, params, grads, rates):
+        torch._foreach_addcmul_(params, grads, rates, value=-self.beta)
+
+
+class Tweaked(Adam):  # update inherited from a built-in rule
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("StepOnly", "defines no update(self, params, grads, rates) (it replaces step() instead)"),
+        ("Nothing", "defines no update(self, params, grads, rates): a stacked rule changes"),
+        ("IgnoresRates", "end at the same parameters: its update ignores `rates`"),
+        ("MixesRuns", "ends elsewhere than the same run trained alone"),
+        ("Typo", "fails a trial of 3 steps on a stack of 3 runs: AttributeError: "),
+        ("Tweaked", None),
+    ],
+)
+def test_a_stacked_rule_that_breaks_the_protocol_is_named_before_any_job(
+    smoke_config, user_dir, name, message
+):
+    """Each of these would train without a word, its tuned rates meaning nothing, or fail
+    in every train job."""
+    (user_dir / "mine" / "my_rules.py").write_text(BAD_RULES)
     smoke_config["extensions_path"] = ["mine"]
-    smoke_config["optimizers"] = {
-        "steponly": {"class": "my_step:StepOnly", "default_lr": 0.01},
-        "nothing": {"class": "my_step:Nothing", "default_lr": 0.01},
-        "tweaked": {"class": "my_step:Tweaked", "default_lr": 0.01},
-    }
-    with pytest.raises(ConfigError) as error:
+    smoke_config["optimizers"] = {"mine": {"class": f"my_rules:{name}", "default_lr": 0.01}}
+    if message is None:
         validate_config(smoke_config)
-    lines = [line for line in str(error.value).splitlines() if line.startswith("  - ")]
-    assert lines == [
-        "  - optimizers.steponly.class: my_step:StepOnly defines no update(self, params, grads, "
-        "rates) (it replaces step() instead): a stacked rule changes the parameters there, "
-        "scaled by each run's rate in `rates` (docs/extending.md)",
-        "  - optimizers.nothing.class: my_step:Nothing defines no update(self, params, grads, "
-        "rates): a stacked rule changes the parameters there, scaled by each run's rate in "
-        "`rates` (docs/extending.md)",
-    ]
+        return
+    with pytest.raises(
+        ConfigError, match=rf"optimizers\.mine\.class: my_rules:{name}.*{re.escape(message)}"
+    ):
+        validate_config(smoke_config)
+
+
+@pytest.mark.parametrize("target", ["optreg.optim:SGD", "optreg.optim:RMSprop", "lion:Lion"])
+def test_the_built_in_rules_and_the_example_pass_the_trial(root, target):
+    cls = extend.load(target, [root / "examples"])
+    extend._check_stacked_rule(cls, target, {"momentum": 0.9} if "SGD" in target else {})
 
 
 def test_a_user_entry_no_study_uses_is_named(smoke_config, user_dir):
