@@ -207,7 +207,9 @@ def test_a_stacked_rule_that_breaks_the_protocol_is_named_before_any_job(
         validate_config(smoke_config)
 
 
-@pytest.mark.parametrize("target", ["optreg.optim:SGD", "optreg.optim:RMSprop", "lion:Lion"])
+@pytest.mark.parametrize(
+    "target", ["optreg.optim:SGD", "optreg.optim:RMSprop", "optreg.optim:Adam", "lion:Lion"]
+)
 def test_the_built_in_rules_and_the_example_pass_the_trial(root, target):
     cls = extend.load(target, [root / "examples"])
     extend._check_stacked_rule(cls, target, {"momentum": 0.9} if "SGD" in target else {})
