@@ -164,6 +164,7 @@ def test_a_failed_run_is_redone_with_everything_after_it(smoke_clone):
     train.write_text(good + BROKEN)
     failed = snakemake(smoke_clone, check=False)
     assert failed.returncode != 0
+    assert "RuntimeError: broken by a test" in failed.stdout + failed.stderr  # its log, shown
     assert not list((smoke_clone / "results" / "studies").glob("*/*/*/seeds-*"))
     after_failure = dry_run(smoke_clone)  # still broken: tried again, not "nothing to be done"
     train.write_text(good)

@@ -110,6 +110,16 @@ def test_a_cell_two_studies_share_is_trained_once_and_read_under_each_study(smok
     assert len(cost) == 14 and "penalty-none_strength-0" not in set(cost["combination"])
 
 
+def test_every_train_job_ends_with_its_log_complete_and_its_benchmark(smoke):
+    """Train jobs end with os._exit (optreg.process.exit_now): Snakemake still sees them
+    succeed, and their last log line, written just before, is in the file."""
+    logs = sorted((smoke / "logs" / "train").rglob("*.log"))
+    assert len(logs) == 14
+    for log in logs:
+        assert " done: " in log.read_text().rstrip().splitlines()[-1], log
+    assert len(list((smoke / "results" / "benchmarks" / "train").rglob("*.tsv"))) == 14
+
+
 def test_second_run_has_nothing_to_do(smoke):
     assert dry_run(smoke) == {}
 
