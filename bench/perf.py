@@ -379,7 +379,8 @@ def dry_run(config: dict, cores: int, repeats: int) -> tuple[float, int, int]:
         work = copy_project(Path(tmp))
         (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
         wall = statistics.median(timed(snakemake(cores, "-n"), work) for _ in range(repeats))
-    return wall, sum(j.runs for j in jobs(config)), len(jobs(config))
+    trained = [j for j in jobs(config) if j.trains]
+    return wall, sum(j.runs for j in trained), len(trained)
 
 
 def train_imports(repeats: int) -> tuple[float, list[str]]:
