@@ -256,3 +256,16 @@ def test_the_training_key_holds_what_a_job_trains_and_not_its_names(smoke_config
         ),
     ):
         assert training_key(changed) != training_key(job)
+
+
+def test_equal_jobs_of_one_study_keep_their_own_folders(smoke_config):
+    import dataclasses
+
+    from optreg.config import share_runs
+
+    job = jobs(validate_config(smoke_config))[0]
+    twin = dataclasses.replace(job, cell=dataclasses.replace(job.cell, factors={"x": 1}))
+    other = dataclasses.replace(job, cell=dataclasses.replace(job.cell, study="later"))
+    shared = share_runs([job, twin, other])
+    assert [j.trains for j in shared] == [True, True, False]
+    assert shared[2].source is job

@@ -554,7 +554,10 @@ def share_runs(jobs: list[Job]) -> list[Job]:
     out = []
     for job in jobs:
         source = first.setdefault(training_key(job), job)
-        out.append(job if source is job else dataclasses.replace(job, source=source))
+        # Within one study, cells differ in their settings; should two ever train the same
+        # runs, each keeps its folder (a study's tables read a folder under one cell's name).
+        shared = source is not job and source.study != job.study
+        out.append(dataclasses.replace(job, source=source) if shared else job)
     return out
 
 
