@@ -474,26 +474,28 @@ def training_flops_per_sample(meta: dict, spec: dict) -> float:
     return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
 
 
-def peak_fraction_row(data, settings: dict, stack: int, repeats: int) -> None:
-    """Training FLOPs / CPU time / the matmul peak measured in this run, `stack` runs stacked
-    as a study's job stacks them; CPU time includes each epoch's validation pass."""
+def peak_fraction_row(data, settings: dict, seeds: list[int], repeats: int) -> None:
+    """Training FLOPs / CPU time / the matmul peak measured in this run, one run per entry
+    of `seeds` stacked as a study's job stacks them (a tuning stack: each tuning seed once
+    per grid rate; here all at the cell's default rate, so that none diverges and drops out
+    of the FLOP count); CPU time includes each epoch's validation pass."""
     if settings["model"]["model"] != "mlp":
         return
-    lr, seeds = settings["lr"], list(range(stack))
-    train_runs(data, settings, [lr] * stack, seeds, CPU)  # warm up
+    lrs = [settings["lr"]] * len(seeds)
+    train_runs(data, settings, lrs, seeds, CPU)  # warm up
     fractions = []
     for _ in range(repeats):
         peak = matmul_peak(3)
         cpu = time.process_time()
-        train_runs(data, settings, [lr] * stack, seeds, CPU)
+        train_runs(data, settings, lrs, seeds, CPU)
         seconds = time.process_time() - cpu
         flops = training_flops_per_sample(data.meta, settings["model"])
-        flops *= stack * settings["epochs"] * len(data.y["train"])
+        flops *= len(seeds) * settings["epochs"] * len(data.y["train"])
         fractions.append(flops / seconds / peak)
     fraction = statistics.median(fractions)
     row(
         f"training / matmul peak, {settings['problem']} {settings['model']['hidden']}, "
-        f"{stack} runs stacked",
+        f"{len(seeds)} runs stacked",
         f"{100 * fraction:.0f}% of peak",
         f"peak {matmul_peak(5) / 1e9:.0f} GFLOP/CPU s (512x512 matmul)",
         f"{fraction:.2f} (>= 0.35)",
@@ -506,18 +508,24 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
-def throughput_rows(config: dict, repeats: int) -> None:
-    """Throughput of the default cell's model, with the targets on CPU-time ratios."""
-    torch.set_num_threads(config["threads"]["train"])
+def default_cells(config: dict) -> list:
+    """The cells of the default problem, optimizer, activation and penalty: one per model
+    the studies give that problem (the optimization study's depths)."""
     defaults = config["defaults"]
-    cell = next(
-        (
-            c
-            for c in cells(config)
-            if all(c.settings[k] == defaults[k] for k in ("problem", "optimizer", "penalty"))
-        ),
-        cells(config)[0],
-    )
+    keys = ("problem", "optimizer", "activation", "penalty")
+    found = [c for c in cells(config) if all(c.settings[k] == defaults[k] for k in keys)]
+    models = {}
+    for cell in found:
+        models.setdefault(repr(cell.settings["model"]), cell)
+    return list(models.values()) or cells(config)[:1]
+
+
+def throughput_rows(config: dict, repeats: int) -> None:
+    """Throughput of the default cell's model, with the targets on CPU-time ratios; the
+    fraction of matmul peak for every model of the default problem."""
+    torch.set_num_threads(config["threads"]["train"])
+    models = default_cells(config)
+    cell = models[0]
     settings = {**cell.settings, "lr": cell.default_lr, "epochs": 10}
     with tempfile.TemporaryDirectory(prefix="optreg-perf-data-") as tmp:
         path = Path(tmp) / "data.pt"
@@ -527,9 +535,11 @@ def throughput_rows(config: dict, repeats: int) -> None:
         )
         prepared = load_prepared(path)
         rates = throughput(prepared, settings, repeats, stack=5)
-        # As many runs as one cell's job stacks: its tuning runs, then its evaluation runs.
-        stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
-        peak_fraction_row(prepared, settings, stack, max(3, repeats // 5))
+        # The runs of one cell's tuning stack: each tuning seed at every grid rate.
+        seeds = list(config["protocol"]["tuning_seeds"]) * len(cell.lr_grid)
+        for model in models:
+            model_settings = {**model.settings, "lr": model.default_lr, "epochs": 10}
+            peak_fraction_row(prepared, model_settings, seeds, max(3, repeats // 5))
     print(
         f"throughput: {cell.settings['problem']} {cell.settings['model']}, "
         f"{settings['optimizer']} at lr {settings['lr']}, batch {settings['batch_size']}, "

@@ -179,8 +179,8 @@ def test_a_torch_optim_optimizer_trains_each_run_as_a_plain_loop_would(digits, t
         plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
         with torch.no_grad():
             for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
-                layer.weight.copy_(w[0].T)
-                layer.bias.copy_(b[0, 0])
+                layer.weight.copy_(w[0])
+                layer.bias.copy_(b[0, :, 0])
         optimizer = cls(plain.parameters(), lr=lr, **kwargs)
         order = torch.Generator().manual_seed(derived_seed(seed, "order"))
         x, y = digits.x["train"], digits.y["train"]

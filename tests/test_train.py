@@ -50,6 +50,29 @@ def test_runs_at_different_rates_in_one_stack_equal_separate_runs(digits):
     assert together[0]["final"]["val_loss"] != together[1]["final"]["val_loss"]
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("hidden", [[], [6], [6, 5, 4]])
+@pytest.mark.parametrize("kind", ["none", "l1", "l2"])
+def test_mlp_backward_by_hand_equals_autograd(activation, hidden, kind):
+    """StackedMLP.loss_and_gradients (the training loop's path for the MLP) gives the losses,
+    predictions and gradients that autograd gives for the same batch, penalty included."""
+    from optreg.optim import add_penalty_gradients, penalty
+
+    model = StackedMLP(7, hidden, 4, activation, seeds=[0, 1, 2])
+    x, y = torch.randn(3, 5, 7), torch.randint(0, 4, (3, 5))
+    logits = model(x)
+    expected = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+    (expected.sum() / 5 + torch.as_tensor(penalty(model.weights, kind, 0.3)).sum()).backward()
+    wanted = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    losses, predicted = model.loss_and_gradients(x, y)
+    add_penalty_gradients(model.weights, kind, 0.3)
+    torch.testing.assert_close(losses, expected.detach())
+    assert torch.equal(predicted, logits.argmax(-1))
+    for grad, want in zip((p.grad for p in model.parameters()), wanted, strict=True):
+        torch.testing.assert_close(grad, want, rtol=1e-5, atol=1e-7)
+
+
 def test_initialization_depends_on_seed_not_on_stack_mates():
     alone = StackedMLP(4, [3], 2, "tanh", seeds=[7])
     stacked = StackedMLP(4, [3], 2, "tanh", seeds=[1, 7, 9])
@@ -133,9 +156,9 @@ def test_1d_cnn_is_the_papers_strided_cnn_and_learns(mnist1d):
     h = x.reshape(9, 1, 40)
     for w, b in zip(model.weights[:3], model.biases[:3], strict=True):
         h = F.conv1d(h, w[1], b[1], stride=2, padding=1).relu()
-    expected = h.flatten(1) @ model.weights[3][1] + model.biases[3][1]
+    expected = F.linear(h.flatten(1), model.weights[3][1], model.biases[3][1, :, 0])
     torch.testing.assert_close(model(x)[1], expected, rtol=1e-5, atol=1e-6)
-    assert model.weights[3].shape[1] == 5 * 5  # length 40 -> 19 -> 10 -> 5, 5 channels
+    assert model.weights[3].shape[2] == 5 * 5  # length 40 -> 19 -> 10 -> 5, 5 channels
     (result,) = train_seeds(mnist1d, settings(model=CNN1D, epochs=8), [0], CPU)
     history = result["history"]
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
@@ -149,8 +172,8 @@ def test_one_run_equals_a_plain_module_with_torch_optim(digits):
     plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
     with torch.no_grad():
         for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
-            layer.weight.copy_(w[0].T)
-            layer.bias.copy_(b[0, 0])
+            layer.weight.copy_(w[0])
+            layer.bias.copy_(b[0, :, 0])
     optimizer = torch.optim.SGD(plain.parameters(), lr=cfg["lr"], momentum=0.9)
     order = torch.Generator().manual_seed(derived_seed(4, "order"))
     x, y = digits.x["train"], digits.y["train"]
@@ -168,7 +191,7 @@ def test_one_run_equals_a_plain_module_with_torch_optim(digits):
             val_loss = F.cross_entropy(plain(digits.x["val"]), digits.y["val"]).item()
         assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
         assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
-    ours = [params[0].T, params[2][0], params[1].T, params[3][0]]  # weights, then biases
+    ours = [params[0], params[2][:, 0], params[1], params[3][:, 0]]  # weights, then biases
     for mine, theirs in zip(ours, plain.parameters(), strict=True):
         torch.testing.assert_close(mine, theirs.detach(), rtol=1e-5, atol=1e-6)
 

@@ -263,7 +263,7 @@ def test_cnn_with_dense_layers_stacks_like_one_at_a_time():
         for a, b in zip(alone.weights, stacked.weights, strict=True):
             assert torch.equal(a[0], b[slot])
         torch.testing.assert_close(alone(x)[0], stacked(x)[slot], rtol=1e-5, atol=1e-6)
-    assert len(stacked.weights) == 2 + 3 and stacked.weights[2].shape == (2, 6 * 8 * 8, 9)
+    assert len(stacked.weights) == 2 + 3 and stacked.weights[2].shape == (2, 9, 6 * 8 * 8)
 
 
 def test_too_many_convolutions_for_the_image_is_an_error():

@@ -1,0 +1,115 @@
+"""This checkout's training against another revision's, side by side: CPU seconds per stack.
+
+Usage: python bench/versus.py REV [--optimizers adam sgd] [--epochs 5] [--repeats 5]
+
+REV (a commit, tag or branch) is checked out into a temporary folder (`git worktree`). Each
+repetition runs one child process per tree, taking turns; each child imports `optreg` from
+its own tree, prepares the default problem's data with its own code and trains, with one
+torch thread, one tuning stack (each tuning seed at every grid rate: 21 runs in the default,
+all at the cell's default rate so that none diverges) of every model of the default problem
+(the optimization study's depths), ReLU, no penalty, once to warm up and once timed. It
+prints each tree's median CPU seconds and the median over repetitions of the ratio within one
+repetition: CPU time of the benchmark's children, which does not change when other processes
+take turns on the cores (their contention for caches and memory still shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+root, optimizer, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, str(root / "src"))
+import torch
+from optreg.config import cells, load_config
+from optreg.data import load_prepared, prepare
+from optreg.train import train_runs
+torch.set_num_threads(1)
+config = load_config(str(root / "config" / "config.yaml"))
+defaults = config["defaults"]
+chosen = {}
+for cell in cells(config):
+    s = cell.settings
+    if (s["problem"], s["optimizer"], s["activation"], s["penalty"]) == (
+        defaults["problem"], optimizer, "relu", "none"
+    ):
+        chosen.setdefault(json.dumps(s["model"]), cell)
+out = {}
+with tempfile.TemporaryDirectory() as tmp:
+    first = next(iter(chosen.values()))
+    split = {k: config["data"][k] for k in ("split_seed", "validation_fraction", "test_fraction")}
+    path = Path(tmp) / "data.pt"
+    prepare(first.settings["data"]["dataset"], path, **split, generation=config["data"]["mnist1d"])
+    data = load_prepared(path)
+    for model, cell in chosen.items():
+        settings = {**cell.settings, "lr": cell.default_lr, "epochs": epochs}
+        seeds = list(config["protocol"]["tuning_seeds"]) * len(cell.lr_grid)
+        lrs = [cell.default_lr] * len(seeds)
+        train_runs(data, settings, lrs, seeds, torch.device("cpu"))
+        start = time.process_time()
+        train_runs(data, settings, lrs, seeds, torch.device("cpu"))
+        out[f"{cell.settings['problem']} {model} ({len(seeds)} runs)"] = time.process_time() - start
+print(json.dumps(out))
+"""
+
+
+def child(root: Path, optimizer: str, epochs: int) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), optimizer, str(epochs)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        sys.exit(f"training in {root} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rev", help="the revision to compare with (commit, tag, branch)")
+    parser.add_argument("--optimizers", nargs="+", default=["adam", "sgd"])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="optreg-versus-") as tmp:
+        other = Path(tmp) / "other"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.rev],
+            check=True,
+        )
+        try:
+            print(f"{args.epochs} epochs, one torch thread, {args.repeats} repetitions")
+            print(f"| stack | optimizer | {args.rev} CPU s | this checkout CPU s | ratio |")
+            print("| --- | --- | --- | --- | --- |")
+            for optimizer in args.optimizers:
+                times = {"other": [], "this": []}
+                for _ in range(args.repeats):
+                    times["other"].append(child(other, optimizer, args.epochs))
+                    times["this"].append(child(ROOT, optimizer, args.epochs))
+                for stack in times["this"][0]:
+                    theirs = [t[stack] for t in times["other"]]
+                    ours = [t[stack] for t in times["this"]]
+                    ratio = statistics.median(b / a for a, b in zip(theirs, ours, strict=True))
+                    print(
+                        f"| {stack} | {optimizer} | {statistics.median(theirs):.2f} | "
+                        f"{statistics.median(ours):.2f} | {ratio:.2f} |",
+                        flush=True,
+                    )
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False
+            )
+
+
+if __name__ == "__main__":
+    main()
