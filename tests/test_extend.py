@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -88,7 +89,18 @@ def test_user_optimizers_join_a_study_with_their_default_rate(smoke_config, user
         ),
         ("my_optim:Lion", r"optimizers\.mine\.class: .*AttributeError: .*has no attribute 'Lion'"),
         ("torch.nn:Linear", r"optimizers\.mine\.class: .*neither a subclass of optreg\.optim"),
-        ("not a path", r"optimizers\.mine\.class: 'not a path' does not match"),
+        ("not a path", r"optimizers\.mine\.class: 'not a path' is not an import path"),
+        (
+            "mine/my_optim:SignSGD",
+            r"optimizers\.mine\.class: 'mine/my_optim:SignSGD' is not an import path "
+            r"'module:attribute': a module name \(no folder, no '\.py'; list folders in "
+            r"extensions_path\)",
+        ),
+        (
+            "my_optim.py:SignSGD",
+            r"optimizers\.mine\.class: cannot import 'my_optim\.py:SignSGD' .*"
+            r"ModuleNotFoundError: .*; name the module without '\.py': 'my_optim:SignSGD'",
+        ),
     ],
 )
 def test_an_optimizer_that_cannot_be_used_is_named_with_its_error(
@@ -129,6 +141,95 @@ def test_a_user_module_outside_the_search_path_is_not_found(smoke_config, user_d
     smoke_config["optimizers"] = {"signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01}}
     with pytest.raises(ConfigError, match="optimizers.signsgd.class: cannot import"):
         validate_config(smoke_config)  # the folder `mine` is not in extensions_path
+
+
+BAD_RULES = """
+import torch
+from optreg.optim import Adam, Optimizer
+
+
+class StepOnly(Optimizer):  # the torch.optim habit: step() in place of update()
+    def step(self):
+        for p in self.params:
+            p.data.add_(p.grad.sign(), alpha=-1e-3)
+
+
+class Nothing(Optimizer):
+    pass
+
+
+class IgnoresRates(Optimizer):
+    def update(self, params, grads, rates):
+        torch._foreach_add_(params, grads, alpha=-1e-3)
+
+
+class MixesRuns(Optimizer):  # normalized by the whole stack's norm, not each run's
+    def update(self, params, grads, rates):
+        for p, g, r in zip(params, grads, rates):
+            p.sub_(r * g / g.norm())
+
+
+class Typo(Optimizer):
+    def update(self, params, grads, rates):
+        torch._foreach_addcmul_(params, grads, rates, value=-self.beta)
+
+
+class Tweaked(Adam):  # update inherited from a built-in rule
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("StepOnly", "defines no update(self, params, grads, rates) (it replaces step() instead)"),
+        ("Nothing", "defines no update(self, params, grads, rates): a stacked rule changes"),
+        ("IgnoresRates", "end at the same parameters: its update ignores `rates`"),
+        ("MixesRuns", "ends elsewhere than the same run trained alone"),
+        ("Typo", "fails a trial of 3 steps on a stack of 3 runs: AttributeError: "),
+        ("Tweaked", None),
+    ],
+)
+def test_a_stacked_rule_that_breaks_the_protocol_is_named_before_any_job(
+    smoke_config, user_dir, name, message
+):
+    """Each of these would train without a word, its tuned rates meaning nothing, or fail
+    in every train job."""
+    (user_dir / "mine" / "my_rules.py").write_text(BAD_RULES)
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {"mine": {"class": f"my_rules:{name}", "default_lr": 0.01}}
+    if message is None:
+        validate_config(smoke_config)
+        return
+    with pytest.raises(
+        ConfigError, match=rf"optimizers\.mine\.class: my_rules:{name}.*{re.escape(message)}"
+    ):
+        validate_config(smoke_config)
+
+
+@pytest.mark.parametrize(
+    "target", ["optreg.optim:SGD", "optreg.optim:RMSprop", "optreg.optim:Adam", "lion:Lion"]
+)
+def test_the_built_in_rules_and_the_example_pass_the_trial(root, target):
+    cls = extend.load(target, [root / "examples"])
+    extend._check_stacked_rule(cls, target, {"momentum": 0.9} if "SGD" in target else {})
+
+
+def test_a_user_entry_no_study_uses_is_named(smoke_config, user_dir):
+    """Defining an optimizer without adding it to a study's factors is a forgotten step: it
+    would silently be missing from the report."""
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {
+        "signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01},
+        "nadam": {"class": "torch.optim:NAdam", "default_lr": 0.002},
+    }
+    smoke_config["studies"]["optimization"]["factors"]["optimizer"] += ["nadam"]
+    config = validate_config(smoke_config)
+    lines = extend.unused_entries(config, [c.settings for c in cells(config)])
+    assert lines == [
+        "optimizers.signsgd: no study uses it, so it is neither trained nor reported; "
+        "add 'signsgd' to a study's factors.optimizer (or fixed.optimizer)"
+    ]
 
 
 def test_a_user_optimizer_may_not_take_a_builtin_name_nor_go_unnamed(smoke_config, user_dir):
@@ -432,10 +533,16 @@ def test_the_lion_example_is_the_published_update_per_run(root, weight_decay):
 
 
 def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
-    smoke_config, user_dir
+    smoke_config, user_dir, monkeypatch
 ):
     """Snakemake itself may run without torch (jobs use the conda environment): a user file
     that defines the class is accepted, one that does not is reported."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name)
+    )
     (user_dir / "mine" / "my_model.py").write_text(
         "import package_only_jobs_have\n\n\ndef mlp(n_classes):\n    pass\n"
     )
@@ -444,6 +551,23 @@ def test_a_module_needing_a_package_snakemake_lacks_is_checked_by_its_source(
     validate_config(smoke_config)
     smoke_config["models"] = {"mine": {"factory": "my_model:cnn"}}
     with pytest.raises(ConfigError, match="models.mine.factory: cannot import 'my_model:cnn'"):
+        validate_config(smoke_config)
+
+
+def test_a_module_needing_a_missing_package_is_named_where_the_jobs_would_run(
+    smoke_config, user_dir
+):
+    """Where Snakemake has torch, its environment is the jobs': a user file importing a
+    package that is not installed is reported before any job, not by every train job."""
+    source = (user_dir / "mine" / "my_optim.py").read_text()
+    (user_dir / "mine" / "my_optim.py").write_text("import not_installed_anywhere\n" + source)
+    smoke_config["extensions_path"] = ["mine"]
+    smoke_config["optimizers"] = {"signsgd": {"class": "my_optim:SignSGD", "default_lr": 0.01}}
+    with pytest.raises(
+        ConfigError,
+        match="optimizers.signsgd.class: cannot import 'my_optim:SignSGD'.*"
+        "ModuleNotFoundError: No module named 'not_installed_anywhere'",
+    ):
         validate_config(smoke_config)
 
 

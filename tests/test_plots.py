@@ -234,6 +234,92 @@ def test_an_extra_factor_becomes_extra_panels(frames):
     assert len(titles) == 4 and sum("epochs 4" in t for t in titles) == 2
 
 
+def _tangled(fig) -> list[str]:
+    """The panels (by title) whose x tick labels run into each other, as laid out: level
+    labels whose boxes overlap, or slanted ones closer (across their slant) than a line."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    tangled = []
+    for ax in _panels(fig):
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        angle = math.radians(labels[0].get_rotation()) if labels else 0.0
+        if angle == 0.0:
+            hit = any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+        else:
+            at = [t.get_loc() for t in ax.xaxis.get_major_ticks() if t.label1.get_text()]
+            xs = sorted(ax.transData.transform((x, 0))[0] for x in at)
+            line = labels[0].get_fontsize() * fig.dpi / 72
+            hit = min(np.diff(xs)) * math.sin(angle) < line
+        if hit:
+            tangled.append(ax.get_title())
+    return tangled
+
+
+def test_heatmap_labels_of_many_optimizers_do_not_overlap(frames):
+    """A study with optimizers of one's own beside the built-in four (docs/extending.md)."""
+    summary = frames["optimization"]["summary"]
+    names = ["sgd", "momentum", "rmsprop", "adam", "adabelief"]
+    rows = summary[summary["optimizer"] == "momentum"]
+    many = pd.concat([rows.assign(optimizer=n, combination=rows["combination"] + n) for n in names])
+    fig = plots.make_figure("test_accuracy_heatmap", {"summary": many}, FACTORS["optimization"])
+    labels = [[t.get_text() for t in ax.get_xticklabels()] for ax in _panels(fig)]
+    tangled = _tangled(fig)
+    plt.close(fig)
+    assert labels == [names, names] and tangled == []
+    fig = plots.make_figure("test_accuracy_heatmap", {"summary": summary}, FACTORS["optimization"])
+    slanted = {t.get_rotation() for ax in _panels(fig) for t in ax.get_xticklabels()}
+    plt.close(fig)
+    assert slanted == {0.0}  # labels with room stay level
+
+
+def test_heatmap_texts_of_many_optimizers_fit_their_cells(frames):
+    """Six optimizers, one at a default rate of 0.0001: the longest text, at the PNG's
+    resolution, leaves room in its cell; with room to spare the texts keep their size."""
+    summary = frames["optimization"]["summary"]
+    names = ["sgd", "momentum", "rmsprop", "adam", "adabelief", "signum"]
+    rows = summary[summary["optimizer"] == "momentum"]
+    many = pd.concat([rows.assign(optimizer=n, combination=rows["combination"] + n) for n in names])
+    many.loc[(many["optimizer"] == "signum") & (many["protocol"] == "oneshot"), "lr"] = 0.0001
+    for table, columns in ((many, len(names)), (summary, 2)):
+        fig = plots.make_figure(
+            "test_accuracy_heatmap", {"summary": table}, ["optimizer", "activation"]
+        )
+        fig.set_dpi(plots.PNG_DPI)
+        fig.draw_without_rendering()
+        renderer = fig.canvas.get_renderer()
+        widest = max(
+            t.get_window_extent(renderer).width / (ax.get_window_extent(renderer).width / columns)
+            for ax in _panels(fig)
+            for t in ax.texts
+        )
+        sizes = {t.get_fontsize() for ax in _panels(fig) for t in ax.texts}
+        plt.close(fig)
+        assert widest < 0.9 and len(sizes) == 1
+        if columns == 2:
+            assert sizes == {7.5}
+
+
+def test_lr_sensitivity_labels_of_a_wide_grid_do_not_overlap(frames):
+    """The grid of examples/lion.yaml, 0.0001 to 3, in three panels side by side."""
+    tuning = frames["optimization"]["tuning"]
+    tanh = tuning[tuning["activation"] == "sigmoid"].assign(activation="tanh")
+    tuning = pd.concat([tuning, tanh])
+    spread = {0.01: [0.0001, 0.0003, 0.001, 0.003], 0.1: [0.03, 0.3, 1.0, 3.0]}
+    wide = pd.concat(
+        [tuning]
+        + [
+            tuning[tuning["lr"] == lr].assign(lr=other, selected=False)
+            for lr, others in spread.items()
+            for other in others
+        ]
+    )
+    fig = plots.make_figure("lr_sensitivity", {"tuning": wide}, FACTORS["optimization"])
+    tangled = _tangled(fig)
+    plt.close(fig)
+    assert tangled == []
+
+
 def test_protocols_has_both_protocols_of_every_cell_sorted_by_tuned(frames):
     summary = frames["regularization"]["summary"]
     fig = plots.make_figure("protocols", {"summary": summary}, FACTORS["regularization"])

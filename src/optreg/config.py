@@ -178,6 +178,12 @@ def _describe(error) -> str:
     elif error.validator == "type" and error.schema.get("type") == "integer":
         if isinstance(error.instance, float) and error.instance.is_integer():
             message += f" (write {int(error.instance)})"
+    elif error.validator == "pattern" and "module:attribute" in error.schema.get("description", ""):
+        message = (
+            f"{error.instance!r} is not an import path 'module:attribute': a module name "
+            "(no folder, no '.py'; list folders in extensions_path), a colon, then the class "
+            "or function, for example 'my_optim:Lion'"
+        )
     elif "propertyNames" in error.relative_schema_path:
         message = (
             f"name {error.instance!r} must start with a letter and use only letters, "

@@ -158,9 +158,15 @@ def _builtin_names() -> dict[str, set[str]]:
 def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> bool:
     """Whether the user's file defines `target` when it cannot be imported here only for a
     package this process lacks (a Snakemake without torch, whose jobs run in the conda
-    environment that has it): then the jobs import it, and report what fails there."""
-    import ast
+    environment that has it): then the jobs import it, and report what fails there.
 
+    A process that has torch is one the jobs' code runs in, so there a missing package is
+    the user's error, reported before any job rather than by every job that imports it."""
+    import ast
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        return False
     module, attribute = split_target(target)
     path = module_file(module, folders)
     missing = exc.name or ""
@@ -173,6 +179,18 @@ def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> b
         elif isinstance(node, ast.Assign):
             defined.update(t.id for t in node.targets if isinstance(t, ast.Name))
     return attribute.split(".")[0] in defined
+
+
+def _import_failure(target: str, folders, exc: Exception) -> str:
+    message = (
+        f"cannot import {target!r} (searched {', '.join(map(str, folders))}): "
+        f"{type(exc).__name__}: {exc}"
+    )
+    module, attribute = split_target(target)
+    stem = module.removesuffix(".py")
+    if stem != module and module_file(stem, folders):
+        message += f"; name the module without '.py': '{stem}:{attribute}'"
+    return message
 
 
 def _call_problem(section: str, obj, kwargs: dict) -> str | None:
@@ -217,22 +235,16 @@ def check_config(config: dict) -> list[str]:
                 continue
             try:
                 obj = load(entry[key], folders)
-            except ModuleNotFoundError as exc:
-                if not _defined_without_import(entry[key], folders, exc):
-                    problems.append(
-                        f"{where}.{key}: cannot import {entry[key]!r} (searched "
-                        f"{', '.join(map(str, folders))}): {type(exc).__name__}: {exc}"
-                    )
-                continue
             except Exception as exc:  # any import failure is the user's to see, verbatim
-                problems.append(
-                    f"{where}.{key}: cannot import {entry[key]!r} (searched "
-                    f"{', '.join(map(str, folders))}): {type(exc).__name__}: {exc}"
-                )
+                if not (
+                    isinstance(exc, ModuleNotFoundError)
+                    and _defined_without_import(entry[key], folders, exc)
+                ):
+                    problems.append(f"{where}.{key}: {_import_failure(entry[key], folders, exc)}")
                 continue
             if section == "optimizers":
                 try:
-                    optimizer_kind(obj)
+                    kind = optimizer_kind(obj)
                 except ExtensionError as exc:
                     problems.append(f"{where}.{key}: {exc}")
                     continue
@@ -242,6 +254,11 @@ def check_config(config: dict) -> list[str]:
             problem = _call_problem(section, obj, entry["kwargs"])
             if problem:
                 problems.append(f"{where}.kwargs: {entry[key]} {problem}")
+            elif section == "optimizers" and kind == "stacked":
+                try:
+                    _check_stacked_rule(obj, entry[key], entry["kwargs"])
+                except ExtensionError as exc:
+                    problems.append(f"{where}.{key}: {exc}")
     default_lr = config["protocol"]["default_lr"]
     for name, entry in config.get("optimizers", {}).items():
         if name in builtin["optimizers"]:
@@ -284,6 +301,29 @@ def cell_modules(settings: dict) -> list[str]:
     return [split_target(t)[0] for t in specs if t]
 
 
+def unused_entries(config: dict, settings) -> list[str]:
+    """A line for each user optimizer, model and data set that no cell (`settings`, one per
+    cell) uses: it is checked, but neither trained nor reported, which a user who only added
+    the entry would not expect."""
+    used = {"optimizers": set(), "models": set(), "datasets": set()}
+    for s in settings:
+        used["optimizers"].add(s["optimizer"])
+        used["models"].add(s["model"]["model"])
+        used["datasets"].add(s["data"]["dataset"])
+    where = {
+        "optimizers": "to a study's factors.optimizer (or fixed.optimizer)",
+        "models": "as the model of a problem a study uses",
+        "datasets": "as the dataset of a problem a study uses",
+    }
+    return [
+        f"{section}.{name}: no study uses it, so it is neither trained nor reported; "
+        f"add '{name}' {where[section]}"
+        for section in SECTIONS
+        for name in user_names(config, section)
+        if name not in used[section]
+    ]
+
+
 # ---------------------------------------------------------------- optimizers
 def optimizer_kind(cls) -> str:
     """'stacked' (an `optreg.optim.Optimizer`) or 'torch' (a `torch.optim.Optimizer`).
@@ -301,6 +341,62 @@ def optimizer_kind(cls) -> str:
         f"{cls!r} is neither a subclass of optreg.optim.Optimizer (a stacked rule) nor of "
         "torch.optim.Optimizer"
     )
+
+
+def _check_stacked_rule(cls, target: str, kwargs: dict) -> None:
+    """A stacked rule defines `update`, and each run's update follows that run's rate and
+    slice alone. A rule that replaces `step` (as a `torch.optim` optimizer would), ignores
+    `rates` or mixes runs would train without a word, its tuned rates meaning nothing; a few
+    steps on a small stack here, each run also alone, show it before any job."""
+    base = ("optreg.optim", "Optimizer")
+    own = [c for c in cls.__mro__ if (c.__module__, c.__qualname__) != base and c is not object]
+    if not any("update" in vars(c) for c in own):
+        replaced = " (it replaces step() instead)" if any("step" in vars(c) for c in own) else ""
+        raise ExtensionError(
+            f"{target} defines no update(self, params, grads, rates){replaced}: a stacked "
+            "rule changes the parameters there, scaled by each run's rate in `rates` "
+            "(docs/extending.md)"
+        )
+    import torch
+
+    rates = torch.tensor([1e-3, 1e-2, 1e-1])
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(1, 4, 3, generator=generator).expand(3, 4, 3)
+    alike = [torch.randn(1, 4, 3, generator=generator).expand(3, 4, 3) for _ in range(3)]
+    apart = [torch.randn(3, 4, 3, generator=generator) for _ in range(3)]
+
+    def train(grads, lr: torch.Tensor, runs: slice) -> torch.Tensor:
+        param = start[runs].clone().requires_grad_()
+        optimizer = cls([param], lr, **kwargs)
+        for grad in grads:
+            param.grad = grad[runs].clone()
+            optimizer.step()
+        return param.detach()
+
+    try:
+        ends = {}
+        for name, grads in (("alike", alike), ("apart", apart)):
+            ends[name] = train(grads, rates, slice(None))
+            alone = [train(grads, rates[i : i + 1], slice(i, i + 1)) for i in range(3)]
+            ends[name, "alone"] = torch.cat(alone)
+    except Exception as exc:
+        raise ExtensionError(
+            f"{target} fails a trial of 3 steps on a stack of 3 runs: {type(exc).__name__}: {exc}"
+        ) from exc
+    for name in ("alike", "apart"):
+        if not torch.allclose(ends[name], ends[name, "alone"], rtol=1e-5, atol=1e-7):
+            raise ExtensionError(
+                f"{target}: a run trained in a stack ends elsewhere than the same run trained "
+                "alone: its update reads other runs' slices (act elementwise, "
+                "docs/extending.md)"
+            )
+    same = ends["alike"]
+    if torch.equal(same[0], same[1]) and torch.equal(same[1], same[2]):
+        raise ExtensionError(
+            f"{target}: runs at rates 0.001, 0.01 and 0.1, from the same start with the same "
+            "gradients, end at the same parameters: its update ignores `rates` (multiply "
+            "by rates[i], docs/extending.md)"
+        )
 
 
 def describe_extensions(config: dict) -> list[str]:

@@ -137,6 +137,7 @@ class Adam(Optimizer):
     def _use(self, params: list, lr: torch.Tensor) -> None:
         super()._use(params, lr)
         self.work = [torch.zeros_like(p) for p in params]
+        self.step_count = torch.zeros((), device=params[0].device)
 
     def update(self, params, grads, rates):
         m, v = self.buffer("exp_avg"), self.buffer("exp_avg_sq")
@@ -145,9 +146,9 @@ class Adam(Optimizer):
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
         torch._foreach_zero_(work)
         # The kernel reads each tensor's step count (it never writes it).
-        step = torch.tensor(float(self.steps), device=params[0].device)
+        self.step_count.fill_(self.steps)
         torch._fused_adam_(
-            work, grads, m, v, [], [step] * len(params),
+            work, grads, m, v, [], [self.step_count] * len(params),
             lr=1.0, beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps,
             amsgrad=False, maximize=False,
         )  # fmt: skip

@@ -380,7 +380,24 @@ def _test_accuracy_heatmap(tables, factors, orders) -> Figure:
         notes.append(f"{EDGE_MARK} tuned rate on the edge of the grid")
     fig.supxlabel("; ".join(notes), fontsize=7, color="0.3")
     fig.suptitle(FIGURES["test_accuracy_heatmap"].title)
+    _fit_annotations(fig, axes, len(cols_all))
     return fig
+
+
+def _fit_annotations(fig: Figure, axes, columns: int, room: float = 0.85) -> None:
+    """Shrink the heatmap's cell texts, all alike, so that the widest takes at most `room`
+    of its cell (the rest is the white grid and a margin): more optimizers than the
+    built-in four make the cells narrower. A text's width is proportional to its size."""
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    scale = 1.0
+    for ax in axes:
+        cell = ax.get_window_extent(renderer).width / columns
+        for text in ax.texts:
+            scale = min(scale, room * cell / text.get_window_extent(renderer).width)
+    for ax in axes if scale < 1.0 else ():
+        for text in ax.texts:
+            text.set_fontsize(text.get_fontsize() * scale)
 
 
 def _cells(summary: pd.DataFrame, factors: list[str], orders: Orders) -> list[tuple[str, str]]:
@@ -1049,6 +1066,27 @@ DRAW: dict[str, Callable[[dict[str, pd.DataFrame], list[str], Orders], Figure]] 
 }
 
 
+def _overlap(labels, renderer, gap: float = 2.0) -> bool:
+    """Whether any two of the x tick `labels` come closer than `gap` pixels."""
+    boxes = sorted(
+        (t.get_window_extent(renderer) for t in labels if t.get_visible() and t.get_text()),
+        key=lambda box: box.x0,
+    )
+    return any(a.x1 + gap > b.x0 for a, b in itertools.pairwise(boxes))
+
+
+def _untangle_x_labels(fig: Figure) -> None:
+    """Slant the x tick labels of each panel where they would run into each other: a study
+    with more optimizers than the built-in four, long names of one's own, a wide rate grid."""
+    fig.draw_without_rendering()  # lays the figure out, so that labels have their places
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = ax.get_xticklabels()
+        if _overlap(labels, renderer):
+            for label in labels:
+                label.set(rotation=30, ha="right", rotation_mode="anchor")
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -1076,7 +1114,9 @@ def make_figure(
     before = set(plt.get_fignums())
     try:
         with plt.rc_context(_style()):
-            return DRAW[name](tables, factors, orders)
+            fig = DRAW[name](tables, factors, orders)
+            _untangle_x_labels(fig)
+            return fig
     except Exception:
         for number in set(plt.get_fignums()) - before:  # no half-drawn figure left open
             plt.close(number)

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.sourcecache import LocalSourceFile
 
 # Everything the workflow ships (scripts, package source, schemas, report template, claims)
@@ -45,7 +46,7 @@ from optreg.config import (
     validate_config,
 )
 from optreg.deps import source_dependencies, user_dependencies
-from optreg.extend import cell_modules, search_path, split_target
+from optreg.extend import cell_modules, search_path, split_target, unused_entries
 from optreg.figures import FIGURES, figures_for
 
 try:
@@ -69,6 +70,9 @@ STUDY_JOBS = jobs(config)
 # (study, phase, cell id, seed block) -> optreg.config.Job: the jobs that train.
 JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.trains}
 DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
+# An optimizer, model or data set of the user's that no study uses is a forgotten step.
+for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
+    logger.warning(f"Warning: {_line}")
 STUDIES = list(config["studies"])
 
 
