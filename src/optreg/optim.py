@@ -83,6 +83,49 @@ class Optimizer:
         for name, tensors in self.state.items():
             self.state[name] = [t[mask] for t in tensors]
 
+    @classmethod
+    def trial(cls, kwargs: dict) -> str | None:
+        """What is wrong with this rule, found in 3 steps on a stack of 3 runs (each also
+        trained alone), or None: it raises, mixes runs or ignores their rates. Such a rule
+        would train without a word, its tuned rates meaning nothing."""
+        rates = torch.tensor([1e-3, 1e-2, 1e-1])
+        generator = torch.Generator().manual_seed(0)
+        start = torch.randn(1, 4, 3, generator=generator).expand(3, 4, 3)
+        alike = [torch.randn(1, 4, 3, generator=generator).expand(3, 4, 3) for _ in range(3)]
+        apart = [torch.randn(3, 4, 3, generator=generator) for _ in range(3)]
+
+        def train(grads, lr: torch.Tensor, runs: slice) -> torch.Tensor:
+            param = start[runs].clone().requires_grad_()
+            optimizer = cls([param], lr, **kwargs)
+            for grad in grads:
+                param.grad = grad[runs].clone()
+                optimizer.step()
+            return param.detach()
+
+        try:
+            ends = {}
+            for name, grads in (("alike", alike), ("apart", apart)):
+                ends[name] = train(grads, rates, slice(None))
+                alone = [train(grads, rates[i : i + 1], slice(i, i + 1)) for i in range(3)]
+                ends[name, "alone"] = torch.cat(alone)
+        except Exception as exc:
+            return f"fails a trial of 3 steps on a stack of 3 runs: {type(exc).__name__}: {exc}"
+        for name in ("alike", "apart"):
+            if not torch.allclose(ends[name], ends[name, "alone"], rtol=1e-5, atol=1e-7):
+                return (
+                    "(a trial of 3 steps): a run trained in a stack ends elsewhere than the "
+                    "same run trained alone: its update reads other runs' slices (act "
+                    "elementwise, docs/extending.md)"
+                )
+        same = ends["alike"]
+        if torch.equal(same[0], same[1]) and torch.equal(same[1], same[2]):
+            return (
+                "(a trial of 3 steps): runs at rates 0.001, 0.01 and 0.1, from the same start "
+                "with the same gradients, end at the same parameters: its update ignores "
+                "`rates` (multiply by rates[i], docs/extending.md)"
+            )
+        return None
+
 
 class SGD(Optimizer):
     """p -= lr * g, or heavy-ball momentum: b = m * b + g; p -= lr * b (torch.optim.SGD)."""
