@@ -47,6 +47,7 @@ from torch import nn
 
 from optreg.config import cells, jobs, load_config
 from optreg.data import load_prepared, prepare
+from optreg.metrics import read_run
 from optreg.protocol import plan_runs
 from optreg.train import train_runs
 
@@ -276,8 +277,56 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def job_steps(folder: Path, grid) -> list[list[tuple[float, int]]]:
+    """The (rate, seed) runs of each `train_runs` call a train job made, from its records:
+    the grid's tuning runs, one round per rate added past the grid's edge, the evaluation
+    runs (a tuned rate equal to the default rate is one run, recorded twice)."""
+    records = [read_run(f) for f in sorted(folder.glob("*.json"))]
+    tune = [r for r in records if r["phase"] == "tune"]
+    on_grid = [r for r in tune if any(math.isclose(r["settings"]["lr"], g) for g in grid)]
+    added = {}
+    for r in tune:
+        if r not in on_grid:
+            added.setdefault(r["settings"]["lr"], []).append(r)
+    evaluation = [r for r in records if r["phase"] == "eval"]
+    steps = [on_grid, *added.values(), evaluation]
+    runs = [list(dict.fromkeys((r["settings"]["lr"], r["seed"]) for r in step)) for step in steps]
+    return [step for step in runs if step]
+
+
+def in_process_training(work: Path, config: dict) -> dict:
+    """The runs every train job of the finished study in `work` trained, trained again in
+    this process by `train_runs`, job by job and step by step, in stacks of the size the job
+    used (its records' `stacked_seeds`), on the study's prepared data: CPU seconds of
+    training alone, none of a job's process start, imports, data loading or writing."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config["threads"]["train"])
+    datasets, cpu, runs, n_jobs = {}, 0.0, 0, 0
+    try:
+        for job in jobs(config):
+            if not job.trains:
+                continue  # its runs are another study's job's
+            folder = work / "results" / "studies" / job.study / job.phase / job.cell.id
+            folder = folder / f"seeds-{job.block}"
+            name = job.cell.settings["data"]["dataset"]
+            if name not in datasets:
+                datasets[name] = load_prepared(work / "results" / "data" / f"{name}.pt")
+            stacked = read_run(next(folder.glob("*.json")))["provenance"]["stacked_seeds"]
+            for step in job_steps(folder, job.cell.lr_grid):
+                lrs, seeds = [lr for lr, _ in step], [seed for _, seed in step]
+                start = time.process_time()
+                train_runs(datasets[name], job.cell.settings, lrs, seeds, CPU, stacked)
+                cpu += time.process_time() - start
+                runs += len(step)
+            n_jobs += 1
+    finally:
+        torch.set_num_threads(threads)
+    return {"cpu": cpu, "runs": runs, "jobs": n_jobs}
+
+
 def run_study(config: Path, cores: int, repeats: int) -> dict:
-    """The study on a fresh copy: wall and CPU seconds (all processes), then no-op reruns."""
+    """The study on a fresh copy: wall and CPU seconds (all processes), then no-op reruns,
+    then its train jobs' runs trained again in this process (`in_process_training`)."""
     with tempfile.TemporaryDirectory(prefix="optreg-perf-") as tmp:
         work = copy_project(Path(tmp), config)
         cpu = children_cpu()
@@ -286,9 +335,12 @@ def run_study(config: Path, cores: int, repeats: int) -> dict:
         runs = len(list((work / "results" / "studies").rglob("*seed-*.json")))
         noop = statistics.median(timed(snakemake(cores), work) for _ in range(repeats))
         rows = benchmark_rows(work)
+        in_process = in_process_training(work, load_config(str(config)))
     rss = [float(r["max_rss"]) for r in rows if r["max_rss"] != "NA"]
     train_cpu = sum(float(r["cpu_time"]) for r in rows if r["cpu_time"] != "NA")
     return {
+        "in_process": in_process,
+        "unsampled_jobs": sum(r["cpu_time"] == "NA" for r in rows),
         "train_cpu": train_cpu,
         "wall": wall,
         "cpu": cpu,
@@ -327,7 +379,8 @@ def dry_run(config: dict, cores: int, repeats: int) -> tuple[float, int, int]:
         work = copy_project(Path(tmp))
         (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
         wall = statistics.median(timed(snakemake(cores, "-n"), work) for _ in range(repeats))
-    return wall, sum(j.runs for j in jobs(config)), len(jobs(config))
+    trained = [j for j in jobs(config) if j.trains]
+    return wall, sum(j.runs for j in trained), len(trained)
 
 
 def train_imports(repeats: int) -> tuple[float, list[str]]:
@@ -544,6 +597,18 @@ def study_rows(config: dict, config_path: Path, args) -> None:
         "train jobs: wall (median); CPU (sum, sampled by Snakemake)",
         f"{study['job_wall']:.1f} s",
         f"CPU {study['train_cpu']:.0f} s",
+    )
+    trained = study["in_process"]
+    ratio = study["train_cpu"] / trained["cpu"]
+    unsampled = study["unsampled_jobs"]
+    row(
+        f"training phase: train jobs' CPU (sum) / the same {trained['runs']} runs' training CPU "
+        f"in this process (train_runs, the jobs' stacks, {trained['jobs']} jobs)",
+        f"{ratio:.2f}",
+        f"jobs {study['train_cpu']:.0f} CPU s, in process {trained['cpu']:.0f} CPU s: "
+        f"{(study['train_cpu'] - trained['cpu']) / trained['jobs']:.2f} CPU s a job around "
+        "its training"
+        + (f"; {unsampled} job(s) too short to sample, counted 0" if unsampled else ""),
     )
     row(
         "train job peak memory (max RSS: largest; median)",

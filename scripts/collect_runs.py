@@ -9,6 +9,7 @@ collect_runs(
     snakemake.output.runs,
     snakemake.output.history,
     run_dirs=snakemake.input.runs,
+    labels=snakemake.params.labels,
 )
 
 from optreg.html import html_pages  # noqa: E402

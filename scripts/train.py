@@ -1,13 +1,15 @@
 import signal
-import sys
 
 from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.checkpoint import Interrupted, checkpoint_path  # noqa: E402
-from optreg.extend import use_config_path  # noqa: E402
-from optreg.train import run_job  # noqa: E402
+from optreg.process import exit_now, imports_uncollected  # noqa: E402
+
+with imports_uncollected():
+    from optreg.checkpoint import Interrupted, checkpoint_path
+    from optreg.extend import use_config_path
+    from optreg.train import run_job
 
 use_config_path(snakemake.config)  # where the user's optimizers and models are imported from
 
@@ -26,4 +28,8 @@ except Interrupted as stop:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The shell's convention for "killed by signal N": Snakemake and SLURM see a failed job.
-    sys.exit(128 + stop.signum)
+    exit_now(128 + stop.signum)
+# The job's files are in place and its log is flushed by exit_now: the interpreter's teardown
+# (freeing every object torch made) would only cost time. Any other exception ends the job
+# the usual way, its traceback in the log.
+exit_now(0)

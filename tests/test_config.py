@@ -183,3 +183,89 @@ def test_gpu_model_the_slurm_executor_would_refuse_is_a_config_error(smoke_confi
     with pytest.raises(ConfigError, match="gpu_model"):
         validate_config({**smoke_config, "gpu_model": model})
     assert validate_config({**smoke_config, "gpu_model": "a100_80gb"})["gpu_model"] == "a100_80gb"
+
+
+# ---------------------------------------------------------------- runs shared by studies
+NONE_CELL = ("regularization", "penalty-none_strength-0")
+ADAM_RELU = ("optimization", "optimizer-adam_activation-relu")
+
+
+def shared_jobs(config: dict) -> dict:
+    """(study, cell id, block) -> (study, cell id, block) of the job that trains its runs."""
+    return {
+        (j.study, j.cell.id, j.block): (j.source.study, j.source.cell.id, j.source.block)
+        for j in jobs(validate_config(config))
+        if not j.trains
+    }
+
+
+def test_an_identical_cell_of_a_later_study_reads_the_first_ones_runs(smoke_config):
+    # regularization fixes adam and relu: its `none` cell is optimization's adam+relu cell.
+    assert shared_jobs(smoke_config) == {(*NONE_CELL, "0-1_10-11"): (*ADAM_RELU, "0-1_10-11")}
+    planned = jobs(validate_config(smoke_config))
+    source = next(j for j in planned if not j.trains).source
+    assert source.trains and source.trained_by is source and source in planned
+    # Shared block by block, each with its equal: blocks of one seed make 4 jobs a cell.
+    smoke_config["seeds_per_job"] = 1
+    shared = shared_jobs(smoke_config)
+    assert len(shared) == 4 and all(k[2] == v[2] and v[:2] == ADAM_RELU for k, v in shared.items())
+    # The first study in the config's order trains it.
+    smoke_config["studies"] = dict(reversed(list(smoke_config["studies"].items())))
+    assert {v[:2] for v in shared_jobs(smoke_config).values()} == {NONE_CELL}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["studies"]["regularization"]["fixed"].update(epochs=4),
+        lambda c: c["studies"]["regularization"]["fixed"].update(momentum=0.5),
+        lambda c: c["studies"]["regularization"].update(lr_grid=[0.01, 0.1, 1.0]),
+        lambda c: c["studies"]["optimization"].update(lr_grid=[0.01, 0.1, 1.0]),
+        lambda c: (
+            c["problems"].update(digits_wide={**c["problems"]["digits_mlp"], "hidden": [32]})
+            or c["studies"]["regularization"]["fixed"].update(problem="digits_wide")
+        ),
+    ],
+)
+def test_a_cell_that_differs_in_anything_trained_is_not_shared(smoke_config, edit):
+    edit(smoke_config)
+    assert shared_jobs(smoke_config) == {}
+
+
+def test_the_training_key_holds_what_a_job_trains_and_not_its_names(smoke_config):
+    import dataclasses
+
+    from optreg.config import training_key
+
+    job = jobs(validate_config(smoke_config))[0]
+    renamed = dataclasses.replace(
+        job, cell=dataclasses.replace(job.cell, study="other", factors={"x": 1})
+    )
+    assert training_key(renamed) == training_key(job)
+    for changed in (
+        dataclasses.replace(job, cell=dataclasses.replace(job.cell, default_lr=0.5)),
+        dataclasses.replace(job, cell=dataclasses.replace(job.cell, lr_grid=(0.01,))),
+        dataclasses.replace(job, seeds=(10, 12)),
+        dataclasses.replace(job, tuning_seeds=(0,)),
+        dataclasses.replace(job, block="0-1_10-12"),
+        dataclasses.replace(
+            job,
+            cell=dataclasses.replace(
+                job.cell, settings={**job.cell.settings, "data": {"dataset": "iris"}}
+            ),
+        ),
+    ):
+        assert training_key(changed) != training_key(job)
+
+
+def test_equal_jobs_of_one_study_keep_their_own_folders(smoke_config):
+    import dataclasses
+
+    from optreg.config import share_runs
+
+    job = jobs(validate_config(smoke_config))[0]
+    twin = dataclasses.replace(job, cell=dataclasses.replace(job.cell, factors={"x": 1}))
+    other = dataclasses.replace(job, cell=dataclasses.replace(job.cell, study="later"))
+    shared = share_runs([job, twin, other])
+    assert [j.trains for j in shared] == [True, True, False]
+    assert shared[2].source is job

@@ -19,7 +19,9 @@ import yaml
 from conftest import copy_project, dry_run, snakemake
 
 pytestmark = pytest.mark.workflow
-TRAIN_JOBS = 15  # the smoke study: 15 cells, each tuned and evaluated in one job
+# The smoke study: 15 cells, each tuned and evaluated in one job, but regularization's
+# `none` cell is optimization's adam+relu cell (optreg.config.share_runs): 14 train jobs.
+TRAIN_JOBS = 14
 
 
 def edit(path: Path) -> None:
@@ -107,8 +109,31 @@ def test_changing_a_fixed_setting_reruns_only_the_cells_it_changes(smoke_clone):
     counts = dry_run(smoke_clone)
     assert counts["train"] == 5 and counts["collect_runs"] == 1  # the regularization cells
     with_config(smoke_clone, lambda c: c["defaults"].update(batch_size=64))
-    # every cell: none of the studies fixes the batch size
-    assert dry_run(smoke_clone)["train"] == TRAIN_JOBS
+    # every cell: none of the studies fixes the batch size; with tanh, regularization's
+    # `none` cell no longer equals optimization's adam+relu cell and has a job of its own
+    assert dry_run(smoke_clone)["train"] == TRAIN_JOBS + 1
+
+
+def planned_train_folders(work: Path) -> set[str]:
+    proc = snakemake(work, "-n")
+    return set(re.findall(r"output: (results/studies/\S+/seeds-\S+)", proc.stdout + proc.stderr))
+
+
+def test_a_study_that_stops_sharing_a_cell_trains_its_own_and_nothing_else(smoke_clone):
+    """Regularization's `none` cell reads optimization's adam+relu runs while the two are
+    equal; a change that makes them differ trains exactly the cells it changes."""
+    own = "results/studies/regularization/tune-eval/penalty-none_strength-0/seeds-0-1_10-11"
+    with_config(smoke_clone, lambda c: c["studies"]["optimization"].update(lr_grid=[0.01, 0.3]))
+    planned = planned_train_folders(smoke_clone)
+    # optimization's 6 cells, and the regularization cell that no longer equals one of them
+    assert len(planned) == 7 and own in planned
+    assert {p.split("/")[2] for p in planned} == {"optimization", "regularization"}
+    with_config(smoke_clone, lambda c: c["studies"]["optimization"].pop("lr_grid"))
+    assert dry_run(smoke_clone) == {}  # equal again: shared again, nothing to train
+    with_config(smoke_clone, lambda c: c["studies"]["regularization"]["fixed"].update(epochs=4))
+    planned = planned_train_folders(smoke_clone)
+    assert len(planned) == 5 and own in planned  # the regularization cells only
+    assert all(p.startswith("results/studies/regularization/") for p in planned)
 
 
 def test_evaluation_seeds_of_a_started_block_rerun_only_that_block(smoke_clone):
@@ -139,6 +164,7 @@ def test_a_failed_run_is_redone_with_everything_after_it(smoke_clone):
     train.write_text(good + BROKEN)
     failed = snakemake(smoke_clone, check=False)
     assert failed.returncode != 0
+    assert "RuntimeError: broken by a test" in failed.stdout + failed.stderr  # its log, shown
     assert not list((smoke_clone / "results" / "studies").glob("*/*/*/seeds-*"))
     after_failure = dry_run(smoke_clone)  # still broken: tried again, not "nothing to be done"
     train.write_text(good)

@@ -78,3 +78,23 @@ def test_aggregation_names_a_metrics_file_edited_after_training(prepared, tmp_pa
     (tmp_path / "runs" / MANIFEST).unlink()
     with pytest.raises(MetricsError, match=f"no {MANIFEST}"):
         read_run(files[0])
+
+
+def test_runs_read_from_another_studys_folder_take_the_reading_studys_labels(prepared, tmp_path):
+    """A cell equal to another study's reads its folder (optreg.config.share_runs); its rows
+    carry the reading study's study and cell id, the rest of each row unchanged."""
+    files = run_job(**job(prepared, tmp_path / "runs"))
+    own = collect_runs(files, tmp_path / "own.csv", tmp_path / "own_history.csv")
+    label = {"study": "other", "combination": "penalty-none", "factors": {"penalty": "none"}}
+    shared = collect_runs(
+        files,
+        tmp_path / "shared.csv",
+        tmp_path / "shared_history.csv",
+        run_dirs=[tmp_path / "runs"],
+        labels={f"{tmp_path}/runs/": label},  # a folder as the workflow may spell it
+    )
+    assert set(shared["study"]) == {"other"} and set(shared["combination"]) == {"penalty-none"}
+    rest = [c for c in own.columns if c not in ("study", "combination")]
+    assert shared[rest].equals(own[rest])
+    history = (tmp_path / "shared_history.csv").read_text().splitlines()
+    assert all(",other,penalty-none," in f",{line}," for line in history[1:])

@@ -22,24 +22,31 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
     # 24 optimization cells (4 optimizers x 3 activations x 2 depths), 13 regularization
-    # (none + 4 penalties x 3 strengths), 16 problems (4 problems x 4 optimizers): one job each.
-    assert counts["train"] == len(jobs(config)) == len(cells(config)) == 24 + 13 + 16
+    # (none + 4 penalties x 3 strengths), 16 problems (4 problems x 4 optimizers): one job each,
+    # but regularization's `none` cell is optimization's adam+relu one-layer cell, trained once.
+    assert len(jobs(config)) == len(cells(config)) == 24 + 13 + 16
+    shared = [j for j in jobs(config) if not j.trains]
+    assert [(j.study, j.cell.id) for j in shared] == [("regularization", "penalty-none_strength-0")]
+    assert shared[0].source.cell.id == "optimizer-adam_activation-relu_depth-1"
+    assert counts["train"] == 24 + 13 + 16 - 1
     # MNIST-1D, digits and breast_cancer.
     assert counts["prepare_data"] == 3 and counts["report"] == 1
 
 
 def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     config = load_config(smoke / "config" / "config.yaml")
-    expected_runs = sum(j.runs for j in jobs(config))
+    expected_runs = sum(j.runs for j in jobs(config) if j.trains)
     run_files = sorted((smoke / "results" / "studies").glob("*/*/*/seeds-*/*.json"))
     records = [json.loads(f.read_text()) for f in run_files]
     assert records[0]["schema_version"] == 1
-    # Past the planned 120 runs, each rate a cell's grid was extended by (its best rate lay
-    # on the edge of the 2-rate grid) adds one tuning run per tuning seed.
+    # Past the planned 112 runs (120, less the 8 of regularization's `none` cell, which
+    # optimization's adam+relu cell trains), each rate a cell's grid was extended by (its best
+    # rate lay on the edge of the 2-rate grid) adds one tuning run per tuning seed.
     tuned = [r for r in records if r["protocol"] == "tuned" and r["seed"] == 10]
     added = {r["combination"]: len(r["selection"]["extended"]) for r in tuned}
-    assert expected_runs == 120 and any(added.values())
+    assert expected_runs == 112 and any(added.values())
     assert len(run_files) == expected_runs + 2 * sum(added.values())
+    added["penalty-none_strength-0"] = added["optimizer-adam_activation-relu"]
 
     import pandas as pd
 
@@ -74,6 +81,45 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     assert list((smoke / "logs").rglob("*.log"))
 
 
+def test_a_cell_two_studies_share_is_trained_once_and_read_under_each_study(smoke):
+    import pandas as pd
+
+    studies = smoke / "results" / "studies"
+    # Optimization's adam+relu cell trains it; regularization has no train job of its own.
+    assert list(studies.glob("optimization/*/optimizer-adam_activation-relu/seeds-*"))
+    assert not list(studies.glob("regularization/*/penalty-none_strength-0"))
+    key = ["phase", "protocol", "seed", "lr"]
+    shared = {}
+    for study, cell in (("optimization", "optimizer-adam_activation-relu"),) + (
+        ("regularization", "penalty-none_strength-0"),
+    ):
+        # As written: read as numbers, a column's type would follow the whole study's table.
+        runs = pd.read_csv(studies / study / "runs.csv", dtype=str, keep_default_na=False)
+        rows = runs[runs["combination"] == cell]
+        assert len(rows) >= 8 and set(rows["study"]) == {study}
+        shared[study] = rows.drop(columns=["study", "combination"]).sort_values(key)
+    pd.testing.assert_frame_equal(
+        shared["optimization"].reset_index(drop=True),
+        shared["regularization"].reset_index(drop=True),
+    )
+    summary = pd.read_csv(studies / "regularization" / "summary.csv")
+    none = summary[summary["combination"] == "penalty-none_strength-0"]
+    assert len(none) == 2 and set(none["penalty"]) == {"none"}
+    # The cost of a shared job is counted once, under the study that trains it.
+    cost = pd.read_csv(smoke / "results" / "cost.csv")
+    assert len(cost) == 14 and "penalty-none_strength-0" not in set(cost["combination"])
+
+
+def test_every_train_job_ends_with_its_log_complete_and_its_benchmark(smoke):
+    """Train jobs end with os._exit (optreg.process.exit_now): Snakemake still sees them
+    succeed, and their last log line, written just before, is in the file."""
+    logs = sorted((smoke / "logs" / "train").rglob("*.log"))
+    assert len(logs) == 14
+    for log in logs:
+        assert " done: " in log.read_text().rstrip().splitlines()[-1], log
+    assert len(list((smoke / "results" / "benchmarks" / "train").rglob("*.tsv"))) == 14
+
+
 def test_second_run_has_nothing_to_do(smoke):
     assert dry_run(smoke) == {}
 
@@ -92,7 +138,8 @@ def test_new_evaluation_seeds_create_jobs_only_for_new_runs(smoke):
     config["protocol"]["evaluation_seeds"] = [10, 11, 12, 13]  # seeds_per_job 2: 12-13 is new
     (smoke / "config" / "more_seeds.yaml").write_text(yaml.safe_dump(config))
     counts = dry_run(smoke, "--configfile", "config/more_seeds.yaml")
-    assert counts["train"] == 15  # one new evaluation block for each of the 15 cells
+    # one new evaluation block for each of the 15 cells, one of them shared by two studies
+    assert counts["train"] == 14
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ the optimizer's customary default rate (one `eval` job per block).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import itertools
+import json
 import math
 import os
 import re
@@ -388,10 +390,23 @@ class Job:
     block: str
     seeds: tuple[int, ...]  # evaluation seeds, or tuning seeds for a `tune` job
     tuning_seeds: tuple[int, ...] = ()  # a `tune-eval` job's tuning seeds
+    # The equal job of an earlier study that trains this job's runs (see `share_runs`);
+    # None: this job trains them itself.
+    source: Job | None = None
 
     @property
     def study(self) -> str:
         return self.cell.study
+
+    @property
+    def trains(self) -> bool:
+        """Whether this job is trained (rather than reading an earlier study's equal job)."""
+        return self.source is None
+
+    @property
+    def trained_by(self) -> Job:
+        """The job whose runs are this job's runs: itself, or its `source`."""
+        return self.source or self
 
     @property
     def tunes(self) -> bool:
@@ -490,7 +505,8 @@ def _blocks(seeds, size: int) -> dict[str, list[int]]:
 
 
 def jobs(config: dict) -> list[Job]:
-    """Every train job: each cell's tuning and evaluation seeds in blocks of `seeds_per_job`.
+    """Every study's train jobs: each cell's tuning and evaluation seeds in blocks of
+    `seeds_per_job`; a job equal to an earlier study's reads that one's runs (`share_runs`).
 
     When a cell's tuning seeds fill one block, one `tune-eval` job tunes the cell and
     evaluates its first evaluation block, and the further blocks are `eval` jobs that read
@@ -513,6 +529,41 @@ def jobs(config: dict) -> list[Job]:
             out += [Job(cell, "tune", b, tuple(m)) for b, m in tune_blocks.items()]
             rest = eval_blocks
         out += [Job(cell, "eval", b, tuple(m)) for b, m in rest]
+    return share_runs(out)
+
+
+def training_key(job: Job) -> str:
+    """Everything that decides a job's runs, and nothing that only names them: the cell's
+    settings (model, data and its split included), grid and default rate, the job's phase,
+    seed block and seeds. Two jobs with equal keys train bit-identical runs, whatever their
+    study, cell id or factors."""
+    return json.dumps(
+        {
+            "settings": job.cell.settings,
+            "lr_grid": job.cell.lr_grid,
+            "default_lr": job.cell.default_lr,
+            "phase": job.phase,
+            "block": job.block,
+            "seeds": job.seeds,
+            "tuning_seeds": job.tuning_seeds,
+        },
+        sort_keys=True,
+    )
+
+
+def share_runs(jobs: list[Job]) -> list[Job]:
+    """`jobs`, each job equal to an earlier one (`training_key`) pointing at it as its
+    `source`: a run is trained once, by the first study (in config order) that has it, and
+    every later study reads that job's records. Only exact equals are shared, so a study
+    whose settings change stops sharing and trains its own jobs again."""
+    first: dict[str, Job] = {}
+    out = []
+    for job in jobs:
+        source = first.setdefault(training_key(job), job)
+        # Within one study, cells differ in their settings; should two ever train the same
+        # runs, each keeps its folder (a study's tables read a folder under one cell's name).
+        shared = source is not job and source.study != job.study
+        out.append(dataclasses.replace(job, source=source) if shared else job)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -202,20 +203,24 @@ def write_csv(frame: pd.DataFrame, path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def collect_runs(files, runs_path, history_path, run_dirs=()) -> pd.DataFrame:
+def collect_runs(files, runs_path, history_path, run_dirs=(), labels=None) -> pd.DataFrame:
     """Read and validate every metrics file (a bad one fails by name); write the tables.
 
     `files` are the files every study has; `run_dirs` may hold more: the tuning runs of
     rates a job added past the grid's edge (optreg.protocol.extend_grid), read too. A run
     found twice (the same extension trained by every evaluation job of a cell) counts once.
+    `labels` maps a folder of runs another study trained (optreg.config.share_runs) to the
+    `study`, `combination` and `factors` its records take in this study's tables.
     """
     files = [str(f) for f in files]
     listed = set(files)
     for folder in run_dirs:
         files += sorted(str(f) for f in Path(folder).glob("lr-*.json") if str(f) not in listed)
+    relabel = {os.path.normpath(k): v for k, v in (labels or {}).items()}
     records, seen = [], set()
     for f in files:
         record = read_run(f)
+        record.update(relabel.get(os.path.normpath(os.path.dirname(f)), {}))
         key = (record["combination"], record["phase"], record["protocol"], record["seed"])
         key += (record["settings"]["lr"],)
         if key not in seen:

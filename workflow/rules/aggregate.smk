@@ -28,6 +28,7 @@ rule collect_runs:
     threads: config["threads"]["aggregate"]
     params:
         files=get_study_run_files,
+        labels=get_study_run_labels,
     script:
         "../../scripts/collect_runs.py"
 

@@ -64,8 +64,11 @@ RESULTS = "results"
 # directory together then do not look changed).
 REPORT_TEMPLATE = os.path.relpath(CHECKOUT / "workflow" / "report" / "report.typ")
 CLAIMS = os.path.relpath(CHECKOUT / "config" / "claims.yaml")
-# (study, phase, cell id, seed block) -> optreg.config.Job
-JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in jobs(config)}
+# Every study's jobs; a job equal to an earlier study's reads that one's runs (its
+# `trained_by`), so a run is trained once whatever studies share it.
+STUDY_JOBS = jobs(config)
+# (study, phase, cell id, seed block) -> optreg.config.Job: the jobs that train.
+JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.trains}
 DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
 # An optimizer, model or data set of the user's that no study uses is a forgotten step.
 for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
@@ -126,6 +129,8 @@ def study_factors(study):
 
 
 def run_dir(job):
+    """The folder of a job's runs: that of the job which trains them (see STUDY_JOBS)."""
+    job = job.trained_by
     return f"{RESULTS}/studies/{job.study}/{job.phase}/{job.cell.id}/seeds-{job.block}"
 
 
@@ -202,14 +207,26 @@ def get_train_job(wildcards):
 
 
 def get_study_runs(wildcards):
-    return [run_dir(j) for j in JOBS.values() if j.study == wildcards.study]
+    return [run_dir(j) for j in STUDY_JOBS if j.study == wildcards.study]
 
 
 def get_study_run_files(wildcards):
     """Every metrics file the study must have: aggregation fails naming any that is missing."""
-    return [
-        f for j in JOBS.values() if j.study == wildcards.study for f in job_files(j)
-    ]
+    return [f for j in STUDY_JOBS if j.study == wildcards.study for f in job_files(j)]
+
+
+def get_study_run_labels(wildcards):
+    """The folders of the study's runs that another study trains, each with the study,
+    cell id and factors its records are read under in this study's tables."""
+    return {
+        run_dir(j): {
+            "study": j.study,
+            "combination": j.cell.id,
+            "factors": j.cell.factors,
+        }
+        for j in STUDY_JOBS
+        if j.study == wildcards.study and not j.trains
+    }
 
 
 def get_study_factors(wildcards):
@@ -304,8 +321,6 @@ def get_final_output():
 # files for the cost table. Where jobs run (cores, partition, account, runtime, memory) is
 # the profile's business: profiles/default (local), profiles/slurm.
 
-from types import SimpleNamespace
-
 from snakemake.io import apply_wildcards
 
 from optreg.gpus import train_uses_gpu
@@ -346,22 +361,23 @@ def remove_finished_checkpoints():
 
 
 def get_cost_jobs(wildcards):
-    """Every train job of every study: its benchmark file and its wildcards.
+    """Every train job that trains (once, whatever studies share it): its benchmark file
+    and its wildcards.
 
     Read from rule train's own output and benchmark patterns, so that the cost table
     follows them; optreg.cost sums a cell's jobs (its seed blocks and phases).
     """
     train = rules.train.rule
     jobs = []
-    for study in STUDIES:
-        for folder in get_study_runs(SimpleNamespace(study=study)):
-            job_wildcards = train.get_wildcards(folder)
-            jobs.append(
-                {
-                    "benchmark": apply_wildcards(train.benchmark, job_wildcards),
-                    "wildcards": dict(job_wildcards),
-                }
-            )
+    # The jobs that train: a job several studies share costs once, under its first study.
+    for job in JOBS.values():
+        job_wildcards = train.get_wildcards(run_dir(job))
+        jobs.append(
+            {
+                "benchmark": apply_wildcards(train.benchmark, job_wildcards),
+                "wildcards": dict(job_wildcards),
+            }
+        )
     return jobs
 
 
