@@ -88,6 +88,47 @@ def settings(**overrides) -> dict:
 PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src", "examples")
 
 
+def textbook_mlp(seed: int):
+    """The digits MLP of one run (64 -> 8 ReLU -> 10) as a plain nn.Sequential, starting
+    from that run's own initialization."""
+    from torch import nn
+
+    from optreg.models import StackedMLP
+
+    start = StackedMLP(64, [8], 10, "relu", seeds=[seed])
+    plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
+    with torch.no_grad():
+        for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
+            layer.weight.copy_(w[0])
+            layer.bias.copy_(b[0, :, 0])
+    return plain
+
+
+def assert_textbook_epochs(plain, optimizer, seed: int, data, history, batch_size: int) -> None:
+    """Train `plain` with `optimizer` as a textbook PyTorch loop, in the run's data order, and
+    check each epoch's training and validation loss against the run's `history`."""
+    import torch.nn.functional as F
+
+    from optreg.models import derived_seed
+
+    order = torch.Generator().manual_seed(derived_seed(seed, "order"))
+    x, y = data.x["train"], data.y["train"]
+    for epoch in history:
+        perm = torch.randperm(len(y), generator=order)
+        total = 0.0
+        for first in range(0, len(y), batch_size):
+            idx = perm[first : first + batch_size]
+            loss = F.cross_entropy(plain(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        with torch.no_grad():
+            val_loss = F.cross_entropy(plain(data.x["val"]), data.y["val"]).item()
+        assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
+        assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+
+
 def copy_project(root: Path, dest: Path) -> Path:
     for name in PROJECT_PARTS:
         shutil.copytree(root / name, dest / name, symlinks=True)

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
-from conftest import settings
-from torch import nn
+from conftest import assert_textbook_epochs, settings, textbook_mlp
 
 from optreg import extend, user_data, user_optim
 from optreg.config import ConfigError, cells, validate_config
-from optreg.models import StackedMLP, derived_seed
+from optreg.models import derived_seed
 from optreg.train import train_runs, train_stack
 
 CPU = torch.device("cpu")
@@ -276,29 +274,9 @@ def test_a_torch_optim_optimizer_trains_each_run_as_a_plain_loop_would(digits, t
     results = train_runs(digits, cfg, lrs, seeds, CPU, max_stack=1)
     cls = extend.load(target)
     for result, lr, seed in zip(results, lrs, seeds, strict=True):
-        start = StackedMLP(64, [8], 10, "relu", seeds=[seed])
-        plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
-        with torch.no_grad():
-            for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
-                layer.weight.copy_(w[0])
-                layer.bias.copy_(b[0, :, 0])
+        plain = textbook_mlp(seed)
         optimizer = cls(plain.parameters(), lr=lr, **kwargs)
-        order = torch.Generator().manual_seed(derived_seed(seed, "order"))
-        x, y = digits.x["train"], digits.y["train"]
-        for epoch in result["history"]:
-            perm = torch.randperm(len(y), generator=order)
-            total = 0.0
-            for first in range(0, len(y), cfg["batch_size"]):
-                idx = perm[first : first + cfg["batch_size"]]
-                loss = F.cross_entropy(plain(x[idx]), y[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(idx)
-            with torch.no_grad():
-                val_loss = F.cross_entropy(plain(digits.x["val"]), digits.y["val"]).item()
-            assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
-            assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+        assert_textbook_epochs(plain, optimizer, seed, digits, result["history"], cfg["batch_size"])
         with torch.no_grad():
             test_acc = (plain(digits.x["test"]).argmax(1) == digits.y["test"]).double().mean()
         assert result["final"]["test_accuracy"] == pytest.approx(test_acc.item())

@@ -7,11 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import settings
-from torch import nn
+from conftest import assert_textbook_epochs, settings, textbook_mlp
 
 from optreg.metrics import MetricsError, read_run, validate_record
-from optreg.models import StackedMLP, derived_seed
+from optreg.models import StackedMLP
 from optreg.optim import OPTIMIZERS, PENALTIES
 from optreg.train import (
     STACK_SHARE,
@@ -168,29 +167,9 @@ def test_one_run_equals_a_plain_module_with_torch_optim(digits):
     """The whole loop (init, data order, loss, update, metrics) as a textbook PyTorch loop."""
     cfg = settings(optimizer="momentum", epochs=2, lr=0.05, model={"model": "mlp", "hidden": [8]})
     (result,), (params,) = train_stack(digits, cfg, [cfg["lr"]], [4], CPU)
-    start = StackedMLP(64, [8], 10, "relu", seeds=[4])
-    plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
-    with torch.no_grad():
-        for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
-            layer.weight.copy_(w[0])
-            layer.bias.copy_(b[0, :, 0])
+    plain = textbook_mlp(4)
     optimizer = torch.optim.SGD(plain.parameters(), lr=cfg["lr"], momentum=0.9)
-    order = torch.Generator().manual_seed(derived_seed(4, "order"))
-    x, y = digits.x["train"], digits.y["train"]
-    for epoch in result["history"]:
-        perm = torch.randperm(len(y), generator=order)
-        total = 0.0
-        for first in range(0, len(y), cfg["batch_size"]):
-            idx = perm[first : first + cfg["batch_size"]]
-            loss = F.cross_entropy(plain(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        with torch.no_grad():
-            val_loss = F.cross_entropy(plain(digits.x["val"]), digits.y["val"]).item()
-        assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
-        assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+    assert_textbook_epochs(plain, optimizer, 4, digits, result["history"], cfg["batch_size"])
     ours = [params[0], params[2][:, 0], params[1], params[3][:, 0]]  # weights, then biases
     for mine, theirs in zip(ours, plain.parameters(), strict=True):
         torch.testing.assert_close(mine, theirs.detach(), rtol=1e-5, atol=1e-6)
