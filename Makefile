@@ -23,7 +23,7 @@ test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest
 
 lint: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest tests/test_lint.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest tests/workflow/test_lint.py
 
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/study_wall.py

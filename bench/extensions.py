@@ -3,7 +3,7 @@
 Usage: python bench/extensions.py [--runs 1 5 10] [--epochs 5] [--repeats 5]
 
 On the digits MLP (64 hidden units, batch 64, ReLU, one torch thread as in a train job),
-`optreg.train.train_runs` trains the same runs (one learning rate, `runs` seeds) five ways:
+`optreg.training.loop.train_runs` trains the same runs (one learning rate, `runs` seeds) five ways:
 
 - `hand-stacked`: the built-in StackedMLP with the built-in Adam (the study's path);
 - `torch.func vmap`: the same architecture as a user model (examples/nn_model.py:
@@ -37,9 +37,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from optreg import extend  # noqa: E402
-from optreg.data import load_prepared, prepare  # noqa: E402
-from optreg.train import train_runs  # noqa: E402
+from optreg import extensions as extend  # noqa: E402
+from optreg.data.datasets import load_prepared, prepare  # noqa: E402
+from optreg.training.loop import train_runs  # noqa: E402
 
 BASE = {
     "problem": "digits_mlp",

@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT / "src"))
 def default_job(data_path: Path, device: str) -> dict:
     """The `tune-eval` job of the default study's adam/relu cell (8 rates x 3 seeds, then
     10 seeds x 2 protocols; 30 epochs on digits), as Snakemake would give it."""
-    from optreg.config import jobs, load_config
+    from optreg.study.matrix import jobs
+    from optreg.study.validate import load_config
 
     config = load_config(str(ROOT / "config" / "config.yaml"))
     job = next(
@@ -48,7 +49,7 @@ def default_job(data_path: Path, device: str) -> dict:
 
 
 def prepared_digits(tmp: Path) -> Path:
-    from optreg.data import prepare
+    from optreg.data.datasets import prepare
 
     path = tmp / "digits.pt"
     prepare("digits", path, split_seed=0)
@@ -57,7 +58,7 @@ def prepared_digits(tmp: Path) -> Path:
 
 def untimed(folder: Path) -> dict:
     """The job's records without timings: what a resumed job must reproduce exactly."""
-    from optreg.metrics import read_run
+    from optreg.records import read_run
 
     out = {}
     for path in sorted(folder.glob("*.json")):
@@ -74,7 +75,7 @@ def digits(device: str) -> dict:
     """Wall time of the job in this process (CUDA already initialized by a short warm-up)."""
     import torch
 
-    from optreg.train import run_job
+    from optreg.training.job import run_job
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -98,7 +99,7 @@ def digits(device: str) -> dict:
 def job_process(args: dict, out: Path, checkpoint: Path, minutes: float) -> subprocess.Popen:
     """The job in a fresh Python process, as Snakemake runs it (its own process group)."""
     code = (
-        "import json, sys; from optreg.train import run_job; "
+        "import json, sys; from optreg.training.job import run_job; "
         "a = json.loads(sys.argv[1]); run_job(**a)"
     )
     job = {**args, "out_dir": str(out), "checkpoint": str(checkpoint)}

@@ -2,7 +2,7 @@
 # The CUDA path in one call, on a machine with a GPU and this project installed (`make setup`,
 # or any environment where `python -c "import optreg, torch"` works from the repository root).
 # Installs nothing. Under 8 minutes on one GPU; prints one table at the end:
-#   1. the CUDA-marked tests (tests/test_cuda.py: a GPU job, streaming from the CPU to the
+#   1. the CUDA-marked tests (tests/unit/training/test_cuda.py: a GPU job, streaming from the CPU to the
 #      GPU, checkpoint and exact resume on the GPU);
 #   2. a stacked train job of the default study (44 runs x 30 epochs on digits), GPU and CPU;
 #   3. one epoch of the MNIST preset's MLP on synthetic tensors of MNIST's real size
@@ -42,7 +42,7 @@ fi
     torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" | tee "$LOG/env.txt"
 
 # 1. CUDA-marked tests (skipped, and counted so, without a GPU).
-if timeout 240 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py > "$LOG/tests.txt" 2>&1; then
+if timeout 240 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/unit/training/test_cuda.py > "$LOG/tests.txt" 2>&1; then
     row "CUDA-marked tests" "pass" "$(tail -n 1 "$LOG/tests.txt")"
 else
     row "CUDA-marked tests" "FAIL" "$(tail -n 1 "$LOG/tests.txt") (see $LOG/tests.txt)"

@@ -30,13 +30,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from optreg.checkpoint import Checkpoints  # noqa: E402
-from optreg.config import cells, jobs, load_config  # noqa: E402
-from optreg.data import load_prepared, prepare  # noqa: E402
-from optreg.models import build_model  # noqa: E402
-from optreg.optim import build_optimizer  # noqa: E402
-from optreg.progress import Progress  # noqa: E402
-from optreg.train import Watch, run_job, train_runs  # noqa: E402
+from optreg.data.datasets import load_prepared, prepare  # noqa: E402
+from optreg.study.matrix import cells, jobs  # noqa: E402
+from optreg.study.validate import load_config  # noqa: E402
+from optreg.training.checkpoint import Checkpoints  # noqa: E402
+from optreg.training.job import run_job  # noqa: E402
+from optreg.training.loop import train_runs  # noqa: E402
+from optreg.training.models import build_model  # noqa: E402
+from optreg.training.optimizers import build_optimizer  # noqa: E402
+from optreg.training.progress import Progress  # noqa: E402
+from optreg.training.watch import Watch  # noqa: E402
 
 CPU = torch.device("cpu")
 DEFAULT_MINUTES = load_config(str(ROOT / "config" / "config.yaml"))["checkpoint"]["every_minutes"]

@@ -45,11 +45,12 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from optreg.config import cells, jobs, load_config
-from optreg.data import load_prepared, prepare
-from optreg.metrics import read_run
-from optreg.protocol import plan_runs
-from optreg.train import train_runs
+from optreg.data.datasets import load_prepared, prepare
+from optreg.records import read_run
+from optreg.study.matrix import cells, jobs
+from optreg.study.validate import load_config
+from optreg.training.loop import train_runs
+from optreg.training.protocol import plan_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("workflow", "scripts", "config", "envs", "profiles", "src")
@@ -99,7 +100,7 @@ def plain_model(spec: dict, meta: dict, activation: str) -> nn.Module:
         for a, b in zip(sizes, sizes[1:], strict=False):
             layers += [nn.Linear(a, b), act()]
         model = nn.Sequential(*layers[:-1])
-    elif len(meta["input_shape"]) == 2:  # signals: the strided 1-D CNN of optreg.models
+    elif len(meta["input_shape"]) == 2:  # signals: the strided 1-D CNN of optreg.training.models
         c, length = meta["input_shape"]
         layers = [nn.Unflatten(1, (c, length))]
         kernels = [*spec.get("kernel", []), *[3] * len(spec["channels"])]
@@ -385,7 +386,10 @@ def dry_run(config: dict, cores: int, repeats: int) -> tuple[float, int, int]:
 
 def train_imports(repeats: int) -> tuple[float, list[str]]:
     """Median wall of a process that imports the train job's code; heavy modules it loaded."""
-    code = f"import sys, optreg.train; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = (
+        "import sys, optreg.training.job; "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
     walls, heavy = [], ""
     for _ in range(repeats):
         start = time.perf_counter()
@@ -647,7 +651,7 @@ def main() -> None:
 
     seconds, heavy = train_imports(5)
     row(
-        "import optreg.train (process wall)",
+        "import optreg.training.loop (process wall)",
         f"{seconds:.2f} s",
         f"heavy modules: {', '.join(heavy) or 'none'}",
     )

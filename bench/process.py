@@ -34,8 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from optreg.config import jobs, load_config  # noqa: E402
-from optreg.data import prepare  # noqa: E402
+from optreg.data.datasets import prepare  # noqa: E402
+from optreg.study.matrix import jobs  # noqa: E402
+from optreg.study.validate import load_config  # noqa: E402
 
 # What Snakemake's preamble gives the script: the `snakemake` object, here only what
 # scripts/train.py reads.
@@ -82,9 +83,9 @@ except Interrupted as stop:
 END
 """
 IMPORTS = """\
-from optreg.checkpoint import Interrupted, checkpoint_path
-from optreg.extend import use_config_path
-from optreg.train import run_job
+from optreg.training.checkpoint import Interrupted, checkpoint_path
+from optreg.extensions import use_config_path
+from optreg.training.job import run_job
 """
 UNCOLLECTED = (
     "from optreg.process import imports_uncollected\nwith imports_uncollected():\n"

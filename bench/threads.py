@@ -10,7 +10,7 @@ at once and how many torch threads that is on this machine.
 
 `16x2` on a 2-core machine is what `--cores 8` would run if train jobs did not cap torch's
 threads (torch's default is one per core): 8 jobs at once, each with 2 threads. Snakemake
-sets OMP_NUM_THREADS to a job's threads and `optreg.train.run_job` calls
+sets OMP_NUM_THREADS to a job's threads and `optreg.training.job.run_job` calls
 `torch.set_num_threads(threads)`, so with the cap the same 8 jobs run one thread each (`8x1`).
 A benchmark, not a test: its numbers depend on the machine and on what else runs on it.
 """

@@ -31,9 +31,10 @@ from pathlib import Path
 root, optimizer, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, str(root / "src"))
 import torch
-from optreg.config import cells, load_config
-from optreg.data import load_prepared, prepare
-from optreg.train import train_runs
+from optreg.study.matrix import cells
+from optreg.study.validate import load_config
+from optreg.data.datasets import load_prepared, prepare
+from optreg.training.loop import train_runs
 torch.set_num_threads(1)
 config = load_config(str(root / "config" / "config.yaml"))
 defaults = config["defaults"]

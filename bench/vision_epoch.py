@@ -5,7 +5,7 @@ Usage: python bench/vision_epoch.py --config config/cifar10.yaml [--stack 1] [--
 
 Writes a prepared file of the dataset's real size (random float32 images, random labels:
 the timing does not depend on the values) in a temporary folder, then runs one tuning job
-of the preset's first cell (`optreg.train.run_job`, as Snakemake would) in a fresh Python
+of the preset's first cell (`optreg.training.job.run_job`, as Snakemake would) in a fresh Python
 process with `--stack` runs (learning rates) and reports the seconds per epoch of training,
 the job's wall time and its peak resident memory (max RSS, which counts the pages of the
 memory-mapped data file the job touched). A benchmark, not a test: the numbers depend on
@@ -34,7 +34,7 @@ SIZES = {
 JOB = """
 import json, resource, sys, time
 import torch
-from optreg.train import run_job
+from optreg.training.job import run_job
 args = json.loads(sys.argv[1])
 start = time.perf_counter()
 run_job(**args)
@@ -51,8 +51,8 @@ print(json.dumps({
 
 
 def synthetic_prepared(path: Path, dataset: str, validation_fraction: float) -> dict:
-    """A prepared file of `dataset`'s real size in `optreg.data.prepare`'s format."""
-    from optreg.data import fingerprint, meta_path
+    """A prepared file of `dataset`'s real size in `optreg.data.datasets.prepare`'s format."""
+    from optreg.data.datasets import fingerprint, meta_path
     from optreg.io import write_json
 
     n_train, n_test, shape = SIZES[dataset]
@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
 
-    from optreg.config import jobs, load_config
+    from optreg.study.matrix import jobs
+    from optreg.study.validate import load_config
 
     config = load_config(args.config)
     job = jobs(config)[0]  # the first cell; one tuning job of it is timed

@@ -14,7 +14,7 @@ diverged runs from it. Every operation here is elementwise, as the protocol asks
 
 import torch
 
-from optreg.optim import Optimizer
+from optreg.training.optimizers import Optimizer
 
 
 class Lion(Optimizer):

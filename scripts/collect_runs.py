@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.tables import collect_runs  # noqa: E402
+from optreg.analysis.tables import collect_runs  # noqa: E402
 
 collect_runs(
     snakemake.params.files,
@@ -12,6 +12,6 @@ collect_runs(
     labels=snakemake.params.labels,
 )
 
-from optreg.html import html_pages  # noqa: E402
+from optreg.report.html import html_pages  # noqa: E402
 
 html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")

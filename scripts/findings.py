@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.findings import findings_table  # noqa: E402
+from optreg.analysis.findings import findings_table  # noqa: E402
 
 findings_table(
     claims_path=snakemake.input.claims,
@@ -11,6 +11,6 @@ findings_table(
     out_path=snakemake.output[0],
 )
 
-from optreg.html import html_pages  # noqa: E402
+from optreg.report.html import html_pages  # noqa: E402
 
 html_pages(dict(snakemake.output.items()), "")

@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.plots import plot_figure  # noqa: E402
+from optreg.report.plots import plot_figure  # noqa: E402
 
 plot_figure(
     snakemake.wildcards.figure,

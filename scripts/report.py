@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.report import build_report  # noqa: E402
+from optreg.report.pdf import build_report  # noqa: E402
 
 build_report(
     template=snakemake.input.template,

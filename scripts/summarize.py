@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.tables import summarize_study  # noqa: E402
+from optreg.analysis.tables import summarize_study  # noqa: E402
 
 summarize_study(
     runs_path=snakemake.input.runs,
@@ -14,6 +14,6 @@ summarize_study(
     pairs_path=snakemake.output.pairs,
 )
 
-from optreg.html import html_pages  # noqa: E402
+from optreg.report.html import html_pages  # noqa: E402
 
 html_pages(dict(snakemake.output.items()), f"Study {snakemake.wildcards.study}")

@@ -7,9 +7,9 @@ log_to(snakemake.log[0])
 from optreg.process import exit_now, imports_uncollected  # noqa: E402
 
 with imports_uncollected():
-    from optreg.checkpoint import Interrupted, checkpoint_path
-    from optreg.extend import use_config_path
-    from optreg.train import run_job
+    from optreg.extensions import use_config_path
+    from optreg.training.checkpoint import Interrupted, checkpoint_path
+    from optreg.training.job import run_job
 
 use_config_path(snakemake.config)  # where the user's optimizers and models are imported from
 

@@ -35,7 +35,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def digits_file(tmp_path_factory) -> Path:
-    from optreg.data import prepare
+    from optreg.data.datasets import prepare
 
     path = tmp_path_factory.mktemp("data") / "digits.pt"
     prepare("digits", path, split_seed=0)  # and digits.json, its fingerprint
@@ -44,7 +44,7 @@ def digits_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits(digits_file):
-    from optreg.data import load_prepared
+    from optreg.data.datasets import load_prepared
 
     return load_prepared(digits_file)
 
@@ -52,7 +52,7 @@ def digits(digits_file):
 @pytest.fixture(scope="session")
 def mnist1d(tmp_path_factory):
     """A small MNIST-1D (500 signals of length 40), generated and prepared."""
-    from optreg.data import load_prepared, prepare
+    from optreg.data.datasets import load_prepared, prepare
 
     path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
     prepare("mnist1d", path, split_seed=0, generation={"num_samples": 500})
@@ -93,7 +93,7 @@ def textbook_mlp(seed: int):
     from that run's own initialization."""
     from torch import nn
 
-    from optreg.models import StackedMLP
+    from optreg.training.models import StackedMLP
 
     start = StackedMLP(64, [8], 10, "relu", seeds=[seed])
     plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
@@ -109,7 +109,7 @@ def assert_textbook_epochs(plain, optimizer, seed: int, data, history, batch_siz
     check each epoch's training and validation loss against the run's `history`."""
     import torch.nn.functional as F
 
-    from optreg.models import derived_seed
+    from optreg.training.seeds import derived_seed
 
     order = torch.Generator().manual_seed(derived_seed(seed, "order"))
     x, y = data.x["train"], data.y["train"]

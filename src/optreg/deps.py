@@ -46,7 +46,7 @@ def _imported_modules(path: Path, module: str | None, only: str | None = PACKAGE
             if only is not None and target.split(".")[0] != only:
                 continue
             found.add(target)
-            # `from optreg import plots` imports the submodule `optreg.plots`.
+            # `from optreg import plots` imports the submodule `optreg.report.plots`.
             found.update(f"{target}.{a.name}" for a in node.names)
     return frozenset(found)
 
@@ -105,10 +105,10 @@ def source_dependencies(script: str, src: str) -> tuple[str, ...]:
 @cache
 def user_dependencies(modules: tuple, folders: tuple, src: str) -> tuple[str, ...]:
     """Sorted paths of the files that importing the user's `modules` (dotted names, found in
-    `folders` as `optreg.extend` imports them) runs: those modules, every module of
+    `folders` as `optreg.extensions` imports them) runs: those modules, every module of
     `folders` they import in turn, and the `optreg` files any of them imports. Modules
     found elsewhere (installed packages) are not followed."""
-    from .extend import module_file
+    from optreg.extensions import module_file
 
     seen: dict[str, Path] = {}
     todo = list(modules)

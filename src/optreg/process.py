@@ -46,7 +46,7 @@ def exit_now(status: int = 0) -> NoReturn:
     flushed and closed, the job's log file included) and the standard streams are flushed.
 
     Only once the job's outputs are written and closed: its files are renamed into place by
-    then (`optreg.train.run_job` writes them into a temporary folder first), so nothing the
+    then (`optreg.training.job.run_job` writes them into a temporary folder first), so nothing the
     teardown would do is left to do. An exception that ends a job is not for this: its
     traceback goes to the log and its status stays Python's own.
     """

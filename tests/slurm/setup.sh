@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a single-node SLURM cluster on this machine, for tests/test_slurm.py and
+# Start a single-node SLURM cluster on this machine, for tests/workflow/test_slurm.py and
 # bench/groups.py: munged, MariaDB, slurmdbd (so that `sacct` works), slurmctld and slurmd.
 # There is no systemd: every daemon is started here by hand, as root, in the foreground of a
 # background process, and its PID is written to STATE/pids; tests/slurm/teardown.sh stops

@@ -36,18 +36,15 @@ if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resol
         f"checkout {SRC}: another copy was imported first."
     )
 
-from optreg.config import (
-    ConfigError,
-    check_config_files,
-    coerce_command_line,
-    format_value,
-    jobs,
-    train_runtime,
-    validate_config,
-)
+from optreg.study.errors import ConfigError
+from optreg.study.config_files import check_config_files, coerce_command_line
+from optreg.naming import format_value
+from optreg.study.matrix import jobs, train_runtime
+from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
-from optreg.extend import cell_modules, search_path, split_target, unused_entries
-from optreg.figures import FIGURES, figures_for
+from optreg.study.extensions import cell_modules, unused_entries
+from optreg.extensions import search_path, split_target
+from optreg.report.figures import FIGURES, figures_for
 
 try:
     # Snakemake's own YAML loader keeps the last of two equal keys without a word.
@@ -67,7 +64,7 @@ CLAIMS = os.path.relpath(CHECKOUT / "config" / "claims.yaml")
 # Every study's jobs; a job equal to an earlier study's reads that one's runs (its
 # `trained_by`), so a run is trained once whatever studies share it.
 STUDY_JOBS = jobs(config)
-# (study, phase, cell id, seed block) -> optreg.config.Job: the jobs that train.
+# (study, phase, cell id, seed block) -> optreg.study.matrix.Job: the jobs that train.
 JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.trains}
 DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
 # An optimizer, model or data set of the user's that no study uses is a forgotten step.
@@ -323,14 +320,14 @@ def get_final_output():
 
 from snakemake.io import apply_wildcards
 
-from optreg.gpus import train_uses_gpu
+from optreg.training.gpus import train_uses_gpu
 
 # Decided once per Snakemake call, without importing torch.
 TRAIN_ON_GPU = train_uses_gpu(config["device"])
 
 
 def get_train_runtime(wildcards, attempt):
-    """Minutes the train job may run, from its size (optreg.config.train_runtime): SLURM's
+    """Minutes the train job may run, from its size (optreg.study.matrix.train_runtime): SLURM's
     `--time`. A job that hits it resumes from its checkpoint when resubmitted (`retries`),
     with that much more time each attempt, so a low estimate costs one resubmission."""
     return attempt * train_runtime(wildcard_job(wildcards), config["problems"])
@@ -355,7 +352,7 @@ def get_train_resources():
 
 
 def remove_finished_checkpoints():
-    from optreg.checkpoint import remove_finished
+    from optreg.training.checkpoint import remove_finished
 
     remove_finished("checkpoints", RESULTS)
 
@@ -365,7 +362,7 @@ def get_cost_jobs(wildcards):
     and its wildcards.
 
     Read from rule train's own output and benchmark patterns, so that the cost table
-    follows them; optreg.cost sums a cell's jobs (its seed blocks and phases).
+    follows them; optreg.analysis.cost sums a cell's jobs (its seed blocks and phases).
     """
     train = rules.train.rule
     jobs = []

@@ -26,7 +26,7 @@ rule train:
 
 
 # A finished train job keeps its checkpoint until Snakemake is done with it (see
-# optreg.checkpoint.remove_finished); the checkpoints of jobs whose results exist go now.
+# optreg.training.checkpoint.remove_finished); the checkpoints of jobs whose results exist go now.
 onsuccess:
     remove_finished_checkpoints()
 

@@ -1,0 +1,251 @@
+"""Tidy tables built from metrics records: runs, history, per-cell summaries, selection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from optreg.analysis.stats import bootstrap_ci, pairwise_comparisons
+from optreg.io import atomic_path
+from optreg.records import read_run
+from optreg.study.matrix import MODEL_FACTORS, SETTING_KEYS
+
+SUMMARY_METRICS = (
+    "test_accuracy",
+    "val_accuracy",
+    "train_accuracy",
+    "test_loss",
+    "val_loss",
+    "train_loss",
+    "l1_norm",
+    "l2_norm",
+    "near_zero_fraction",
+    "zero_fraction",
+    "epochs_to_target",
+    "seconds_to_target",
+)
+
+
+RUN_KEYS = ["study", "combination", "phase", "protocol", "seed", "lr"]
+
+
+def _setting_columns(record: dict) -> dict:
+    settings = record["settings"]
+    return {k: settings[k] for k in SETTING_KEYS} | mlp_shape(settings["model"])
+
+
+def mlp_shape(model: dict) -> dict:
+    """An MLP's `depth` (hidden layers) and `width` (units per hidden layer, when all are
+    equal), the model factors of optreg.study.validate; empty (missing values) for other models."""
+    hidden = model.get("hidden") if model["model"] == "mlp" else None
+    if hidden is None:
+        return {"depth": None, "width": None}
+    return {"depth": len(hidden), "width": hidden[0] if len(set(hidden)) == 1 else None}
+
+
+def runs_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run: phase, protocol, settings, seed, final metrics, weights and cost."""
+    rows = []
+    for r in records:
+        selection = r["selection"] or {}
+        rows.append(
+            {
+                "study": r["study"],
+                "combination": r["combination"],
+                "phase": r["phase"],
+                "protocol": r["protocol"],
+                "seed": r["seed"],
+                "lr": r["settings"]["lr"],
+                **_setting_columns(r),
+                "lr_on_grid_edge": selection.get("on_grid_edge"),
+                # Rates added past the grid's edge before choosing (optreg.training.protocol).
+                "lr_extended": ";".join(f"{x:g}" for x in selection.get("extended", [])),
+                "lr_stopped_at_limit": selection.get("stopped_at_limit"),
+                **r["final"],
+                **{k: v for k, v in r["weights"].items() if k != "near_zero_threshold"},
+                "diverged": r["diverged"],
+                "diverged_epoch": r["diverged_epoch"],
+                "epochs_run": len(r["history"]),
+                "wall_time_s": r["wall_time_s"],
+                "device": r["provenance"]["device"],
+                "torch_threads": r["provenance"]["torch_threads"],
+                "stacked_runs": r["provenance"]["stacked_seeds"],
+                "settings_hash": r["provenance"]["settings_hash"],
+            }
+        )
+    table = pd.DataFrame(rows)
+    order = ["phase", "combination", "protocol", "lr", "seed"]
+    return table.sort_values(order, kind="stable", na_position="first").reset_index(drop=True)
+
+
+def history_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run and epoch: the learning curves."""
+    rows = []
+    for r in records:
+        base = {k: r[k] for k in ("study", "combination", "phase", "protocol", "seed")}
+        base["lr"] = r["settings"]["lr"]
+        base.update(_setting_columns(r))
+        base["stacked_runs"] = r["provenance"]["stacked_seeds"]
+        rows.extend({**base, **epoch} for epoch in r["history"])
+    columns = [
+        *RUN_KEYS[:5],
+        "lr",
+        *SETTING_KEYS,
+        *MODEL_FACTORS,
+        "stacked_runs",
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "elapsed_s",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def time_to_target(history: pd.DataFrame, target: float) -> pd.DataFrame:
+    """Per run: the first epoch whose validation accuracy reaches `target`, and the seconds to it.
+
+    Seconds are the job's wall time at that epoch divided by the runs it trained together
+    (each run's share of the stacked model); NaN where the target is never reached.
+    """
+    keys = ["combination", "phase", "protocol", "seed", "lr"]
+    hit = history[history["val_accuracy"] >= target]
+    first = hit.sort_values("epoch").groupby(keys, dropna=False).head(1)
+    out = first[keys].copy()
+    out["epochs_to_target"] = first["epoch"].astype(float)
+    out["seconds_to_target"] = first["elapsed_s"] / first["stacked_runs"]
+    return out
+
+
+def _stats(frame: pd.DataFrame, metrics) -> dict:
+    out = {}
+    for metric in metrics:
+        stats = bootstrap_ci(frame[metric].astype(float))
+        out.update({f"{metric}_{k}": v for k, v in stats.items() if k != "n"})
+    return out
+
+
+def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """Per cell and grid rate: validation accuracy over the tuning seeds; the rate selected."""
+    tune = runs[runs["phase"] == "tune"]
+    chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
+    extended = (
+        {
+            c: {float(x) for x in str(v).split(";") if x and x != "nan"}
+            for c, v in chosen.groupby("combination")["lr_extended"].first().items()
+        }
+        if "lr_extended" in chosen
+        else {}
+    )
+    chosen = chosen.groupby("combination")["lr"].first()
+    rows = []
+    for (combination, lr), group in tune.groupby(["combination", "lr"], sort=False):
+        rows.append(
+            {
+                "combination": combination,
+                **{k: group[k].iloc[0] for k in factors},
+                "lr": lr,
+                "seeds": len(group),
+                "n_diverged": int(group["diverged"].sum()),
+                "selected": bool(chosen.get(combination) == lr),
+                # Added past the configured grid's edge, because the best rate lay on it.
+                "extension": any(abs(lr - x) <= 1e-9 * x for x in extended.get(combination, ())),
+                **_stats(group, ["val_accuracy", "val_loss", "train_loss"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% bootstrap interval)."""
+    keys = ["combination", "protocol", "seed", "lr"]
+    evals = runs[runs["phase"] == "eval"].merge(reached.drop(columns="phase"), on=keys, how="left")
+    rows = []
+    for (combination, protocol), group in evals.groupby(["combination", "protocol"], sort=False):
+        edge = group["lr_on_grid_edge"].dropna()
+        rows.append(
+            {
+                "combination": combination,
+                **{k: group[k].iloc[0] for k in factors},
+                "protocol": protocol,
+                "lr": group["lr"].iloc[0],
+                "lr_on_grid_edge": bool(edge.iloc[0]) if len(edge) else False,
+                "lr_extended": _joined(group, "lr_extended"),
+                "seeds": len(group),
+                "n_diverged": int(group["diverged"].sum()),
+                "reached_target": int(group["epochs_to_target"].notna().sum()),
+                **_stats(group, SUMMARY_METRICS),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _joined(group: pd.DataFrame, column: str) -> str:
+    values = group[column].dropna() if column in group else []
+    return str(values.iloc[0]) if len(values) else ""
+
+
+def pairs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Paired comparisons of every two cells on the same evaluation seeds, per protocol."""
+    frames = []
+    for protocol in ("tuned", "oneshot"):
+        evals = runs[(runs["phase"] == "eval") & (runs["protocol"] == protocol)]
+        table = pairwise_comparisons(evals, "combination", "seed", "test_accuracy")
+        table.insert(0, "protocol", protocol)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_csv(frame: pd.DataFrame, path) -> None:
+    """Write a table atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def collect_runs(files, runs_path, history_path, run_dirs=(), labels=None) -> pd.DataFrame:
+    """Read and validate every metrics file (a bad one fails by name); write the tables.
+
+    `files` are the files every study has; `run_dirs` may hold more: the tuning runs of
+    rates a job added past the grid's edge (optreg.training.protocol.extend_grid), read too. A run
+    found twice (the same extension trained by every evaluation job of a cell) counts once.
+    `labels` maps a folder of runs another study trained (optreg.study.matrix.share_runs) to the
+    `study`, `combination` and `factors` its records take in this study's tables.
+    """
+    files = [str(f) for f in files]
+    listed = set(files)
+    for folder in run_dirs:
+        files += sorted(str(f) for f in Path(folder).glob("lr-*.json") if str(f) not in listed)
+    relabel = {os.path.normpath(k): v for k, v in (labels or {}).items()}
+    records, seen = [], set()
+    for f in files:
+        record = read_run(f)
+        record.update(relabel.get(os.path.normpath(os.path.dirname(f)), {}))
+        key = (record["combination"], record["phase"], record["protocol"], record["seed"])
+        key += (record["settings"]["lr"],)
+        if key not in seen:
+            seen.add(key)
+            records.append(record)
+    runs = runs_table(records)
+    write_csv(runs, runs_path)
+    write_csv(history_table(records), history_path)
+    return runs
+
+
+def read_table(path) -> pd.DataFrame:
+    """Read a table written by this module (only empty cells are missing values)."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def summarize_study(
+    *, runs_path, history_path, factors, target, tuning_path, summary_path, pairs_path
+) -> None:
+    """Tuning table, evaluation summary and paired comparisons of one study."""
+    runs = read_table(runs_path)
+    history = read_table(history_path)
+    evals = history[history["phase"] == "eval"]
+    write_csv(tuning_table(runs, factors), tuning_path)
+    write_csv(summary_table(runs, factors, time_to_target(evals, target)), summary_path)
+    write_csv(pairs_table(runs), pairs_path)

@@ -1,0 +1,154 @@
+"""Optimizers, models and data sets of one's own, named by import path in the config.
+
+The config's `optimizers`, `models` and `datasets` sections name objects as
+`"module:attribute"` (`"my_optim:Lion"`). The module is imported from the
+search path: the working directory first, then the config's `extensions_path`
+folders (relative to the working directory). Snakemake, a `snakedeploy`
+module deployment and SLURM jobs all run in the working directory, so a file
+placed there (or in a listed folder) is found by every job. A workflow script
+sets the path from its config (`use_config_path`); Python callers use
+`use_path`.
+
+This module finds and checks them (what the workflow does before any job); the jobs
+build them with `optreg.training.torch_optim`, `optreg.training.funcmodel` and `optreg.data.user`.
+
+A user optimizer is one of two kinds:
+
+- a **stacked rule**: a subclass of `optreg.training.optimizers.Optimizer` defining
+  `update(params, grads, rates)` (see that class). It trains every run of a job in
+  one stacked model, like the built-in four.
+- a **`torch.optim.Optimizer` subclass**: trained one run at a time, each run a
+  model of its own with its own optimizer, exactly the plain loop
+  `opt.zero_grad(); loss.backward(); opt.step()`. Every parameter it sees has a
+  leading run dimension of size 1 (the stacked layout).
+
+A user model is a factory returning a `torch.nn.Module` that maps a batch
+[B, *input_shape] to logits [B, classes]. Its runs are stacked with
+`torch.func` (`stack_module_state`, `functional_call`, `vmap`) when the module
+allows it, else trained one at a time (see `optreg.training.funcmodel`).
+
+A user data set is a loader returning arrays, pooled `(x, y)` or with an
+official test split `(x_train, y_train, x_test, y_test)`; it is split, scaled,
+fingerprinted and stored like the built-in sets (`prepare_user_dataset`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+SECTIONS = {"optimizers": "class", "models": "factory", "datasets": "loader"}
+
+
+_search_path: list[Path] | None = None
+
+
+class ExtensionError(ValueError):
+    """A user extension that cannot be loaded or used; the message names the config key."""
+
+
+# ---------------------------------------------------------------- the search path
+def search_path(folders=(), cwd: str | os.PathLike | None = None) -> list[Path]:
+    """The folders user modules are imported from: the working directory, then `folders`."""
+    base = Path(cwd or os.getcwd()).resolve()
+    return [base, *((base / f).resolve() for f in folders)]
+
+
+def use_path(folders=(), cwd: str | os.PathLike | None = None) -> list[Path]:
+    """Make this process import user modules from `search_path(folders, cwd)`."""
+    global _search_path
+    _search_path = search_path(folders, cwd)
+    return _search_path
+
+
+def use_config_path(config: dict) -> list[Path]:
+    """`use_path` with the config's `extensions_path` (what workflow scripts call)."""
+    return use_path(config.get("extensions_path", ()))
+
+
+def current_path() -> list[Path]:
+    return _search_path if _search_path is not None else search_path()
+
+
+@contextlib.contextmanager
+def _on_sys_path(folders) -> Iterator[None]:
+    added = [str(f) for f in folders if str(f) not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+
+
+def split_target(target: str) -> tuple[str, str]:
+    module, sep, attribute = target.partition(":")
+    if not sep or not module or not attribute:
+        raise ExtensionError(f"{target!r} is not an import path of the form 'module:attribute'")
+    return module, attribute
+
+
+def module_file(module: str, folders) -> Path | None:
+    """The file that importing `module` from `folders` runs (None when not in them)."""
+    parts = module.split(".")
+    for folder in folders:
+        base = Path(folder).joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load(target: str, folders=None):
+    """The object `target` ("module:attribute") names, imported from the search path."""
+    module_name, attribute = split_target(target)
+    folders = current_path() if folders is None else folders
+    with _on_sys_path(folders):
+        module = importlib.import_module(module_name)
+    obj = module
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# ---------------------------------------------------------------- config checks
+def user_names(config: dict, section: str) -> list[str]:
+    entries = config.get(section)
+    return [n for n in entries if isinstance(n, str)] if isinstance(entries, dict) else []
+
+
+# ---------------------------------------------------------------- optimizers
+def optimizer_kind(cls) -> str:
+    """'stacked' (an `optreg.training.optimizers.Optimizer`) or 'torch' (a `torch.optim.Optimizer`).
+
+    Told from the class's bases by name: importing optreg.training.optimizers here would make every
+    module that reads configs depend on the optimizers' code, and importing torch.optim
+    costs a second (torch._dynamo).
+    """
+    bases = {(c.__module__, c.__qualname__) for c in getattr(cls, "__mro__", ())}
+    if isinstance(cls, type) and ("optreg.training.optimizers", "Optimizer") in bases:
+        return "stacked"
+    if isinstance(cls, type) and ("torch.optim.optimizer", "Optimizer") in bases:
+        return "torch"
+    raise ExtensionError(
+        f"{cls!r} is neither a subclass of optreg.training.optimizers.Optimizer (a stacked "
+        "rule) nor of "
+        "torch.optim.Optimizer"
+    )
+
+
+def describe_extensions(config: dict) -> list[str]:
+    """One line per user optimizer, model and data set: its name, import path and arguments
+    (what the report states so that a reader can rerun the study)."""
+    kinds = {"optimizers": "optimizer", "models": "model", "datasets": "data set"}
+    lines = []
+    for section, key in SECTIONS.items():
+        for name, entry in config.get(section, {}).items():
+            arguments = ", ".join(f"{k}={v}" for k, v in entry.get("kwargs", {}).items())
+            lines.append(f"{kinds[section]} {name}: {entry[key]}({arguments})")
+    return lines

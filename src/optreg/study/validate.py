@@ -1,0 +1,196 @@
+"""Validating a config: the schema's checks, then those a schema cannot express.
+
+A config that cannot describe a study stops here, before any job, with one line per
+problem naming the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from typing import Any
+
+from optreg.naming import format_value
+from optreg.study.config_files import read_config_file
+from optreg.study.errors import ConfigError
+from optreg.study.matrix import jobs
+from optreg.study.schema import (
+    _describe,
+    _fill_defaults,
+    _key_path,
+    _validator_class,
+    config_schema,
+)
+
+
+def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
+    """Every NaN or infinite number in the config, by key (no range check can catch them),
+    and every key that is not text (YAML reads `1:` or `true:` as a number or a boolean)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{_key_path(parts)}: {value} is not a finite number"]
+    if isinstance(value, dict):
+        keys = [
+            f"{_key_path(parts)}: key {k!r} is not text; quote it if it is meant"
+            for k in value
+            if not isinstance(k, str)
+        ]
+        return keys + [
+            p for k, v in value.items() if isinstance(k, str) for p in _non_finite(v, (*parts, k))
+        ]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, (*parts, i))]
+    return []
+
+
+def validate_config(config: dict, source: str = "config") -> dict:
+    """Return a validated copy of `config` with defaults filled in; raise ConfigError otherwise.
+
+    All problems found by the schema are reported at once, then the checks a
+    schema cannot express (a setting both fixed and a factor, equal values after
+    formatting, a penalty without a strength, a matrix too large to be meant).
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {type(config).__name__}")
+    config = copy.deepcopy(config)
+    from optreg.study.extensions import (  # user optimizers, models, datasets
+        check_config,
+        extend_schema,
+    )
+
+    schema = extend_schema(config_schema(), config)
+    non_finite = _non_finite(config)
+    if any("is not text" in line for line in non_finite):
+        # The schema's messages about such keys would only repeat them, less clearly.
+        errors = []
+    else:
+        validator = _validator_class()(schema)
+        errors = sorted(
+            validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))
+        )
+    if errors or non_finite:
+        # A NaN fails no range check, so the schema's own message would not name the cause.
+        named = {line.split(":")[0] for line in non_finite}
+        lines = non_finite + [
+            _describe(e) for e in errors if _key_path(e.absolute_path) not in named
+        ]
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {line}" for line in lines))
+    _fill_defaults(config, schema)
+
+    problems = _check_shapes(config) + _check_paths(config)
+    protocol = config["protocol"]
+    overlap = sorted(set(protocol["tuning_seeds"]) & set(protocol["evaluation_seeds"]))
+    if overlap:
+        problems.append(
+            f"protocol.evaluation_seeds: seeds {overlap} are also tuning seeds; the seeds that "
+            "choose a learning rate must not be the seeds that report it"
+        )
+    grids = [("protocol.lr_grid", protocol["lr_grid"])]
+    for name, study in config["studies"].items():
+        fixed = study.get("fixed", {})
+        for key in sorted(set(fixed) & set(study["factors"])):
+            problems.append(f"studies.{name}.fixed.{key}: '{key}' is also a factor of this study")
+        for key, values in study["factors"].items():
+            problems += _duplicates(f"studies.{name}.factors.{key}", values)
+        if "lr_grid" in study:
+            grids.append((f"studies.{name}.lr_grid", study["lr_grid"]))
+        named = [("fixed.problem", fixed.get("problem"))] + [
+            (f"factors.problem[{i}]", p) for i, p in enumerate(study["factors"].get("problem", []))
+        ]
+        for where, problem in named:
+            if problem is not None and problem not in config["problems"]:
+                problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
+    low, high = protocol["lr_limits"]
+    for where, grid in grids:
+        problems += _duplicates(where, grid)
+        if grid and not low <= min(grid) <= max(grid) <= high:
+            problems.append(
+                f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
+                f"{where} spans [{min(grid):g}, {max(grid):g}]"
+            )
+    padding = config["data"]["mnist1d"]["padding"]
+    if padding[0] > padding[1]:
+        problems.append(f"data.mnist1d.padding: {padding} must be [low, high] with low <= high")
+    if config["defaults"]["problem"] not in config["problems"]:
+        problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
+    if not problems:
+        problems += check_config(config)
+    if not problems:
+        try:
+            total = sum(j.runs for j in jobs(config))
+        except ConfigError as exc:
+            problems.append(str(exc))
+        else:
+            if total > config["max_runs"]:
+                problems.append(
+                    f"max_runs: the matrix has {total} runs, more than max_runs="
+                    f"{config['max_runs']}; raise max_runs if this is meant"
+                )
+    if problems:
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+    return config
+
+
+def _check_shapes(config: dict) -> list[str]:
+    """Each CNN problem against its data set's image size, known without loading the data."""
+    from optreg.data.shapes import conv1d_length, input_shape
+
+    problems = []
+    for name, problem in config["problems"].items():
+        if problem["model"] != "cnn":
+            continue
+        shape = input_shape(problem["dataset"], config)
+        if shape is None:
+            continue  # a data set the table does not describe: its model checks itself in the job
+        if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
+            n = len(problem["channels"])
+            kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
+            if conv1d_length(shape[1], kernels) < 1:
+                problems.append(
+                    f"problems.{name}.channels: {n} stride-2 convolutions with kernels "
+                    f"{kernels} shrink the length-{shape[1]} signals of '{problem['dataset']}' "
+                    "below one sample; use fewer convolutions or a longer signal "
+                    "(data.mnist1d.final_seq_length)"
+                )
+            continue
+        if len(shape) != 3:
+            problems.append(
+                f"problems.{name}.model: a CNN needs images; data set '{problem['dataset']}' "
+                f"has {shape[0]} features per sample"
+            )
+            continue
+        _, h, w = shape
+        fit = 0
+        while min(h, w) >= 2:
+            fit, h, w = fit + 1, h // 2, w // 2
+        if len(problem["channels"]) > fit:
+            problems.append(
+                f"problems.{name}.channels: {len(problem['channels'])} convolution blocks "
+                f"(each pools 2x2) do not fit the {'x'.join(map(str, shape))} images of "
+                f"'{problem['dataset']}'; at most {fit}"
+            )
+    return problems
+
+
+def _check_paths(config: dict) -> list[str]:
+    """Configured paths of the wrong kind (a missing data root is prepare_data's to report:
+    with data.download it does not exist before that job)."""
+    root = config["data"]["root"]
+    if os.path.exists(root) and not os.path.isdir(root):
+        return [f"data.root: '{root}' is a file; it must be the folder the data sets lie in"]
+    return []
+
+
+def _duplicates(where: str, values) -> list[str]:
+    labels = [format_value(v) for v in values]
+    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+    return [f"{where}: values {dupes} are equal once formatted"] if dupes else []
+
+
+def _unknown_problem(where: str, name: str, config: dict) -> str:
+    return f"{where}: unknown problem '{name}'; problems: {', '.join(config['problems'])}"
+
+
+def load_config(path: str) -> dict:
+    """Read and validate a config file (for use outside Snakemake)."""
+    return validate_config(read_config_file(path), source=str(path))

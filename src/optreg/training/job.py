@@ -1,0 +1,337 @@
+"""One train job: every run of a cell's block of seeds, its records written together.
+
+The job runner around the training loop (`optreg.training.loop`): it claims a GPU, loads
+the prepared data, plans the runs of each phase (`optreg.training.protocol`), resumes from
+or saves checkpoints, and writes one metrics record per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from optreg import __version__
+from optreg.data.datasets import load_verified
+from optreg.io import canonical_hash
+from optreg.naming import FUSED
+from optreg.origin import code_origin
+from optreg.records import SCHEMA_VERSION, read_run, write_manifest, write_run
+from optreg.training.checkpoint import Checkpoints, job_key
+from optreg.training.loop import train_runs
+from optreg.training.memory import max_stack, stack_limit
+from optreg.training.progress import Progress
+from optreg.training.protocol import Run, added_rates, extend_grid, plan_runs, select_lr
+from optreg.training.watch import Watch
+
+progress_log = logging.getLogger("optreg.training.progress")
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available; 'cuda' without a GPU is an error, not a silent fallback."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) -> dict:
+    """Versions and machine facts recorded with every run, including the device it used.
+
+    `device` names the hardware (`cpu` or the GPU's model), `torch_device` is torch's name
+    for it in the job (`cpu`, `cuda:1`), `gpu_id` the machine's id of that GPU (its index,
+    or its CUDA_VISIBLE_DEVICES entry; null on the CPU).
+    """
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": importlib.metadata.version("numpy"),
+        "optreg": __version__,
+        "code": code_origin(),
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "torch_device": str(device),
+        "gpu_id": gpu_id,
+        "torch_threads": torch.get_num_threads(),
+        "stacked_seeds": stacked,
+    }
+
+
+def run_job(
+    *,
+    data_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    study: str,
+    combination: str,
+    factors: dict,
+    settings: dict,
+    phase: str,
+    seeds,
+    lr_grid,
+    default_lr: float,
+    tuning_seeds=(),
+    tuning_files=(),
+    lr_limits=(1e-5, 10.0),
+    device: str = "cpu",
+    threads: int = 1,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_minutes: float | None = None,
+) -> list[Path]:
+    """Train every run of one job (see `optreg.training.protocol`); write one metrics JSON per run.
+
+    `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
+    `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
+    those runs, evaluate `seeds`, all in one process; the records are the same as those of a
+    `tune` job followed by an `eval` job. Before evaluating, a best rate on an edge of the grid
+    makes the job train the tuning seeds at further rates within `lr_limits` (see
+    `optreg.training.protocol.extend_grid`); their records are tuning records of this job.
+    The files appear together: they are written into a hidden temporary folder that
+    is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
+    `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
+    the job runs under Snakemake. On CUDA the job trains on a GPU no concurrent job holds
+    (`optreg.training.gpus`: Snakemake counts GPUs but does not assign them).
+    With `checkpoint` (a file path, see `optreg.training.checkpoint`), the job saves its state there
+    every `checkpoint_minutes` (None: never on a timer) and on SIGTERM or SIGINT, after which
+    it raises `Interrupted`; a matching checkpoint found at the start is resumed. Once the
+    job's files are written, the checkpoint holds only their records, marked finished (see
+    `optreg.training.checkpoint.remove_finished`). Progress goes to `optreg.training.progress`.
+    """
+    from optreg.training.gpus import hold_gpu  # only training claims GPUs
+
+    torch.set_num_threads(threads)
+    tuning = [read_run(f) for f in tuning_files]
+    steps = [("tune", tuning_seeds), ("eval", seeds)] if phase == FUSED else [(phase, seeds)]
+    records = []  # (file name, record)
+    job = {"study": study, "combination": combination, "factors": factors, "settings": settings}
+    dev = resolve_device(device)
+    on_gpu = dev.type == "cuda"
+    with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
+        if slot is not None:
+            dev = torch.device("cuda", slot.index)
+        data = load_verified(data_path, device=dev)
+        job["data_sha256"] = data.sha256
+        checkpoints, state = None, None
+        if checkpoint is not None:
+            key = job_key(
+                {
+                    **job,
+                    "phase": phase,
+                    "steps": steps,
+                    "lr_grid": sorted(lr_grid),
+                    "default_lr": default_lr,
+                    "selection": select_lr(tuning) if tuning else None,
+                    "device": dev.type,
+                    "threads": threads,
+                    **user_source(settings),
+                }
+            )
+            every_s = None if checkpoint_minutes is None else 60 * checkpoint_minutes
+            checkpoints = Checkpoints(checkpoint, key, every_s)
+            state = checkpoints.load()
+        if state and state.get("finished"):
+            progress_log.info(
+                "%s %s finished before, but its files were lost: writing them from checkpoint %s",
+                study,
+                combination,
+                checkpoints.path,
+            )
+            records = [tuple(pair) for pair in json.loads(state["records"])]
+            return _write_together(out_dir, records)
+        # A resumed job keeps its stack size: the results would not change, its checkpoint would.
+        limit = (
+            state["limit"]
+            if state
+            else stack_limit(settings, data.meta, max_stack(data, settings, dev))
+        )
+        run_counts = [
+            len(step_seeds) * (len(lr_grid) if step == "tune" else 2) for step, step_seeds in steps
+        ]
+        progress = Progress(study, combination, sum(run_counts) * settings["epochs"])
+        stack = min(max(run_counts), limit or max(run_counts))
+        progress_log.info(
+            "%s %s start: %s %s runs, stacks of up to %d, %s epochs, device %s, %d threads, "
+            "data %s",
+            study,
+            combination,
+            phase,
+            " + ".join(map(str, run_counts)),
+            stack,
+            settings["epochs"],
+            dev,
+            threads,
+            data_path,
+        )
+        if state:
+            records = [tuple(pair) for pair in json.loads(state["records"])]
+            # The tuning runs: those of the tune files, and those this job trained (its own
+            # tune step, or rates it added past the grid's edge), each (rate, seed) once.
+            own = [record for _, record in records if record["phase"] == "tune"]
+            tuning = list({(r["settings"]["lr"], r["seed"]): r for r in [*tuning, *own]}.values())
+            progress.resumed(state["progress_done"])
+            at = state["stack"]
+            progress_log.info(
+                "%s %s resuming from checkpoint %s: %s, %d runs done, epoch %d, %d samples in",
+                study,
+                combination,
+                checkpoints.path,
+                steps[state["step"]][0],
+                len(state["step_results"]),
+                at["epoch"],
+                at["next_batch"],
+            )
+        watch = Watch(progress, checkpoints)
+        gpu_id = slot.gpu_id if slot else None
+
+        def _step_records(runs, step, selection, started, watch=None, resume=None):
+            """Train `runs` and make their records. A run at the same rate and seed as another
+            (a tuned rate equal to the default rate) is the same run: trained once, recorded
+            under both names."""
+            distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
+            lrs, run_seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
+            trained = train_runs(
+                data, settings, lrs, run_seeds, dev, limit, watch=watch, resume=resume
+            )
+            by_run = dict(zip(distinct, trained, strict=True))
+            wall = time.perf_counter() - started
+            base = provenance(dev, min(len(distinct), limit or len(distinct)), gpu_id)
+            return [
+                (
+                    run.filename,
+                    run_record(
+                        run,
+                        by_run[(run.lr, run.seed)],
+                        job=job,
+                        phase=step,
+                        selection=selection,
+                        wall=wall,
+                        provenance=base,
+                    ),
+                )
+                for run in runs
+            ]
+
+        with checkpoints.on_signals() if checkpoints else contextlib.nullcontext():
+            for index, (step, step_seeds) in enumerate(steps):
+                if state and index < state["step"]:
+                    continue
+                extension = None
+                if step == "eval":
+                    # One extra tuning round per rate past the grid's edge, on the tuning seeds
+                    # only (optreg.training.protocol.extend_grid); its runs are tuning records of
+                    # this job.
+                    seeds_tuned = sorted({r["seed"] for r in tuning})
+                    added_records = []
+
+                    def extra_round(lr, seeds_tuned=seeds_tuned, added_records=added_records):
+                        extra = [Run(lr, s, None) for s in seeds_tuned]
+                        new = _step_records(extra, "tune", None, time.perf_counter())
+                        added_records += new
+                        return [record for _, record in new]
+
+                    tuning, _ = extend_grid(tuning, lr_limits, extra_round)
+                    records += added_records
+                    extension = {
+                        "extended": added_rates(tuning, lr_grid),
+                        "lr_limits": list(lr_limits),
+                    }
+                runs, selection = plan_runs(
+                    step, step_seeds, lr_grid, default_lr, tuning, extension
+                )
+                resume = None
+                if state and index == state["step"]:
+                    resume = {"results": state["step_results"], "stack": state["stack"]}
+                watch.phase = step
+                watch.job_state = {
+                    "step": index,
+                    # As JSON, like the files: any record field survives weights-only loading.
+                    "records": json.dumps(records),
+                    "selection": selection,
+                    "limit": limit,
+                }
+                watch.step_started = time.perf_counter() - (state["step_wall"] if resume else 0)
+                step_records = _step_records(
+                    runs, step, selection, watch.step_started, watch=watch, resume=resume
+                )
+                if step == "tune":
+                    tuning = [record for _, record in step_records]  # what `eval` chooses from
+                records += step_records
+    written = _write_together(out_dir, records)
+    if checkpoints is not None:
+        # Kept until the workflow has the files (optreg.training.checkpoint.remove_finished): a job
+        # stopped before Snakemake is done with it loses them, and writes them again from here.
+        checkpoints.save({"finished": True, "records": json.dumps(records)})
+    progress.finish(len(records), sum(record["diverged"] for _, record in records))
+    return written
+
+
+def run_record(
+    run, result: dict, *, job: dict, phase: str, selection, wall: float, provenance: dict
+) -> dict:
+    """The metrics record of one run. `job`: the job's study, combination, factors, settings
+    and data fingerprint (`data_sha256`); `provenance`: its machine and versions."""
+    settings = {**job["settings"], "lr": run.lr}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study": job["study"],
+        "combination": job["combination"],
+        "factors": job["factors"],
+        "settings": settings,
+        "phase": phase,
+        "protocol": run.protocol,
+        "selection": selection if run.protocol == "tuned" else None,
+        "seed": run.seed,
+        **result,
+        "wall_time_s": wall,
+        "provenance": {
+            **provenance,
+            "settings_hash": canonical_hash({"settings": settings, "seed": run.seed}),
+            "data_sha256": job["data_sha256"],
+        },
+    }
+
+
+def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
+    """Validate and write (file name, record) pairs into `out_dir`, all or none: into a
+    hidden temporary folder first, renamed to `out_dir` once every file is written."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, record in records:
+            write_run(tmp_dir / name, record)
+        write_manifest(tmp_dir, [name for name, _ in records])
+        os.chmod(tmp_dir, 0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp_dir, out_dir)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return [out_dir / name for name, _ in records]
+
+
+def user_source(settings: dict) -> dict:
+    """The SHA-256 of each user module a cell's jobs import (none for built-in cells), for
+    the checkpoint key: a checkpoint saved before the user's file changed is not resumed."""
+    import hashlib
+
+    from optreg.extensions import current_path, module_file
+    from optreg.study.extensions import cell_modules
+
+    digests = {}
+    for module in cell_modules(settings):
+        path = module_file(module, current_path())
+        if path is not None:
+            digests[module] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"user_source": digests} if digests else {}

@@ -1,0 +1,223 @@
+"""Learning-rate selection, time to target and the study tables, on synthetic records."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from optreg.analysis.stats import mean_ci
+from optreg.analysis.tables import summary_table, time_to_target, tuning_table
+from optreg.training.protocol import plan_runs, select_lr
+
+
+def record(lr, seed, val, diverged=False):
+    return {
+        "combination": "c",
+        "seed": seed,
+        "settings": {"lr": lr},
+        "diverged": diverged,
+        "final": {"val_accuracy": None if diverged else val, "test_accuracy": None},
+    }
+
+
+def test_selection_uses_validation_only():
+    # The records carry no test accuracy at all: the choice cannot depend on it.
+    tuning = [record(0.1, s, 0.80) for s in (0, 1)] + [record(0.01, s, 0.90) for s in (0, 1)]
+    tuning += [record(0.001, s, 0.70) for s in (0, 1)]
+    choice = select_lr(tuning)
+    assert choice["lr"] == 0.01 and not choice["on_grid_edge"]
+    assert choice["grid"] == [0.001, 0.01, 0.1]
+    assert choice["val_accuracy_mean"] == pytest.approx([0.70, 0.90, 0.80])
+
+
+def test_selection_never_picks_a_rate_where_a_seed_diverged_and_flags_the_edge():
+    tuning = [record(1.0, 0, 0.99), record(1.0, 1, None, diverged=True)]
+    tuning += [record(0.1, s, 0.90) for s in (0, 1)] + [record(0.01, s, 0.95) for s in (0, 1)]
+    choice = select_lr(tuning)
+    assert choice["lr"] == 0.01 and choice["on_grid_edge"]
+    assert choice["diverged"] == [0, 0, 1]
+
+
+def test_selection_ties_go_to_the_smaller_rate():
+    tuning = [record(0.1, 0, 0.9), record(0.01, 0, 0.9)]
+    assert select_lr(tuning)["lr"] == 0.01
+
+
+def test_every_rate_diverged_is_an_error_naming_the_cell():
+    with pytest.raises(ValueError, match="c: every learning rate"):
+        select_lr([record(0.1, 0, None, diverged=True)])
+
+
+def test_plan_runs():
+    runs, selection = plan_runs("tune", [1, 0], [0.1, 0.01], 0.001)
+    assert [(r.lr, r.seed) for r in runs] == [(0.01, 0), (0.1, 0), (0.01, 1), (0.1, 1)]
+    assert selection is None and runs[0].filename == "lr-0.01_seed-0.json"
+    tuning = [record(0.1, 0, 0.5), record(0.01, 0, 0.9)]
+    runs, selection = plan_runs("eval", [7], [0.1, 0.01], 0.001, tuning)
+    assert [(r.lr, r.protocol) for r in runs] == [(0.01, "tuned"), (0.001, "oneshot")]
+    assert runs[1].filename == "oneshot_seed-7.json"
+
+
+def test_next_rate_steps_past_the_edge_by_the_grids_own_step_within_the_limits():
+    from optreg.training.protocol import next_rate
+
+    grid = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+    top = {"grid": grid, "lr": 1.0}
+    assert next_rate(top, (1e-5, 10)) == pytest.approx(3.33)  # 1.0 * (1.0 / 0.3)
+    assert next_rate(top, (1e-5, 3.0)) is None  # the limit stops it
+    assert next_rate({"grid": grid, "lr": 0.003}, (1e-5, 10)) == pytest.approx(0.0009)
+    assert next_rate({"grid": grid, "lr": 0.1}, (1e-5, 10)) is None  # interior
+    assert next_rate({"grid": [0.1], "lr": 0.1}, (1e-5, 10)) is None  # no step to take
+
+
+def test_extend_grid_stops_when_the_best_is_interior_or_a_rate_diverges():
+    from optreg.training.protocol import extend_grid
+
+    # Validation accuracy peaks at 3: the grid [0.01, 0.1] grows by its step (x10) to 1,
+    # then to 10, which is worse than 1: the best is interior and the search stops.
+    def train(lr):
+        return [record(lr, s, 1 / (1 + abs(math.log10(lr / 3)))) for s in (0, 1)]
+
+    tuning, added = extend_grid(train(0.01) + train(0.1), (1e-5, 100), train)
+    assert added == pytest.approx([1.0, 10.0])
+    assert select_lr(tuning)["lr"] == 1.0 and not select_lr(tuning)["on_grid_edge"]
+    # The limit stops it earlier; the selection stays on the edge.
+    tuning, added = extend_grid(train(0.01) + train(0.1), (1e-5, 5), train)
+    assert added == pytest.approx([1.0]) and select_lr(tuning)["on_grid_edge"]
+    # A rate that diverges beyond the edge makes the old edge interior: the search stops.
+    diverging = [record(0.01, 0, 0.5), record(0.1, 0, 0.9)]
+    _, added = extend_grid(diverging, (1e-5, 10), lambda lr: [record(lr, 0, None, True)])
+    assert added == [1.0]
+
+
+def test_mean_ci_still_matches_the_t_interval():
+    from scipy import stats
+
+    x = [0.91, 0.93, 0.95, 0.9, 0.94]
+    out = mean_ci(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=sum(x) / 5, scale=stats.sem(x))
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((lo, hi))
+
+
+def history(rows):
+    cols = ["combination", "phase", "protocol", "seed", "lr", "epoch", "val_accuracy"]
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["elapsed_s"] = frame["epoch"] * 2.0
+    frame["stacked_runs"] = 4
+    return frame
+
+
+def test_time_to_target_is_the_first_epoch_reaching_it():
+    h = history(
+        [("c", "eval", "tuned", 0, 0.1, e, v) for e, v in [(1, 0.5), (2, 0.96), (3, 0.94)]]
+        + [("c", "eval", "tuned", 1, 0.1, e, v) for e, v in [(1, 0.5), (2, 0.6), (3, 0.7)]]
+    )
+    out = time_to_target(h, 0.95).set_index("seed")
+    assert out.loc[0, "epochs_to_target"] == 2 and out.loc[0, "seconds_to_target"] == 1.0
+    assert 1 not in out.index  # never reached
+
+
+def runs_frame():
+    rows = []
+    for protocol, lr, accs in (("tuned", 0.01, [0.9, 0.92, 0.94]), ("oneshot", 0.001, [0.5] * 3)):
+        for seed, acc in enumerate(accs):
+            rows.append(
+                {
+                    "combination": "optimizer-adam",
+                    "optimizer": "adam",
+                    "phase": "eval",
+                    "protocol": protocol,
+                    "seed": seed,
+                    "lr": lr,
+                    "diverged": False,
+                    "lr_on_grid_edge": False if protocol == "tuned" else None,
+                    "test_accuracy": acc,
+                    "val_accuracy": acc,
+                    **{
+                        m: 0.0
+                        for m in (
+                            "train_accuracy",
+                            "test_loss",
+                            "val_loss",
+                            "train_loss",
+                            "l1_norm",
+                            "l2_norm",
+                            "near_zero_fraction",
+                            "zero_fraction",
+                        )
+                    },
+                }
+            )
+    for lr, val in ((0.01, 0.9), (0.001, 0.8)):
+        for seed in (10, 11):
+            rows.append(
+                {
+                    "combination": "optimizer-adam",
+                    "optimizer": "adam",
+                    "phase": "tune",
+                    "protocol": None,
+                    "seed": seed,
+                    "lr": lr,
+                    "diverged": False,
+                    "val_accuracy": val,
+                    "val_loss": 0.1,
+                    "train_loss": 0.1,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
+    runs = runs_frame()
+    reached = pd.DataFrame(
+        {
+            "combination": ["optimizer-adam"],
+            "phase": ["eval"],
+            "protocol": ["tuned"],
+            "seed": [0],
+            "lr": [0.01],
+            "epochs_to_target": [3.0],
+            "seconds_to_target": [1.5],
+        }
+    )
+    summary = summary_table(runs, ["optimizer"], reached).set_index("protocol")
+    assert summary.loc["tuned", "test_accuracy_mean"] == pytest.approx(0.92)
+    assert (
+        summary.loc["tuned", "test_accuracy_ci_low"]
+        < 0.92
+        < summary.loc["tuned", "test_accuracy_ci_high"]
+    )
+    assert (
+        summary.loc["tuned", "reached_target"] == 1
+        and summary.loc["oneshot", "reached_target"] == 0
+    )
+    assert math.isnan(summary.loc["oneshot", "epochs_to_target_mean"])
+    tuning = tuning_table(runs, ["optimizer"]).set_index("lr")
+    assert tuning.loc[0.01, "selected"] and not tuning.loc[0.001, "selected"]
+    assert tuning.loc[0.01, "val_accuracy_mean"] == pytest.approx(0.9)
+
+
+def test_published_accuracy_stands_beside_the_measured_one():
+    from optreg.report.pdf import published_rows
+
+    summary = pd.DataFrame(
+        {
+            "problem": ["cnn", "cnn", "mlp"],
+            "protocol": ["tuned", "oneshot", "tuned"],
+            "test_accuracy_mean": [0.925, 0.5, 0.66],
+            "test_accuracy_ci_low": [0.92, 0.4, 0.65],
+            "test_accuracy_ci_high": [0.93, 0.6, 0.67],
+            "seeds": [10, 10, 10],
+        }
+    )
+    problems = {"cnn": {"published_test_accuracy": 0.94}, "mlp": {}, "gone": {}}
+    (row,) = published_rows(summary, problems)  # the tuned rate, problems with a figure only
+    assert row == {
+        "problem": "cnn",
+        "published": "94%",
+        "ours": "92.5% [92.0, 93.0]",
+        "difference": "-1.5",
+        "seeds": 10,
+    }

@@ -1,0 +1,424 @@
+"""Write the corpus of malformed configs: each is config/smoke.yaml with one thing wrong.
+
+Run `python tests/workflow/bad_configs/make_corpus.py` after a change to the config format. Each
+file's first line `# expect: <text>` is what its error message must contain. A case
+typed on the command line instead has a second line `# config: <key=value>`: the file is
+config/smoke.yaml as it is, and the entry is passed to `snakemake --config`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+BASE = yaml.safe_load((HERE.parents[2] / "config" / "smoke.yaml").read_text())
+
+
+def opt(c):
+    return c["studies"]["optimization"]
+
+
+def reg(c):
+    return c["studies"]["regularization"]
+
+
+CASES = [
+    (
+        "unknown_optimizer",
+        "studies.optimization.factors.optimizer[1]: 'adamw' is not one of",
+        lambda c: opt(c)["factors"].update(optimizer=["adam", "adamw"]),
+    ),
+    (
+        "unknown_activation",
+        "studies.optimization.factors.activation[0]: 'gelu' is not one of",
+        lambda c: opt(c)["factors"].update(activation=["gelu"]),
+    ),
+    (
+        "unknown_penalty",
+        "studies.regularization.factors.penalty[2]: 'l3' is not one of",
+        lambda c: reg(c)["factors"].update(penalty=["none", "l1", "l3"]),
+    ),
+    (
+        "negative_lr",
+        "protocol.lr_grid[1]: -0.1 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"].update(lr_grid=[0.01, -0.1]),
+    ),
+    (
+        "zero_lr",
+        "protocol.lr_grid[0]: 0 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"].update(lr_grid=[0, 0.1]),
+    ),
+    (
+        "zero_default_lr",
+        "protocol.default_lr.adam: 0 is less than or equal to the minimum of 0",
+        lambda c: c["protocol"]["default_lr"].update(adam=0),
+    ),
+    (
+        "zero_strength",
+        "studies.regularization.factors.strength[0]: 0 is less than or equal to the minimum of 0",
+        lambda c: reg(c)["factors"].update(strength=[0, 0.01]),
+    ),
+    (
+        "negative_strength",
+        "studies.regularization.factors.strength[1]: -0.01 is less than or equal to the minimum",
+        lambda c: reg(c)["factors"].update(strength=[0.01, -0.01]),
+    ),
+    (
+        "empty_factor",
+        "studies.optimization.factors.activation: empty list",
+        lambda c: opt(c)["factors"].update(activation=[]),
+    ),
+    ("empty_grid", "protocol.lr_grid: empty list", lambda c: c["protocol"].update(lr_grid=[])),
+    (
+        "duplicate_factor_values",
+        "studies.optimization.factors.optimizer: duplicate values",
+        lambda c: opt(c)["factors"].update(optimizer=["adam", "adam"]),
+    ),
+    (
+        "duplicate_after_formatting",
+        "protocol.lr_grid: values ['0.1'] are equal once formatted",
+        lambda c: c["protocol"].update(lr_grid=[0.1, 0.1000000001]),
+    ),
+    (
+        "empty_seeds",
+        "protocol.tuning_seeds: empty list",
+        lambda c: c["protocol"].update(tuning_seeds=[]),
+    ),
+    (
+        "duplicate_seeds",
+        "protocol.evaluation_seeds: duplicate values",
+        lambda c: c["protocol"].update(evaluation_seeds=[10, 10]),
+    ),
+    (
+        "negative_seed",
+        "protocol.tuning_seeds[0]: -1 is less than the minimum of 0",
+        lambda c: c["protocol"].update(tuning_seeds=[-1, 1]),
+    ),
+    (
+        "overlapping_seeds",
+        "protocol.evaluation_seeds: seeds [1] are also tuning seeds",
+        lambda c: c["protocol"].update(evaluation_seeds=[1, 10]),
+    ),
+    (
+        "misspelled_top_key",
+        "unknown key 'protocl' (did you mean 'protocol'?)",
+        lambda c: c.update(protocl={}),
+    ),
+    (
+        "misspelled_setting",
+        "defaults.epochz: unknown key 'epochz' (did you mean 'epochs'?)",
+        lambda c: c["defaults"].update(epochz=3),
+    ),
+    (
+        "misspelled_study_key",
+        "studies.optimization.factor: unknown key 'factor' (did you mean 'factors'?)",
+        lambda c: opt(c).update(factor=opt(c).pop("factors")),
+    ),
+    (
+        "lr_as_factor",
+        "studies.optimization.factors.lr: unknown key 'lr'",
+        lambda c: opt(c)["factors"].update(lr=[0.1]),
+    ),
+    (
+        "study_name_with_slash",
+        "studies: name 'opt/imization' must start with a letter",
+        lambda c: c["studies"].update({"opt/imization": c["studies"].pop("optimization")}),
+    ),
+    (
+        "study_name_with_dotdot",
+        "studies: name '..' must start with a letter",
+        lambda c: c["studies"].update({"..": c["studies"].pop("optimization")}),
+    ),
+    (
+        "problem_name_with_slash",
+        "problems: name '../x' must start with a letter",
+        lambda c: c["problems"].update({"../x": c["problems"]["digits_mlp"]}),
+    ),
+    (
+        "unknown_problem",
+        "studies.problems.factors.problem[0]: unknown problem 'mnist_mlp'",
+        lambda c: c["studies"]["problems"]["factors"].update(problem=["mnist_mlp"]),
+    ),
+    (
+        "cnn_on_a_table",
+        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of ['digits', 'mnist1d', 'mnist', "
+        "'fashion_mnist', 'cifar10']",
+        lambda c: c["problems"]["cancer_mlp"].update(model="cnn"),
+    ),
+    (
+        "wrong_type_epochs",
+        "defaults.epochs: 'ten' is not of type 'integer'",
+        lambda c: c["defaults"].update(epochs="ten"),
+    ),
+    (
+        "wrong_type_hidden",
+        "problems.digits_mlp.hidden: 16 is not of type 'array'",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=16),
+    ),
+    (
+        "wrong_type_factors",
+        "studies.optimization.factors.activation: 'relu' is not of type 'array'",
+        lambda c: opt(c)["factors"].update(activation="relu"),
+    ),
+    (
+        "fixed_and_factor",
+        "studies.regularization.fixed.penalty: 'penalty' is also a factor",
+        lambda c: reg(c)["fixed"].update(penalty="l2"),
+    ),
+    (
+        "penalty_without_strength",
+        "studies.regularization: penalty 'l1' needs a positive strength",
+        lambda c: reg(c)["factors"].pop("strength"),
+    ),
+    (
+        "matrix_too_large",
+        "max_runs: the matrix has 120 runs, more than max_runs=10",
+        lambda c: c.update(max_runs=10),
+    ),
+    (
+        "unknown_dataset",
+        "problems.digits_mlp.dataset: 'imagenet' is not one of",
+        lambda c: c["problems"]["digits_mlp"].update(dataset="imagenet"),
+    ),
+    ("unknown_device", "device: 'tpu' is not one of", lambda c: c.update(device="tpu")),
+    (
+        "zero_threads",
+        "threads.train: 0 is less than the minimum of 1",
+        lambda c: c.update(threads={"train": 0}),
+    ),
+    ("no_studies", "studies: {} should be non-empty", lambda c: c.update(studies={})),
+    (
+        "momentum_one",
+        "defaults.momentum: 1 is greater than or equal to the maximum of 1",
+        lambda c: c["defaults"].update(momentum=1),
+    ),
+    ("missing_protocol", "'protocol' is a required property", lambda c: c.pop("protocol")),
+    (
+        "depth_of_a_cnn",
+        "studies.problems: depth apply to MLP problems only, but problem 'digits_cnn' is a cnn",
+        lambda c: c["studies"]["problems"]["factors"].update(depth=[1, 2]),
+    ),
+    (
+        "lr_limits_inside_the_grid",
+        "protocol.lr_limits: [0.05, 10] must contain every grid, but protocol.lr_grid spans",
+        lambda c: c["protocol"].update(lr_limits=[0.05, 10]),
+    ),
+    (
+        "unknown_mnist1d_argument",
+        "data.mnist1d.sead: unknown key 'sead' (did you mean 'seed'?)",
+        lambda c: c.update(data={"mnist1d": {"sead": 1}}),
+    ),
+    (
+        "mnist1d_padding_reversed",
+        "data.mnist1d.padding: [60, 36] must be [low, high] with low <= high",
+        lambda c: c.update(data={"mnist1d": {"padding": [60, 36]}}),
+    ),
+    (
+        "kernel_on_an_mlp",
+        "problems.digits_mlp.kernel: [3] is expected to be empty",
+        lambda c: c["problems"]["digits_mlp"].update(kernel=[3]),
+    ),
+    (
+        "target_above_one",
+        "protocol.target_val_accuracy: 1.5 is greater than the maximum of 1",
+        lambda c: c["protocol"].update(target_val_accuracy=1.5),
+    ),
+]
+# Issue 15: the classes of bad input that got past validation. Non-finite numbers:
+NAN = float("nan")
+CASES += [
+    (
+        "nan_lr",
+        "protocol.lr_grid[1]: nan is not a finite number",
+        lambda c: c["protocol"].update(lr_grid=[0.01, NAN]),
+    ),
+    (
+        "inf_strength",
+        "studies.regularization.factors.strength[1]: inf is not a finite number",
+        lambda c: reg(c)["factors"].update(strength=[0.01, float("inf")]),
+    ),
+    (
+        "nan_momentum",
+        "defaults.momentum: nan is not a finite number",
+        lambda c: c["defaults"].update(momentum=NAN),
+    ),
+    (
+        "nan_target",
+        "protocol.target_val_accuracy: nan is not a finite number",
+        lambda c: c["protocol"].update(target_val_accuracy=NAN),
+    ),
+    (
+        "nan_validation_fraction",
+        "data.validation_fraction: nan is not a finite number",
+        lambda c: c.update(data={"validation_fraction": NAN}),
+    ),
+    (
+        "minus_inf_default_lr",
+        "protocol.default_lr.sgd: -inf is not a finite number",
+        lambda c: c["protocol"]["default_lr"].update(sgd=float("-inf")),
+    ),
+    # Whole numbers written as floats where integers belong.
+    (
+        "float_epochs",
+        "defaults.epochs: 3.0 is not of type 'integer' (write 3)",
+        lambda c: c["defaults"].update(epochs=3.0),
+    ),
+    (
+        "float_batch_size",
+        "defaults.batch_size: 128.0 is not of type 'integer' (write 128)",
+        lambda c: c["defaults"].update(batch_size=128.0),
+    ),
+    (
+        "float_tuning_seed",
+        "protocol.tuning_seeds[1]: 1.0 is not of type 'integer' (write 1)",
+        lambda c: c["protocol"].update(tuning_seeds=[0, 1.0]),
+    ),
+    (
+        "float_hidden_width",
+        "problems.digits_mlp.hidden[0]: 16.0 is not of type 'integer' (write 16)",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=[16.0]),
+    ),
+    (
+        "float_epochs_factor",
+        "studies.optimization.factors.epochs[1]: 3.0 is not of type 'integer'",
+        lambda c: opt(c)["factors"].update(epochs=[2, 3.0]),
+    ),
+    # Names matched in full: Python's `$` also matches before a final newline.
+    (
+        "study_name_with_newline",
+        "studies: name 'optimization\\n' must start with a letter",
+        lambda c: c["studies"].update({"optimization\n": c["studies"].pop("optimization")}),
+    ),
+    (
+        "problem_name_with_newline",
+        "problems: name 'digits\\n' must start with a letter",
+        lambda c: c["problems"].update({"digits\n": c["problems"]["digits_mlp"]}),
+    ),
+    (
+        "gpu_model_with_newline",
+        "gpu_model: 'A100\\n' does not match",
+        lambda c: c.update(gpu_model="A100\n"),
+    ),
+    (
+        "study_name_with_dash",
+        "studies: name 'opt-imization' must start with a letter",
+        lambda c: c["studies"].update({"opt-imization": c["studies"].pop("optimization")}),
+    ),
+    # Models that cannot fit their data, paths of the wrong kind.
+    (
+        "cnn_too_deep",
+        "problems.digits_cnn.channels: 4 convolution blocks (each pools 2x2) do not fit the "
+        "1x8x8 images of 'digits'; at most 3",
+        lambda c: c["problems"]["digits_cnn"].update(channels=[4, 8, 16, 32]),
+    ),
+    (
+        "conv1d_too_deep",
+        "problems.signal_cnn.channels: 3 stride-2 convolutions with kernels [5, 5, 5] shrink "
+        "the length-4 signals of 'mnist1d' below one sample",
+        lambda c: (
+            c["problems"].update(
+                signal_cnn={
+                    "dataset": "mnist1d",
+                    "model": "cnn",
+                    "channels": [4, 4, 4],
+                    "kernel": [5, 5, 5],
+                }
+            ),
+            c.update(data={"mnist1d": {"final_seq_length": 4}}),
+        ),
+    ),
+    (
+        "data_root_is_a_file",
+        "data.root: 'workflow/Snakefile' is a file",
+        lambda c: c.update(data={"root": "workflow/Snakefile"}),
+    ),
+    # YAML reads an unquoted `1:` as a number: no name at all.
+    (
+        "number_as_study_name",
+        "studies: key 1 is not text",
+        lambda c: c["studies"].update({1: c["studies"].pop("problems")}),
+    ),
+]
+# Typed with --config on config/smoke.yaml: (name, expect, entry).
+COMMAND_LINE = [
+    ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
+    ("config_inf_seeds_per_job", "seeds_per_job: inf is not a finite number", "seeds_per_job=inf"),
+    (
+        "config_float_seeds_per_job",
+        "seeds_per_job: 2.0 is not of type 'integer' (write 2)",
+        "seeds_per_job=2.0",
+    ),
+    ("config_gpu_model_path", "gpu_model: '../x' does not match", "gpu_model=../x"),
+    (
+        "config_data_root_is_a_file",
+        "data.root: 'workflow/Snakefile' is a file",
+        "data={root: workflow/Snakefile}",
+    ),
+    (
+        "config_number_as_study_name",
+        "studies: name '2' must start with a letter",
+        "studies={2: {factors: {optimizer: [adam]}}}",
+    ),
+    (
+        "config_cnn_on_a_table",
+        "problems.cancer_mlp.dataset: 'breast_cancer' is not one of",
+        "problems={cancer_mlp: {model: cnn}}",
+    ),
+]
+
+
+def duplicated(text: str, anchor: str, line: str) -> str:
+    """`text` with `line` inserted after the line `anchor`: a key given twice."""
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, x in enumerate(lines) if x.rstrip() == anchor) + 1
+    return "".join([*lines[:at], line + "\n", *lines[at:]])
+
+
+SMOKE = (HERE.parents[2] / "config" / "smoke.yaml").read_text()
+RAW = [
+    (
+        "yaml_syntax_error",
+        "Config file is not valid JSON or YAML",
+        "protocol:\n  lr_grid: [0.1\nstudies: {}\n",
+    ),
+    (
+        "not_a_mapping",
+        "Config file must be given as JSON or YAML with keys at top level",
+        "- protocol\n- studies\n",
+    ),
+]
+# Duplicate keys, in the smoke config as written (the line numbers count the expect line).
+RAW += [
+    (
+        "duplicate_key_epochs",
+        "key 'epochs' is given twice, on lines 23 and 24",
+        duplicated(SMOKE, "  epochs: 3", "  epochs: 30"),
+    ),
+    (
+        "duplicate_top_key",
+        "key 'problems' is given twice, on lines 10 and 44",
+        SMOKE + "problems:\n  digits_mlp: {dataset: digits, model: mlp, hidden: [32]}\n",
+    ),
+]
+
+
+def main() -> None:
+    for old in HERE.glob("*.yaml"):
+        old.unlink()
+    for i, (name, expect, edit) in enumerate(CASES, 1):
+        config = copy.deepcopy(BASE)
+        edit(config)
+        text = yaml.safe_dump(config, sort_keys=False)
+        (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
+    for i, (name, expect, text) in enumerate(RAW, len(CASES) + 1):
+        (HERE / f"{i:02d}_{name}.yaml").write_text(f"# expect: {expect}\n{text}")
+    for i, (name, expect, entry) in enumerate(COMMAND_LINE, len(CASES) + len(RAW) + 1):
+        text = f"# expect: {expect}\n# config: {entry}\n{SMOKE}"
+        (HERE / f"{i:02d}_{name}.yaml").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

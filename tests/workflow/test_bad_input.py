@@ -1,0 +1,148 @@
+"""The corpus of malformed configs: each fails before any job, naming the problem.
+
+Every file in tests/workflow/bad_configs/ starts with `# expect: <text>`, the text its error
+message must contain.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from optreg.study.config_files import read_config_file
+from optreg.study.errors import ConfigError
+from optreg.study.validate import load_config, validate_config
+
+CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
+# Errors that Snakemake raises itself while reading the file, before the workflow runs.
+SNAKEMAKE_LEVEL = "Config file"
+# A frame of the package's or a script's code in the output: a crash, not a message. (For
+# an error raised in the workflow, Snakemake names the rules file and line it came from.)
+PROJECT_FRAME = re.compile(r'File "[^"]*(/src/optreg/|/scripts/)')
+
+
+def expected(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), path
+    return first.removeprefix("# expect: ")
+
+
+def command_line(path: Path) -> list[str]:
+    """The `--config` entry a case is typed with, if any (its second line)."""
+    second = path.read_text().splitlines()[1]
+    return [second.removeprefix("# config: ")] if second.startswith("# config: ") else []
+
+
+def test_corpus_is_large_enough():
+    assert len(CORPUS) >= 60
+    assert sum(bool(command_line(p)) for p in CORPUS) >= 5
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_package_validation_names_the_problem(path, root, monkeypatch):
+    if expected(path).startswith(SNAKEMAKE_LEVEL):
+        pytest.skip("rejected by Snakemake's own config loader")
+    monkeypatch.chdir(root)  # relative paths in a config resolve from the working directory
+    with pytest.raises(ConfigError) as err:
+        if command_line(path):
+            # What Snakemake does with --config: parse each entry, merge it into the file's.
+            from snakemake.cli import parse_config
+            from snakemake.utils import update_config
+
+            config = read_config_file(path)
+            update_config(config, parse_config(command_line(path)))
+            validate_config(config)
+        else:
+            load_config(path)
+    assert expected(path) in str(err.value)
+
+
+def test_whole_number_floats_and_nan_are_refused_everywhere_a_number_is(smoke_config):
+    """Every integer and every number of the schema, not only the corpus's examples."""
+    bad = copy.deepcopy(smoke_config)
+    bad["seeds_per_job"] = 2.0
+    bad["threads"] = {"train": 1.0}
+    bad["data"] = {"split_seed": 0.0, "test_fraction": float("nan")}
+    bad["problems"]["digits_cnn"]["channels"] = [4.0, 8]
+    bad["studies"]["regularization"]["factors"]["strength"] = [float("inf"), 0.01]
+    with pytest.raises(ConfigError) as err:
+        validate_config(bad)
+    for where in (
+        "seeds_per_job: 2.0",
+        "threads.train: 1.0",
+        "data.split_seed: 0.0",
+        "data.test_fraction: nan",
+        "problems.digits_cnn.channels[0]: 4.0",
+        "studies.regularization.factors.strength[0]: inf",
+    ):
+        assert where in str(err.value)
+
+
+def test_every_pattern_is_matched_in_full(smoke_config):
+    """Each name the schema constrains by a pattern, with a newline after a valid name."""
+    for edit in (
+        lambda c: c["studies"].update({"ok\n": c["studies"].pop("problems")}),
+        lambda c: c["problems"].update({"ok\n": c["problems"]["digits_mlp"]}),
+        lambda c: c.update(gpu_model="H100\n"),
+    ):
+        bad = copy.deepcopy(smoke_config)
+        edit(bad)
+        with pytest.raises(ConfigError, match=r"\\n"):
+            validate_config(bad)
+
+
+def test_duplicate_key_at_any_depth_names_key_and_lines(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a:\n  b:\n    - {x: 1, x: 2}\n")
+    with pytest.raises(ConfigError, match="key 'x' is given twice, on lines 3 and 3"):
+        read_config_file(path)
+    path.write_text("a: 1\nb: 2\n")
+    assert read_config_file(path) == {"a": 1, "b": 2}
+    assert yaml.safe_load(path.read_text()) == read_config_file(path)
+
+
+@pytest.fixture(scope="module")
+def project(root, tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("bad")
+    for name in ("workflow", "scripts", "config", "envs", "profiles", "src"):
+        shutil.copytree(root / name, work / name, symlinks=True)
+    return work
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+def test_snakemake_refuses_before_any_job(project, path):
+    shutil.copy(path, project / "config" / "config.yaml")
+    config = ["--config", *command_line(path)] if command_line(path) else []
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", *config],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert expected(path) in out, out
+    assert "Traceback (most recent call last)" not in out, out
+    assert not PROJECT_FRAME.search(out), out
+    assert not (project / "results").exists()
+    assert not (project / "logs").exists()
+
+
+def test_the_shape_table_is_what_prepare_produces(digits, tmp_path):
+    """prepare() refuses a tabled data set whose samples disagree with the table (the
+    torchvision sets are prepared, and so checked, in tests/unit/data/test_vision.py)."""
+    from optreg.data.datasets import prepare
+    from optreg.data.shapes import INPUT_SHAPES
+
+    assert tuple(digits.meta["input_shape"]) == INPUT_SHAPES["digits"]
+    meta = prepare("breast_cancer", tmp_path / "breast_cancer.pt")
+    assert tuple(meta["input_shape"]) == INPUT_SHAPES["breast_cancer"]
