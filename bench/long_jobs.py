@@ -169,7 +169,7 @@ def checkpoint_cost(tmp: Path) -> None:
         shape = shapes[cell.settings["data"]["dataset"]]
         meta = {"n_features": shape[0] * shape[1] * shape[2], "input_shape": shape, "n_classes": 10}
         model = build_model(cell.settings["model"], meta, "relu", list(range(stack)))
-        optimizer = build_optimizer("adam", model.parameters(), 0.001)
+        optimizer = build_optimizer({"optimizer": "adam"}, model.parameters(), 0.001)
         params = [p.detach() for p in model.parameters()]
         state = {
             "stack": {

@@ -19,6 +19,8 @@ from optreg.extensions import (
     split_target,
     user_names,
 )
+from optreg.study.schema import config_schema
+from optreg.training.registry import MODELS, OPTIMIZERS
 
 
 def extend_schema(schema: dict, config) -> dict:
@@ -45,13 +47,11 @@ def extend_schema(schema: dict, config) -> dict:
 
 
 def _builtin_names() -> dict[str, set[str]]:
-    from optreg.study.schema import config_schema
-
     schema = config_schema()
     problem = schema["properties"]["problems"]["additionalProperties"]["properties"]
     return {
-        "optimizers": set(schema["$defs"]["optimizer"]["enum"]),
-        "models": set(problem["model"]["enum"]),
+        "optimizers": set(OPTIMIZERS),
+        "models": set(MODELS),
         "datasets": set(problem["dataset"]["enum"]),
     }
 

@@ -12,14 +12,26 @@ from typing import Any
 
 import yaml
 
+from optreg.training.registry import MODELS, OPTIMIZERS
+
 SCHEMA_FILE = "config.schema.yaml"
 
 
 @cache
 def config_schema() -> dict:
-    """The config JSON Schema shipped in workflow/schemas/."""
+    """The config JSON Schema shipped in workflow/schemas/, with what the registries know:
+    the optimizer and model names, and each optimizer's default rate."""
     text = resources.files("optreg").joinpath("schemas", SCHEMA_FILE).read_text()
-    return yaml.safe_load(text)
+    schema = yaml.safe_load(text)
+    schema["$defs"]["optimizer"]["enum"] = list(OPTIMIZERS)
+    default_lr = schema["properties"]["protocol"]["properties"]["default_lr"]
+    default_lr["properties"] = {
+        name: {"$ref": "#/$defs/lr", "default": entry.default_lr}
+        for name, entry in OPTIMIZERS.items()
+    }
+    problem = schema["properties"]["problems"]["additionalProperties"]["properties"]
+    problem["model"]["enum"] = list(MODELS)
+    return schema
 
 
 def _key_path(parts) -> str:

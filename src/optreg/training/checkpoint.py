@@ -46,7 +46,6 @@ _NUMERIC_MODULES = (
     "seeds",
     "optimizers",
     "torch_optim",
-    "build",
     "penalties",
     "protocol",
     "checkpoint",

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from optreg.data.datasets import Prepared
 from optreg.records import NEAR_ZERO
-from optreg.training.build import build_optimizer
 from optreg.training.models import Stacked, build_model
+from optreg.training.optimizers import build_optimizer
 from optreg.training.penalties import (
     add_penalty_gradients,
     after_step,

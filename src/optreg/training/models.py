@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from optreg.extensions import load
+from optreg.training.registry import MODELS
 from optreg.training.seeds import derived_seed
 
 # In place: each applies to a fresh product or pooling output that no backward pass needs.
@@ -301,16 +303,15 @@ class StackedCNN1d(Stacked):
         return self._dense_head(x, convs)
 
 
-def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
-    """The stacked model a problem names (`spec`: model, hidden; or channels, optional dense
-    and, for signals, kernel). A CNN on signals [C, L] is a 1-D CNN, on images a 2-D one."""
-    if "factory" in spec:  # a user's model (config: models)
-        from optreg.training.funcmodel import build_func_model
+def build_mlp(spec: dict, meta: dict, activation: str, seeds) -> StackedMLP:
+    """The MLP of a problem (`spec["hidden"]`: its hidden widths) on a data set's features."""
+    return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
 
-        return build_func_model(spec, meta, activation, seeds)
-    if spec["model"] == "mlp":
-        return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
-    if spec["model"] == "cnn" and len(meta["input_shape"]) == 2:
+
+def build_cnn(spec: dict, meta: dict, activation: str, seeds) -> StackedCNN | StackedCNN1d:
+    """The CNN of a problem (`spec`: channels, optional dense and, for signals, kernel): on
+    signals [C, L] a 1-D CNN, on images [C, H, W] a 2-D one."""
+    if len(meta["input_shape"]) == 2:
         return StackedCNN1d(
             meta["input_shape"],
             spec["channels"],
@@ -322,13 +323,24 @@ def build_model(spec: dict, meta: dict, activation: str, seeds) -> Stacked:
         )
     if spec.get("kernel"):
         raise ValueError("`kernel` sizes apply to 1-D CNNs (signals) only")
-    if spec["model"] == "cnn":
-        return StackedCNN(
-            meta["input_shape"],
-            spec["channels"],
-            meta["n_classes"],
-            activation,
-            seeds,
-            dense=spec.get("dense", ()),
-        )
-    raise ValueError(f"unknown model {spec['model']!r}; known: mlp, cnn")
+    return StackedCNN(
+        meta["input_shape"],
+        spec["channels"],
+        meta["n_classes"],
+        activation,
+        seeds,
+        dense=spec.get("dense", ()),
+    )
+
+
+def build_model(spec: dict, meta: dict, activation: str, seeds) -> nn.Module:
+    """The stacked model of a cell (`spec`: its settings' `model`), one slice per seed: a
+    built-in one by its `optreg.training.registry.MODELS` entry, or the user's factory
+    (`spec["factory"]`) stacked with `torch.func`."""
+    if "factory" in spec:  # a user's model (config: models)
+        from optreg.training.funcmodel import build_func_model
+
+        return build_func_model(spec, meta, activation, seeds)
+    if spec["model"] not in MODELS:
+        raise ValueError(f"unknown model {spec['model']!r}; known: {', '.join(MODELS)}")
+    return load(MODELS[spec["model"]].target)(spec, meta, activation, seeds)

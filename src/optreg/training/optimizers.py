@@ -1,32 +1,25 @@
-"""Optimizers and weight penalties.
+"""The built-in optimizers as stacked rules, and the one builder of every cell's optimizer.
 
 The four optimizers are written out here rather than taken from `torch.optim`:
 constructing any `torch.optim.Optimizer` imports `torch._dynamo`, which costs
 about 1.1 s per process, more than training one digits run. Their update rules
 follow `torch.optim.SGD`, `RMSprop` and `Adam` with default arguments exactly,
-and tests/test_optim.py checks them against those classes.
+and tests/unit/training/test_optimizers.py checks them against those classes.
 
 Every rule acts elementwise, so one optimizer over stacked parameters equals
 one optimizer per run; the learning rate may differ per run (a tensor with one
-value per slice of the stack). Penalties apply to weight tensors only, never
-to biases:
-
-- `l1`, `l2`: strength * sum |w| and strength * sum w**2 added to the loss
-  (`l1` is then a subgradient method, which rarely yields exact zeros);
-- `l1_prox`: the proximal step of strength * sum |w| after each update,
-  soft-thresholding every weight by lr * strength (exact zeros);
-- `wd`: decoupled weight decay, w <- w * (1 - 2 * lr * strength) before each
-  update: the shrinkage plain SGD gets from the `l2` penalty, applied outside
-  the adaptive scaling (with `adam` this is AdamW, Loshchilov and Hutter).
+value per slice of the stack). A new built-in rule is a subclass of `Optimizer`
+defining `update` here, and one entry in `optreg.training.registry.OPTIMIZERS`.
 """
 
 from __future__ import annotations
 
 import torch
 
+from optreg.extensions import load, optimizer_kind
 from optreg.training.penalties import per_slice
-
-OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+from optreg.training.registry import OPTIMIZERS, optimizer_entry
+from optreg.training.torch_optim import TorchOptimizer
 
 
 class Optimizer:
@@ -194,21 +187,24 @@ class Adam(Optimizer):
         torch._foreach_addcmul_(params, work, rates)
 
 
-def build_optimizer(name: str, params, lr, momentum: float = 0.9) -> Optimizer:
-    """`sgd` (no momentum), `momentum` (SGD with heavy-ball momentum), `rmsprop`, `adam`.
+def build_optimizer(settings: dict, params, lr):
+    """The optimizer a cell's `settings` name (its `optreg.training.registry` entry) over
+    stacked `params`, at `lr`: a float, or one rate per slice of the stack.
 
-    `lr` is a float or a tensor with one rate per slice of the stacked parameters.
+    A stacked rule trains every run of the stack at once; a `torch.optim.Optimizer` drives a
+    one-run stack (`TorchOptimizer`). Entries name their class by import path, built-ins and
+    the user's alike.
     """
+    name = settings["optimizer"]
+    if name not in OPTIMIZERS and "optimizer_spec" not in settings:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    entry = optimizer_entry(settings)
     params = list(params)
-    lr = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
-    if lr.numel() == 1:
-        lr = lr.expand(params[0].shape[0]).clone()
-    if name == "sgd":
-        return SGD(params, lr)
-    if name == "momentum":
-        return SGD(params, lr, momentum=momentum)
-    if name == "rmsprop":
-        return RMSprop(params, lr)
-    if name == "adam":
-        return Adam(params, lr)
-    raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    rates = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
+    if rates.numel() == 1:
+        rates = rates.expand(params[0].shape[0]).clone()
+    cls = load(entry.target)
+    kwargs = {**entry.kwargs, **{key: settings[key] for key in entry.settings}}
+    if optimizer_kind(cls) == "torch":
+        return TorchOptimizer(cls, params, rates, kwargs)
+    return cls(params, rates, **kwargs)

@@ -1,5 +1,13 @@
-"""Weight penalties over stacked weights: in the loss (l1, l2), before the step (wd) or
-after it (l1_prox). Penalties apply to weight tensors only, never to biases."""
+"""Weight penalties over stacked weights. They apply to weight tensors only, never to biases:
+
+- `l1`, `l2`: strength * sum |w| and strength * sum w**2 added to the loss
+  (`l1` is then a subgradient method, which rarely yields exact zeros);
+- `l1_prox`: the proximal step of strength * sum |w| after each update,
+  soft-thresholding every weight by lr * strength (exact zeros);
+- `wd`: decoupled weight decay, w <- w * (1 - 2 * lr * strength) before each
+  update: the shrinkage plain SGD gets from the `l2` penalty, applied outside
+  the adaptive scaling (with `adam` this is AdamW, Loshchilov and Hutter).
+"""
 
 from __future__ import annotations
 

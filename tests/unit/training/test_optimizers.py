@@ -25,7 +25,7 @@ def test_optimizer_matches_torch_optim(name, stack):
     targets = [torch.randn_like(t) for t in starts]
     ours = [t.clone().requires_grad_() for t in starts]
     ref = [t.clone().requires_grad_() for t in starts]
-    opt = build_optimizer(name, ours, lr=0.01, momentum=0.9)
+    opt = build_optimizer({"optimizer": name, "momentum": 0.9}, ours, 0.01)
     ref_opt = REFERENCE[name](ref, 0.01)
     for _ in range(25):
         for params, o in ((ours, opt), (ref, ref_opt)):
@@ -44,7 +44,10 @@ def test_optimizer_matches_torch_optim_with_strided_gradients(name):
     torch.manual_seed(1)
     start = torch.randn(3, 4, 5)
     ours, ref = start.clone().requires_grad_(), start.clone().requires_grad_()
-    opt, ref_opt = build_optimizer(name, [ours], lr=0.01), REFERENCE[name]([ref], 0.01)
+    opt, ref_opt = (
+        build_optimizer({"optimizer": name, "momentum": 0.9}, [ours], 0.01),
+        REFERENCE[name]([ref], 0.01),
+    )
     for _ in range(5):
         grad = torch.randn(3, 5, 4).transpose(1, 2)
         assert not grad.is_contiguous()
@@ -58,7 +61,7 @@ def test_adam_with_decoupled_decay_is_adamw():
     torch.manual_seed(3)
     start, target = torch.randn(1, 4, 3), torch.randn(1, 4, 3)
     ours, ref = start.clone().requires_grad_(), start.clone().requires_grad_()
-    opt = build_optimizer("adam", [ours], lr=0.01)
+    opt = build_optimizer({"optimizer": "adam"}, [ours], 0.01)
     ref_opt = torch.optim.AdamW([ref], lr=0.01, weight_decay=2 * 0.05)
     for _ in range(20):
         for p, o in ((ours, opt), (ref, ref_opt)):
@@ -72,7 +75,7 @@ def test_adam_with_decoupled_decay_is_adamw():
 
 def test_a_step_without_gradients_names_the_parameters():
     used, unused = torch.ones(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True)
-    opt = build_optimizer("sgd", [used, unused], lr=0.1)
+    opt = build_optimizer({"optimizer": "sgd"}, [used, unused], 0.1)
     used.sum().backward()
     with pytest.raises(RuntimeError, match=r"parameters \[1\] have no gradient"):
         opt.step()
@@ -97,7 +100,7 @@ def test_penalty_hooks_name_the_steps_that_act(kind, strength, expected):
 
 def test_unknown_optimizer_is_an_error():
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
-        build_optimizer("adamax", [torch.zeros(1, requires_grad=True)], lr=0.1)
+        build_optimizer({"optimizer": "adamax"}, [torch.zeros(1, requires_grad=True)], 0.1)
 
 
 def test_penalties_equal_hand_computation_and_skip_biases():
@@ -126,7 +129,7 @@ def test_per_run_rates_equal_separate_optimizers():
     start = torch.randn(3, 4, 2)
     target = torch.randn(3, 4, 2)
     together = start.clone().requires_grad_()
-    opt = build_optimizer("adam", [together], lr=[0.1, 0.01, 0.001])
+    opt = build_optimizer({"optimizer": "adam"}, [together], [0.1, 0.01, 0.001])
     for _ in range(10):
         opt.zero_grad()
         ((together - target) ** 2).sum().backward()
@@ -169,7 +172,7 @@ def test_decoupled_decay_equals_l2_penalty_under_plain_sgd():
 
     def train(kind):
         w = start.clone().requires_grad_()
-        opt = build_optimizer("sgd", [w], lr=lr)
+        opt = build_optimizer({"optimizer": "sgd"}, [w], lr)
         for _ in range(20):
             opt.zero_grad()
             loss = ((w - target) ** 2).flatten(1).sum(1) + penalty([w], kind, 0.3)
