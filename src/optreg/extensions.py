@@ -117,6 +117,12 @@ def load(target: str, folders=None):
 
 
 # ---------------------------------------------------------------- config checks
+def cell_modules(settings: dict) -> list[str]:
+    """The user modules the train jobs of a cell import."""
+    specs = [settings.get("optimizer_spec", {}).get("class"), settings["model"].get("factory")]
+    return [split_target(t)[0] for t in specs if t]
+
+
 def user_names(config: dict, section: str) -> list[str]:
     entries = config.get(section)
     return [n for n in entries if isinstance(n, str)] if isinstance(entries, dict) else []

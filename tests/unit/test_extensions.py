@@ -17,9 +17,9 @@ from optreg.study.errors import ConfigError
 from optreg.study.extensions import _check_stacked_rule, unused_entries
 from optreg.study.matrix import cells
 from optreg.study.validate import validate_config
-from optreg.training.optimizers import build_optimizer
 from optreg.training.loop import train_runs, train_stack
 from optreg.training.memory import stack_limit
+from optreg.training.optimizers import build_optimizer
 from optreg.training.seeds import derived_seed
 
 CPU = torch.device("cpu")

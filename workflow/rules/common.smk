@@ -42,8 +42,8 @@ from optreg.naming import format_value
 from optreg.study.matrix import jobs, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
-from optreg.study.extensions import cell_modules, unused_entries
-from optreg.extensions import search_path, split_target
+from optreg.study.extensions import unused_entries
+from optreg.extensions import cell_modules, search_path, split_target
 from optreg.report.figures import FIGURES, figures_for
 
 try:
@@ -66,7 +66,7 @@ CLAIMS = os.path.relpath(CHECKOUT / "config" / "claims.yaml")
 STUDY_JOBS = jobs(config)
 # (study, phase, cell id, seed block) -> optreg.study.matrix.Job: the jobs that train.
 JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.trains}
-DATASETS = sorted({j.cell.settings["data"]["dataset"] for j in JOBS.values()})
+DATASETS = sorted({j.cell.settings.dataset for j in JOBS.values()})
 # An optimizer, model or data set of the user's that no study uses is a forgotten step.
 for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
     logger.warning(f"Warning: {_line}")
@@ -172,7 +172,7 @@ def wildcard_job(wildcards):
 def get_train_inputs(wildcards):
     """The cell's prepared dataset; for evaluation, also the cell's tuning runs."""
     job = wildcard_job(wildcards)
-    inputs = {"data": f"{RESULTS}/data/{job.cell.settings['data']['dataset']}.pt"}
+    inputs = {"data": f"{RESULTS}/data/{job.cell.settings.dataset}.pt"}
     if job.phase == "eval":
         inputs["tuning"] = [run_dir(j) for j in cell_tuning_jobs(job)]
     modules = cell_modules(job.cell.settings)
@@ -188,7 +188,7 @@ def get_train_job(wildcards):
         "study": job.study,
         "combination": job.cell.id,
         "factors": job.cell.factors,
-        "settings": job.cell.settings,
+        "settings": job.cell.settings.to_dict(),
         "phase": job.phase,
         "seeds": list(job.seeds),
         "tuning_seeds": list(job.tuning_seeds),

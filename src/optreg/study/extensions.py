@@ -173,9 +173,10 @@ def check_config(config: dict) -> list[str]:
     return problems
 
 
-def cell_specs(settings: dict, config: dict) -> None:
-    """Add to a cell's settings what its user extensions are (import path, arguments), so
+def with_extensions(settings: dict, config: dict) -> dict:
+    """A cell's settings with what its user extensions are (import path, arguments), so
     that a changed entry changes the settings of exactly the cells that use it."""
+    settings = dict(settings)
     entry = config.get("optimizers", {}).get(settings["optimizer"])
     if entry is not None:
         settings["optimizer_spec"] = {"class": entry["class"], "kwargs": entry["kwargs"]}
@@ -194,12 +195,7 @@ def cell_specs(settings: dict, config: dict) -> None:
             "loader": entry["loader"],
             "kwargs": entry["kwargs"],
         }
-
-
-def cell_modules(settings: dict) -> list[str]:
-    """The user modules the train jobs of a cell import."""
-    specs = [settings.get("optimizer_spec", {}).get("class"), settings["model"].get("factory")]
-    return [split_target(t)[0] for t in specs if t]
+    return settings
 
 
 def unused_entries(config: dict, settings) -> list[str]:

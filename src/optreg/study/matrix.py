@@ -17,20 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optreg.naming import FUSED, format_value
+from optreg.settings import SETTING_FIELDS, Settings
 from optreg.study.errors import ConfigError
+from optreg.training.registry import MODELS
 
 # Settings that describe a cell; the order is the order of columns in tables and of the
 # parts of a cell's id. A run adds a learning rate and a seed.
-SETTING_KEYS = (
-    "problem",
-    "optimizer",
-    "activation",
-    "penalty",
-    "strength",
-    "momentum",
-    "epochs",
-    "batch_size",
-)
+SETTING_KEYS = SETTING_FIELDS
 
 
 # Factors that shape a problem's MLP instead of being settings of their own: `depth` hidden
@@ -50,7 +43,7 @@ class Cell:
 
     study: str
     factors: dict[str, Any]
-    settings: dict[str, Any]
+    settings: Settings
     lr_grid: tuple[float, ...]
     default_lr: float
     id: str = field(init=False)
@@ -118,7 +111,7 @@ def _normalize(settings: dict, factors: dict, where: str) -> None:
 
 def cells(config: dict) -> list[Cell]:
     """Every distinct cell of every study, in config order."""
-    from optreg.study.extensions import cell_specs
+    from optreg.study.extensions import with_extensions
 
     out = []
     protocol = config["protocol"]
@@ -139,7 +132,8 @@ def cells(config: dict) -> list[Cell]:
             problem = config["problems"][settings["problem"]]
             # Only the model's own sizes: a CNN setting never reruns an MLP cell.
             # (`dense` only when given, so that CNN cells without one keep their settings.)
-            sizes = ("hidden",) if problem["model"] == "mlp" else ("channels", "dense", "kernel")
+            builtin = MODELS.get(problem["model"])
+            sizes = builtin.sizes if builtin else ()
             settings["model"] = {
                 "model": problem["model"],
                 **{k: copy.deepcopy(problem[k]) for k in sizes if k in problem},
@@ -162,8 +156,8 @@ def cells(config: dict) -> list[Cell]:
             # A generated set's arguments are part of its runs; no other set's runs see them.
             if problem["dataset"] == "mnist1d":
                 settings["data"]["mnist1d"] = copy.deepcopy(config["data"]["mnist1d"])
-            cell_specs(settings, config)
-            default_lr = float(protocol["default_lr"][settings["optimizer"]])
+            settings = Settings.of(with_extensions(settings, config))
+            default_lr = float(protocol["default_lr"][settings.optimizer])
             cell = Cell(name, factors, settings, grid, default_lr)
             if cell.id not in seen:
                 seen.add(cell.id)
@@ -219,7 +213,7 @@ def training_key(job: Job) -> str:
     study, cell id or factors."""
     return json.dumps(
         {
-            "settings": job.cell.settings,
+            "settings": job.cell.settings.to_dict(),
             "lr_grid": job.cell.lr_grid,
             "default_lr": job.cell.default_lr,
             "phase": job.phase,
@@ -256,5 +250,5 @@ def train_runtime(job: Job, problems: dict) -> int:
     times its problem's `run_epoch_s`, with RUNTIME_MARGIN; at least one minute. A job that
     still hits the limit is resubmitted and resumes from its checkpoint."""
     settings = job.cell.settings
-    seconds = job.runs * settings["epochs"] * problems[settings["problem"]]["run_epoch_s"]
+    seconds = job.runs * settings.epochs * problems[settings.problem]["run_epoch_s"]
     return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))

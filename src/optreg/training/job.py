@@ -8,6 +8,7 @@ or saves checkpoints, and writes one metrics record per run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import json
 import logging
@@ -17,16 +18,18 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from optreg import __version__
-from optreg.data.datasets import load_verified
+from optreg.data.datasets import Prepared, load_verified
 from optreg.io import canonical_hash
 from optreg.naming import FUSED
 from optreg.origin import code_origin
 from optreg.records import SCHEMA_VERSION, read_run, write_manifest, write_run
+from optreg.settings import Settings
 from optreg.training.checkpoint import Checkpoints, job_key
 from optreg.training.loop import train_runs
 from optreg.training.memory import max_stack, stack_limit
@@ -69,6 +72,59 @@ def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) ->
     }
 
 
+@dataclass
+class JobState:
+    """Where a job stands: built at its start, or from its checkpoint when resumed.
+
+    `records` are the (file name, record) pairs of its finished steps; `tuning` the tuning
+    records an evaluation chooses from (the tune files', and those this job trained);
+    `step` the index of the step in progress, with the results of its finished stacks
+    (`step_results`), its wall time so far (`step_wall`) and the snapshot of the stack in
+    training (`stack`). `limit` is the stack size, kept on resume: the results would not
+    change with another, the checkpoint would.
+    """
+
+    records: list
+    tuning: list[dict]
+    limit: int | None
+    step: int = 0
+    step_results: list = field(default_factory=list)
+    step_wall: float = 0.0
+    stack: dict | None = None
+    progress_done: int = 0
+
+    @classmethod
+    def restore(cls, saved: dict, tuning: list[dict]) -> JobState:
+        """The state a checkpoint (`Watch.between_batches`) saved."""
+        records = [tuple(pair) for pair in json.loads(saved["records"])]
+        # The tuning runs: those of the tune files, and those this job trained (its own tune
+        # step, or rates it added past the grid's edge), each (rate, seed) once.
+        own = [record for _, record in records if record["phase"] == "tune"]
+        tuning = list({(r["settings"]["lr"], r["seed"]): r for r in [*tuning, *own]}.values())
+        return cls(
+            records,
+            tuning,
+            saved["limit"],
+            saved["step"],
+            saved["step_results"],
+            saved["step_wall"],
+            saved["stack"],
+            saved["progress_done"],
+        )
+
+
+@dataclass(frozen=True)
+class _Training:
+    """What every step of a job trains with: its data, cell, device and stack size."""
+
+    data: Prepared
+    settings: Settings
+    job: dict  # study, combination, factors, settings (record form), data_sha256
+    device: torch.device
+    limit: int | None
+    gpu_id: str | None
+
+
 def run_job(
     *,
     data_path: str | os.PathLike,
@@ -76,7 +132,7 @@ def run_job(
     study: str,
     combination: str,
     factors: dict,
-    settings: dict,
+    settings: Settings | dict,
     phase: str,
     seeds,
     lr_grid,
@@ -89,7 +145,8 @@ def run_job(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_minutes: float | None = None,
 ) -> list[Path]:
-    """Train every run of one job (see `optreg.training.protocol`); write one metrics JSON per run.
+    """Train every run of one job (see `optreg.training.protocol`); write one metrics JSON
+    per run.
 
     `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
     `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
@@ -102,178 +159,192 @@ def run_job(
     `threads` caps torch's threads: Snakemake's OMP_NUM_THREADS reaches torch only when
     the job runs under Snakemake. On CUDA the job trains on a GPU no concurrent job holds
     (`optreg.training.gpus`: Snakemake counts GPUs but does not assign them).
-    With `checkpoint` (a file path, see `optreg.training.checkpoint`), the job saves its state there
-    every `checkpoint_minutes` (None: never on a timer) and on SIGTERM or SIGINT, after which
-    it raises `Interrupted`; a matching checkpoint found at the start is resumed. Once the
-    job's files are written, the checkpoint holds only their records, marked finished (see
-    `optreg.training.checkpoint.remove_finished`). Progress goes to `optreg.training.progress`.
+    With `checkpoint` (a file path, see `optreg.training.checkpoint`), the job saves its
+    state there every `checkpoint_minutes` (None: never on a timer) and on SIGTERM or SIGINT,
+    after which it raises `Interrupted`; a matching checkpoint found at the start is resumed.
+    Once the job's files are written, the checkpoint holds only their records, marked
+    finished (see `optreg.training.checkpoint.remove_finished`). Progress goes to
+    `optreg.training.progress`.
     """
     from optreg.training.gpus import hold_gpu  # only training claims GPUs
 
     torch.set_num_threads(threads)
     tuning = [read_run(f) for f in tuning_files]
     steps = [("tune", tuning_seeds), ("eval", seeds)] if phase == FUSED else [(phase, seeds)]
-    records = []  # (file name, record)
-    job = {"study": study, "combination": combination, "factors": factors, "settings": settings}
+    settings = Settings.of(settings)
+    # The job's part of every record: the cell's settings in their record form.
+    job = {
+        "study": study,
+        "combination": combination,
+        "factors": factors,
+        "settings": settings.to_dict(),
+    }
     dev = resolve_device(device)
-    on_gpu = dev.type == "cuda"
-    with hold_gpu(torch.cuda.device_count() if on_gpu else 0) as slot:
+    with hold_gpu(torch.cuda.device_count() if dev.type == "cuda" else 0) as slot:
         if slot is not None:
             dev = torch.device("cuda", slot.index)
         data = load_verified(data_path, device=dev)
         job["data_sha256"] = data.sha256
-        checkpoints, state = None, None
+        checkpoints = None
+        saved = None
         if checkpoint is not None:
-            key = job_key(
-                {
-                    **job,
-                    "phase": phase,
-                    "steps": steps,
-                    "lr_grid": sorted(lr_grid),
-                    "default_lr": default_lr,
-                    "selection": select_lr(tuning) if tuning else None,
-                    "device": dev.type,
-                    "threads": threads,
-                    **user_source(settings),
-                }
-            )
+            key = {
+                **job,
+                "phase": phase,
+                "steps": steps,
+                "lr_grid": sorted(lr_grid),
+                "default_lr": default_lr,
+                "selection": select_lr(tuning) if tuning else None,
+                "device": dev.type,
+                "threads": threads,
+                **user_source(settings),
+            }
             every_s = None if checkpoint_minutes is None else 60 * checkpoint_minutes
-            checkpoints = Checkpoints(checkpoint, key, every_s)
-            state = checkpoints.load()
-        if state and state.get("finished"):
+            checkpoints = Checkpoints(checkpoint, job_key(key), every_s)
+            saved = checkpoints.load()
+        if saved and saved.get("finished"):
             progress_log.info(
                 "%s %s finished before, but its files were lost: writing them from checkpoint %s",
                 study,
                 combination,
                 checkpoints.path,
             )
-            records = [tuple(pair) for pair in json.loads(state["records"])]
-            return _write_together(out_dir, records)
-        # A resumed job keeps its stack size: the results would not change, its checkpoint would.
-        limit = (
-            state["limit"]
-            if state
-            else stack_limit(settings, data.meta, max_stack(data, settings, dev))
-        )
-        run_counts = [
-            len(step_seeds) * (len(lr_grid) if step == "tune" else 2) for step, step_seeds in steps
-        ]
-        progress = Progress(study, combination, sum(run_counts) * settings["epochs"])
-        stack = min(max(run_counts), limit or max(run_counts))
-        progress_log.info(
-            "%s %s start: %s %s runs, stacks of up to %d, %s epochs, device %s, %d threads, "
-            "data %s",
-            study,
-            combination,
-            phase,
-            " + ".join(map(str, run_counts)),
-            stack,
-            settings["epochs"],
-            dev,
-            threads,
-            data_path,
-        )
-        if state:
-            records = [tuple(pair) for pair in json.loads(state["records"])]
-            # The tuning runs: those of the tune files, and those this job trained (its own
-            # tune step, or rates it added past the grid's edge), each (rate, seed) once.
-            own = [record for _, record in records if record["phase"] == "tune"]
-            tuning = list({(r["settings"]["lr"], r["seed"]): r for r in [*tuning, *own]}.values())
-            progress.resumed(state["progress_done"])
-            at = state["stack"]
-            progress_log.info(
-                "%s %s resuming from checkpoint %s: %s, %d runs done, epoch %d, %d samples in",
-                study,
-                combination,
-                checkpoints.path,
-                steps[state["step"]][0],
-                len(state["step_results"]),
-                at["epoch"],
-                at["next_batch"],
-            )
+            return _write_together(out_dir, [tuple(pair) for pair in json.loads(saved["records"])])
+        if saved:
+            state = JobState.restore(saved, tuning)
+        else:
+            limit = stack_limit(settings, data.meta, max_stack(data, settings, dev))
+            state = JobState([], tuning, limit)
+        training = _Training(data, settings, job, dev, state.limit, slot.gpu_id if slot else None)
+        progress = _start_progress(training, phase, steps, lr_grid, threads, data_path, state)
+        if saved:
+            _log_resume(training, steps, state, checkpoints.path)
         watch = Watch(progress, checkpoints)
-        gpu_id = slot.gpu_id if slot else None
-
-        def _step_records(runs, step, selection, started, watch=None, resume=None):
-            """Train `runs` and make their records. A run at the same rate and seed as another
-            (a tuned rate equal to the default rate) is the same run: trained once, recorded
-            under both names."""
-            distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
-            lrs, run_seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
-            trained = train_runs(
-                data, settings, lrs, run_seeds, dev, limit, watch=watch, resume=resume
-            )
-            by_run = dict(zip(distinct, trained, strict=True))
-            wall = time.perf_counter() - started
-            base = provenance(dev, min(len(distinct), limit or len(distinct)), gpu_id)
-            return [
-                (
-                    run.filename,
-                    run_record(
-                        run,
-                        by_run[(run.lr, run.seed)],
-                        job=job,
-                        phase=step,
-                        selection=selection,
-                        wall=wall,
-                        provenance=base,
-                    ),
-                )
-                for run in runs
-            ]
-
         with checkpoints.on_signals() if checkpoints else contextlib.nullcontext():
-            for index, (step, step_seeds) in enumerate(steps):
-                if state and index < state["step"]:
-                    continue
-                extension = None
-                if step == "eval":
-                    # One extra tuning round per rate past the grid's edge, on the tuning seeds
-                    # only (optreg.training.protocol.extend_grid); its runs are tuning records of
-                    # this job.
-                    seeds_tuned = sorted({r["seed"] for r in tuning})
-                    added_records = []
-
-                    def extra_round(lr, seeds_tuned=seeds_tuned, added_records=added_records):
-                        extra = [Run(lr, s, None) for s in seeds_tuned]
-                        new = _step_records(extra, "tune", None, time.perf_counter())
-                        added_records += new
-                        return [record for _, record in new]
-
-                    tuning, _ = extend_grid(tuning, lr_limits, extra_round)
-                    records += added_records
-                    extension = {
-                        "extended": added_rates(tuning, lr_grid),
-                        "lr_limits": list(lr_limits),
-                    }
-                runs, selection = plan_runs(
-                    step, step_seeds, lr_grid, default_lr, tuning, extension
-                )
-                resume = None
-                if state and index == state["step"]:
-                    resume = {"results": state["step_results"], "stack": state["stack"]}
-                watch.phase = step
-                watch.job_state = {
-                    "step": index,
-                    # As JSON, like the files: any record field survives weights-only loading.
-                    "records": json.dumps(records),
-                    "selection": selection,
-                    "limit": limit,
-                }
-                watch.step_started = time.perf_counter() - (state["step_wall"] if resume else 0)
-                step_records = _step_records(
-                    runs, step, selection, watch.step_started, watch=watch, resume=resume
-                )
-                if step == "tune":
-                    tuning = [record for _, record in step_records]  # what `eval` chooses from
-                records += step_records
+            for index in range(state.step, len(steps)):
+                state.step = index
+                _run_step(training, steps[index], state, watch, lr_grid, default_lr, lr_limits)
+    records = state.records
     written = _write_together(out_dir, records)
     if checkpoints is not None:
-        # Kept until the workflow has the files (optreg.training.checkpoint.remove_finished): a job
-        # stopped before Snakemake is done with it loses them, and writes them again from here.
+        # Kept until the workflow has the files (optreg.training.checkpoint.remove_finished):
+        # a job stopped before Snakemake is done with it loses them, and writes them again
+        # from here.
         checkpoints.save({"finished": True, "records": json.dumps(records)})
     progress.finish(len(records), sum(record["diverged"] for _, record in records))
     return written
+
+
+def _start_progress(training: _Training, phase, steps, lr_grid, threads, data_path, state):
+    """The job's progress counter, and its first log line."""
+    run_counts = [
+        len(step_seeds) * (len(lr_grid) if step == "tune" else 2) for step, step_seeds in steps
+    ]
+    job, settings, limit = training.job, training.settings, training.limit
+    progress = Progress(job["study"], job["combination"], sum(run_counts) * settings.epochs)
+    progress.resumed(state.progress_done)
+    progress_log.info(
+        "%s %s start: %s %s runs, stacks of up to %d, %s epochs, device %s, %d threads, data %s",
+        job["study"],
+        job["combination"],
+        phase,
+        " + ".join(map(str, run_counts)),
+        min(max(run_counts), limit or max(run_counts)),
+        settings.epochs,
+        training.device,
+        threads,
+        data_path,
+    )
+    return progress
+
+
+def _log_resume(training: _Training, steps, state: JobState, path) -> None:
+    at = state.stack
+    progress_log.info(
+        "%s %s resuming from checkpoint %s: %s, %d runs done, epoch %d, %d samples in",
+        training.job["study"],
+        training.job["combination"],
+        path,
+        steps[state.step][0],
+        len(state.step_results),
+        at["epoch"],
+        at["next_batch"],
+    )
+
+
+def _run_step(training, step_and_seeds, state: JobState, watch, lr_grid, default_lr, lr_limits):
+    """One step of a job (`tune` or `eval`), from where `state` stands; adds its records."""
+    step, step_seeds = step_and_seeds
+    extension = None
+    if step == "eval":
+        extension = _extend_grid(training, state, lr_grid, lr_limits)
+    runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, state.tuning, extension)
+    watch.phase = step
+    watch.job_state = {
+        "step": state.step,
+        # As JSON, like the files: any record field survives weights-only loading.
+        "records": json.dumps(state.records),
+        "selection": selection,
+        "limit": state.limit,
+    }
+    watch.step_started = time.perf_counter() - state.step_wall
+    resume = {"results": state.step_results, "stack": state.stack}
+    records = _train_records(training, runs, step, selection, watch.step_started, watch, resume)
+    if step == "tune":
+        state.tuning = [record for _, record in records]  # what `eval` chooses from
+    state.records += records
+    # The next step starts from its beginning.
+    state.step_results, state.step_wall, state.stack = [], 0.0, None
+
+
+def _extend_grid(training: _Training, state: JobState, lr_grid, lr_limits) -> dict:
+    """One extra tuning round per rate past the grid's edge, on the tuning seeds only
+    (optreg.training.protocol.extend_grid); its runs are tuning records of this job."""
+    seeds = sorted({r["seed"] for r in state.tuning})
+    added: list = []
+    train_rate = functools.partial(_train_rate, training, seeds, added)
+    state.tuning, _ = extend_grid(state.tuning, lr_limits, train_rate)
+    state.records += added
+    return {"extended": added_rates(state.tuning, lr_grid), "lr_limits": list(lr_limits)}
+
+
+def _train_rate(training: _Training, seeds, added: list, lr: float) -> list[dict]:
+    """Train the tuning seeds at one more rate; their (file name, record) pairs go to `added`."""
+    new = _train_records(
+        training, [Run(lr, s, None) for s in seeds], "tune", None, time.perf_counter()
+    )
+    added.extend(new)
+    return [record for _, record in new]
+
+
+def _train_records(training: _Training, runs, step, selection, started, watch=None, resume=None):
+    """Train `runs` and make their records. A run at the same rate and seed as another (a
+    tuned rate equal to the default rate) is the same run: trained once, recorded under
+    both names."""
+    distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
+    lrs, seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
+    limit, device = training.limit, training.device
+    trained = train_runs(
+        training.data, training.settings, lrs, seeds, device, limit, watch=watch, resume=resume
+    )
+    by_run = dict(zip(distinct, trained, strict=True))
+    wall = time.perf_counter() - started
+    base = provenance(device, min(len(distinct), limit or len(distinct)), training.gpu_id)
+    return [
+        (
+            run.filename,
+            run_record(
+                run,
+                by_run[(run.lr, run.seed)],
+                job=training.job,
+                phase=step,
+                selection=selection,
+                wall=wall,
+                provenance=base,
+            ),
+        )
+        for run in runs
+    ]
 
 
 def run_record(
@@ -326,8 +397,7 @@ def user_source(settings: dict) -> dict:
     the checkpoint key: a checkpoint saved before the user's file changed is not resumed."""
     import hashlib
 
-    from optreg.extensions import current_path, module_file
-    from optreg.study.extensions import cell_modules
+    from optreg.extensions import cell_modules, current_path, module_file
 
     digests = {}
     for module in cell_modules(settings):

@@ -8,15 +8,16 @@ the others go on unaffected.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from optreg.data.datasets import Prepared
 from optreg.records import NEAR_ZERO
+from optreg.settings import Settings
 from optreg.training.models import Stacked, build_model
 from optreg.training.optimizers import build_optimizer
 from optreg.training.penalties import (
@@ -28,8 +29,6 @@ from optreg.training.penalties import (
 )
 from optreg.training.seeds import derived_seed
 from optreg.training.watch import Watch
-
-log = logging.getLogger("optreg.training.loop")
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -94,7 +93,7 @@ def train_seeds(data: Prepared, settings: dict, seeds, device: torch.device) -> 
 
 def train_runs(
     data: Prepared,
-    settings: dict,
+    settings: Settings | dict,
     lrs,
     seeds,
     device: torch.device,
@@ -110,191 +109,286 @@ def train_runs(
     consecutive runs are stacked that many at a time (see `max_stack`): the results are
     the same, since the runs of a stack never interact. `watch` reports progress and saves
     checkpoints between batches; `resume` (from a checkpoint: the results of the finished
-    stacks and the state of the stack in training) continues where it was saved.
+    stacks and the snapshot of the stack in training) continues where it was saved.
     """
-    lrs, seeds = list(lrs), list(seeds)
+    lrs, seeds, settings = list(lrs), list(seeds), Settings.of(settings)
     size = max_stack or len(seeds) or 1
-    results = list(resume["results"]) if resume else []
-    stack = resume["stack"] if resume else None
+    saved = resume or {"results": [], "stack": None}
+    results = list(saved["results"])
+    snapshot = saved["stack"]
     for first in range(len(results), len(seeds), size):
         chunk = slice(first, first + size)
         if watch is not None:
             watch.start_stack(results)
         results += train_stack(
-            data, settings, lrs[chunk], seeds[chunk], device, watch=watch, resume=stack
+            data, settings, lrs[chunk], seeds[chunk], device, watch=watch, resume=snapshot
         )[0]
-        stack = None
+        snapshot = None  # only the first stack trained here can be the saved one
     return results
+
+
+def _empty_result() -> dict:
+    return {
+        "history": [],
+        "diverged": False,
+        "diverged_epoch": None,
+        "final": None,
+        "weights": None,
+    }
+
+
+@dataclass
+class Stack:
+    """A stack of runs in training: everything the rest of its training depends on.
+
+    Built for new runs (`Stack.fresh`) or from a checkpoint's snapshot (`Stack.restore`), so
+    the training loop reads the same either way. `epoch` is the epoch in progress (or the
+    next to start); `perms` its data order, None until drawn at the epoch's start;
+    `next_batch` the sample where its next batch starts; `loss_sum` and `correct` the
+    epoch's running sums; `alive` the positions (in the job's seeds) still training.
+    """
+
+    model: torch.nn.Module
+    optimizer: object
+    orders: list[torch.Generator]  # one shuffle per distinct seed
+    order_of: torch.Tensor  # run -> its seed's shuffle
+    alive: list[int]
+    results: list[dict]
+    epoch: int = 1
+    next_batch: int = 0
+    perms: torch.Tensor | None = None
+    loss_sum: torch.Tensor | None = None
+    correct: torch.Tensor | None = None
+    elapsed: float = 0.0  # training seconds before this process took the stack over
+
+    @classmethod
+    def fresh(cls, data: Prepared, settings: Settings, lrs, seeds, device) -> Stack:
+        """New runs: each slice initialized from its seed, every run alive."""
+        model = build_model(settings.model, data.meta, settings.activation, seeds)
+        model = model.to(device)
+        optimizer = build_optimizer(settings, model.parameters(), lrs)
+        orders, order_of = _shuffles(seeds)
+        return cls(model, optimizer, orders, order_of, list(range(len(seeds))), _results(seeds))
+
+    @classmethod
+    def restore(cls, saved: dict, data: Prepared, settings: Settings, lrs, seeds, device) -> Stack:
+        """The stack a snapshot (`Stack.snapshot`) describes, exactly as it was saved."""
+        model = build_model(settings.model, data.meta, settings.activation, seeds)
+        model = model.to(device)
+        alive = saved["alive"]
+        if len(alive) < len(seeds):
+            model.keep(torch.tensor([i in alive for i in range(len(seeds))], device=device))
+        with torch.no_grad():
+            for p, value in zip(model.parameters(), saved["params"], strict=True):
+                p.copy_(value)
+        optimizer = build_optimizer(settings, model.parameters(), [lrs[i] for i in alive])
+        optimizer.steps = saved["optimizer"]["steps"]
+        optimizer.state = {
+            name: [t.to(device) for t in tensors]
+            for name, tensors in saved["optimizer"]["state"].items()
+        }
+        orders, order_of = _shuffles(seeds)
+        for generator, state in zip(orders, saved["orders"], strict=True):
+            generator.set_state(state)
+        return cls(
+            model,
+            optimizer,
+            orders,
+            order_of,
+            alive,
+            saved["results"],
+            epoch=saved["epoch"],
+            next_batch=saved["next_batch"],
+            perms=saved["perms"].to(data.x["train"].device),
+            loss_sum=saved["loss_sum"].to(device),
+            correct=saved["correct"].to(device),
+            elapsed=saved["elapsed"],
+        )
+
+    def snapshot(self, elapsed: float) -> dict:
+        """What `restore` needs, at a batch boundary (`next_batch`), for a checkpoint."""
+        return {
+            "epoch": self.epoch,
+            "next_batch": self.next_batch,
+            "alive": self.alive,
+            "params": [p.detach() for p in self.model.parameters()],
+            "optimizer": {"steps": self.optimizer.steps, "state": self.optimizer.state},
+            "orders": [g.get_state() for g in self.orders],
+            "perms": self.perms,
+            "loss_sum": self.loss_sum,
+            "correct": self.correct,
+            "results": self.results,
+            "elapsed": elapsed,
+        }
+
+    def start_epoch(self, n: int, device, data_device) -> None:
+        """Draw the epoch's data order (each run its seed's shuffle) and zero its sums."""
+        shuffles = torch.stack([torch.randperm(n, generator=g) for g in self.orders])
+        self.perms = shuffles[self.order_of[self.alive]].to(data_device)
+        self.loss_sum = torch.zeros(len(self.alive), device=device)
+        self.correct = torch.zeros(len(self.alive), device=device)
+        self.next_batch = 0
+
+    def drop(self, finite: list[bool], device) -> None:
+        """Drop the runs whose epoch was not finite from the model and the optimizer."""
+        mask = torch.tensor(finite, device=device)
+        self.model.keep(mask)
+        self.optimizer.keep(mask, self.model.parameters())
+        self.alive = [pos for pos, ok in zip(self.alive, finite, strict=True) if ok]
+
+
+def _shuffles(seeds) -> tuple[list[torch.Generator], torch.Tensor]:
+    """One data-order generator per distinct seed, and each run's index into them."""
+    distinct = sorted(set(seeds))
+    orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in distinct]
+    return orders, torch.tensor([distinct.index(s) for s in seeds])
+
+
+def _results(seeds) -> list[dict]:
+    """One empty result per run, filled epoch by epoch."""
+    empty = {"history": [], "diverged": False, "diverged_epoch": None}
+    return [{**empty, "history": [], "final": None, "weights": None} for _ in seeds]
 
 
 def train_stack(
     data: Prepared,
-    settings: dict,
+    settings: Settings | dict,
     lrs,
     seeds,
     device: torch.device,
     watch: Watch | None = None,
     resume: dict | None = None,
 ):
-    """`train_runs`, also returning each run's final parameters (None for a diverged run).
+    """`train_runs` for one stack, also returning each run's final parameters (None for a
+    diverged run).
 
     A run's parameters are its own slices of the stack, weights then biases (each model's
     `weights` and `biases` order): what one network trained alone would end with. With
-    `resume` (a state `watch` saved), training continues from that batch exactly as if it
+    `resume` (a snapshot `watch` saved), training continues from that batch exactly as if it
     had never stopped: same parameters, optimizer state, data order and running sums.
     """
-    lrs, seeds = list(lrs), list(seeds)
+    lrs, seeds, settings = list(lrs), list(seeds), Settings.of(settings)
+    if resume:
+        stack = Stack.restore(resume, data, settings, lrs, seeds, device)
+    else:
+        stack = Stack.fresh(data, settings, lrs, seeds, device)
+    start = time.perf_counter() - stack.elapsed
+    while stack.alive and stack.epoch <= settings.epochs:
+        if stack.perms is None:
+            stack.start_epoch(len(data.y["train"]), device, data.x["train"].device)
+        _train_epoch(stack, data, settings, device, watch, start)
+        _end_epoch(stack, data, settings, device, watch, start)
+    return _finish(stack, data, settings, device)
+
+
+def _train_epoch(stack: Stack, data, settings: Settings, device, watch, start: float) -> None:
+    """The rest of the stack's epoch, from `stack.next_batch` on: one step per batch."""
     # The data stays where load_prepared put it: on the device, or memory-mapped on the CPU
     # when it does not fit the device; batches are then moved one at a time.
     x_train, y_train = data.x["train"], data.y["train"]
-    x_val, y_val = data.x["val"], data.y["val"]
-    model = build_model(settings["model"], data.meta, settings["activation"], seeds).to(device)
-    alive = list(range(len(seeds)))  # positions in `seeds` still in the stack
-    if resume:
-        alive = resume["alive"]
-        if len(alive) < len(seeds):
-            model.keep(torch.tensor([i in alive for i in range(len(seeds))], device=device))
-        with torch.no_grad():
-            for p, saved in zip(model.parameters(), resume["params"], strict=True):
-                p.copy_(saved)
-    optimizer = build_optimizer(settings, model.parameters(), [lrs[i] for i in alive])
-    if resume:
-        optimizer.steps = resume["optimizer"]["steps"]
-        optimizer.state = {
-            name: [t.to(device) for t in tensors]
-            for name, tensors in resume["optimizer"]["state"].items()
-        }
-    kind, strength = settings["penalty"], settings["strength"]
+    model, optimizer = stack.model, stack.optimizer
+    n, batch_size, epochs = len(y_train), settings.batch_size, settings.epochs
+    kind, strength = settings.penalty, settings.strength
     # Only the penalty's own steps run per batch: none at all without a penalty.
     in_loss, shrink_before, threshold_after = penalty_hooks(kind, strength)
     # The built-in MLP's backward is written out (StackedMLP.loss_and_gradients); other
     # models go through autograd.
     by_hand = hasattr(model, "loss_and_gradients")
-    distinct = sorted(set(seeds))
-    orders = [torch.Generator().manual_seed(derived_seed(s, "order")) for s in distinct]
-    order_of = torch.tensor([distinct.index(s) for s in seeds])  # run -> its seed's shuffle
-    results = [
-        {"history": [], "diverged": False, "diverged_epoch": None, "final": None, "weights": None}
-        for _ in seeds
-    ]
-    n, batch_size, epochs = len(y_train), settings["batch_size"], settings["epochs"]
-    weight_count = sum(w[0].numel() for w in model.weights)
-    final_parameters = [None] * len(seeds)
-    start = time.perf_counter()
-    first_epoch = 1
-    if resume:
-        for g, saved in zip(orders, resume["orders"], strict=True):
-            g.set_state(saved)
-        results = resume["results"]
-        start -= resume["elapsed"]
-        first_epoch = resume["epoch"]
-
-    def snapshot(next_batch: int) -> dict:
-        """Everything the rest of this stack's training depends on, at a batch boundary."""
-        return {
-            "epoch": epoch,
-            "next_batch": next_batch,
-            "alive": alive,
-            "params": [p.detach() for p in model.parameters()],
-            "optimizer": {"steps": optimizer.steps, "state": optimizer.state},
-            "orders": [g.get_state() for g in orders],
-            "perms": perms,
-            "loss_sum": loss_sum,
-            "correct": correct,
-            "results": results,
-            "elapsed": time.perf_counter() - start,
-        }
-
-    for epoch in range(first_epoch, epochs + 1):
-        if resume and epoch == first_epoch:  # the saved epoch, from the saved batch on
-            perms = resume["perms"].to(x_train.device)
-            loss_sum, correct = resume["loss_sum"].to(device), resume["correct"].to(device)
-            first_batch = resume["next_batch"]
+    for first in range(stack.next_batch, n, batch_size):
+        xb, yb = _batch(x_train, y_train, stack.perms[:, first : first + batch_size], device)
+        if by_hand:
+            losses, predicted = model.loss_and_gradients(xb, yb)
+            if in_loss:
+                add_penalty_gradients(model.weights, kind, strength)
         else:
-            shuffles = torch.stack([torch.randperm(n, generator=g) for g in orders])
-            perms = shuffles[order_of[alive]].to(x_train.device)
-            loss_sum = torch.zeros(len(alive), device=device)
-            correct = torch.zeros(len(alive), device=device)
-            first_batch = 0
-        for first in range(first_batch, n, batch_size):
-            xb, yb = _batch(x_train, y_train, perms[:, first : first + batch_size], device)
-            if by_hand:
-                losses, predicted = model.loss_and_gradients(xb, yb)
-                if in_loss:
-                    add_penalty_gradients(model.weights, kind, strength)
-            else:
-                logits = model(xb)
-                losses = _cross_entropy(logits, yb)
-                # Each run minimizes its mean loss over the batch (+ penalty); runs share no
-                # parameters, so the sum over runs gives each run its own gradient. Every run
-                # has the same batch, so the sum of the means is one sum over all / B. (A
-                # scalar on purpose: explicit output gradients make torch import sympy.)
-                loss = losses.sum() / losses.shape[1]
-                if in_loss:
-                    loss = loss + penalty(model.weights, kind, strength).sum()
-                optimizer.zero_grad()
-                loss.backward()
-                losses = losses.detach()
-                predicted = _predictions(logits.detach())
-            if shrink_before:
-                before_step(model.weights, kind, strength, optimizer.lr)
-            optimizer.step()
-            if threshold_after:
-                after_step(model.weights, kind, strength, optimizer.lr)
-            loss_sum.add_(losses.sum(1))
-            correct.add_((predicted == yb).sum(1))
-            # One comparison per batch; a signal makes `due` 0, so it is handled here at once.
-            if watch is not None and time.monotonic() >= watch.due:
-                end = min(first + batch_size, n)
-                watch.between_batches(epoch, epochs, end, n, lambda end=end: snapshot(end))
-        val_loss, val_acc = _evaluate(model, x_val, y_val, batch_size, device)
-        train_loss = (loss_sum / n).tolist()
-        train_acc = (correct / n).tolist()
-        val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
-        elapsed = time.perf_counter() - start
-
-        # Slices are independent, so a non-finite seed cannot have touched the others
-        # during the epoch: checking once per epoch is exact and costs one sync.
-        finite = [
-            math.isfinite(a) and math.isfinite(b) for a, b in zip(train_loss, val_loss, strict=True)
-        ]
-        for slot, pos in enumerate(alive):
-            if finite[slot]:
-                results[pos]["history"].append(
-                    {
-                        "epoch": epoch,
-                        "train_loss": train_loss[slot],
-                        "train_accuracy": train_acc[slot],
-                        "val_loss": val_loss[slot],
-                        "val_accuracy": val_acc[slot],
-                        "elapsed_s": elapsed,
-                    }
-                )
-            else:
-                results[pos]["diverged"] = True
-                results[pos]["diverged_epoch"] = epoch
-        if watch is not None:
-            kept = [slot for slot, ok in enumerate(finite) if ok]
-            watch.end_epoch(
-                epoch,
+            logits = model(xb)
+            losses = _cross_entropy(logits, yb)
+            # Each run minimizes its mean loss over the batch (+ penalty); runs share no
+            # parameters, so the sum over runs gives each run its own gradient. Every run
+            # has the same batch, so the sum of the means is one sum over all / B. (A
+            # scalar on purpose: explicit output gradients make torch import sympy.)
+            loss = losses.sum() / losses.shape[1]
+            if in_loss:
+                loss = loss + penalty(model.weights, kind, strength).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            losses = losses.detach()
+            predicted = _predictions(logits.detach())
+        if shrink_before:
+            before_step(model.weights, kind, strength, optimizer.lr)
+        optimizer.step()
+        if threshold_after:
+            after_step(model.weights, kind, strength, optimizer.lr)
+        stack.loss_sum.add_(losses.sum(1))
+        stack.correct.add_((predicted == yb).sum(1))
+        # One comparison per batch; a signal makes `due` 0, so it is handled here at once.
+        if watch is not None and time.monotonic() >= watch.due:
+            stack.next_batch = min(first + batch_size, n)
+            watch.between_batches(
+                stack.epoch,
                 epochs,
-                training=len(kept),
-                diverged=sum(r["diverged"] for r in results),
-                train_loss=[train_loss[slot] for slot in kept],
-                val_accuracy=[val_acc[slot] for slot in kept],
-                dropped=len(finite) - len(kept),
+                stack.next_batch,
+                n,
+                lambda: stack.snapshot(time.perf_counter() - start),
             )
-        if not all(finite):
-            mask = torch.tensor(finite, device=device)
-            model.keep(mask)
-            optimizer.keep(mask, model.parameters())
-            alive = [pos for pos, ok in zip(alive, finite, strict=True) if ok]
-            if not alive:
-                break
 
-    if alive:
-        test_loss, test_acc = _evaluate(model, data.x["test"], data.y["test"], batch_size, device)
-        for slot, pos in enumerate(alive):
+
+def _end_epoch(stack: Stack, data, settings: Settings, device, watch, start: float) -> None:
+    """Validate, record each run's epoch, drop the runs that turned non-finite."""
+    n, epochs, epoch = len(data.y["train"]), settings.epochs, stack.epoch
+    val_loss, val_acc = _evaluate(
+        stack.model, data.x["val"], data.y["val"], settings.batch_size, device
+    )
+    train_loss = (stack.loss_sum / n).tolist()
+    train_acc = (stack.correct / n).tolist()
+    val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
+    elapsed = time.perf_counter() - start
+    # Slices are independent, so a non-finite seed cannot have touched the others
+    # during the epoch: checking once per epoch is exact and costs one sync.
+    finite = [
+        math.isfinite(a) and math.isfinite(b) for a, b in zip(train_loss, val_loss, strict=True)
+    ]
+    for slot, pos in enumerate(stack.alive):
+        result = stack.results[pos]
+        if finite[slot]:
+            result["history"].append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss[slot],
+                    "train_accuracy": train_acc[slot],
+                    "val_loss": val_loss[slot],
+                    "val_accuracy": val_acc[slot],
+                    "elapsed_s": elapsed,
+                }
+            )
+        else:
+            result["diverged"] = True
+            result["diverged_epoch"] = epoch
+    if watch is not None:
+        kept = [slot for slot, ok in enumerate(finite) if ok]
+        watch.end_epoch(
+            epoch,
+            epochs,
+            training=len(kept),
+            diverged=sum(r["diverged"] for r in stack.results),
+            train_loss=[train_loss[slot] for slot in kept],
+            val_accuracy=[val_acc[slot] for slot in kept],
+            dropped=len(finite) - len(kept),
+        )
+    if not all(finite):
+        stack.drop(finite, device)
+    stack.epoch, stack.perms = epoch + 1, None
+
+
+def _finish(stack: Stack, data, settings: Settings, device) -> tuple[list[dict], list]:
+    """Test the runs still alive; each run's final metrics, weight statistics, parameters."""
+    model, results = stack.model, stack.results
+    final_parameters = [None] * len(results)
+    if stack.alive:
+        test_loss, test_acc = _evaluate(
+            model, data.x["test"], data.y["test"], settings.batch_size, device
+        )
+        for slot, pos in enumerate(stack.alive):
             last = results[pos]["history"][-1]
             results[pos]["final"] = {
                 "train_loss": last["train_loss"],
@@ -306,18 +400,10 @@ def train_stack(
             }
             results[pos]["weights"] = _weight_stats(model, slot)
             final_parameters[pos] = [p[slot].detach().clone() for p in model.parameters()]
+    weight_count = sum(math.prod(w.shape[1:]) for w in model.weights)  # per run
     for result in results:
         if result["final"] is None:  # diverged: no final metrics to report
-            result["final"] = dict.fromkeys(
-                (
-                    "train_loss",
-                    "train_accuracy",
-                    "val_loss",
-                    "val_accuracy",
-                    "test_loss",
-                    "test_accuracy",
-                )
-            )
+            result["final"] = dict.fromkeys(FINAL_METRICS)
             result["weights"] = {
                 "count": weight_count,
                 "l1_norm": None,
@@ -327,3 +413,13 @@ def train_stack(
                 "near_zero_threshold": NEAR_ZERO,
             }
     return results, final_parameters
+
+
+FINAL_METRICS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+)

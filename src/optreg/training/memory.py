@@ -7,6 +7,7 @@ import torch
 
 from optreg.data.datasets import Prepared
 from optreg.extensions import load, optimizer_kind
+from optreg.settings import Settings
 from optreg.training.loop import _cross_entropy
 from optreg.training.models import build_model
 
@@ -30,15 +31,16 @@ def free_memory(device: torch.device) -> int | None:
     return None
 
 
-def bytes_per_run(data: Prepared, settings: dict, device: torch.device) -> int:
+def bytes_per_run(data: Prepared, settings: Settings | dict, device: torch.device) -> int:
     """The memory one more run adds to a stack's training step, measured on a one-run stack.
 
     The tensors autograd keeps for the backward pass of one batch, twice (the backward pass
     makes gradients of about their size), plus the parameters, their gradients and two
     optimizer states. Measured rather than modelled, so it holds for every model.
     """
-    model = build_model(settings["model"], data.meta, settings["activation"], [0]).to(device)
-    batch = torch.arange(min(settings["batch_size"], len(data.y["train"])))
+    settings = Settings.of(settings)
+    model = build_model(settings.model, data.meta, settings.activation, [0]).to(device)
+    batch = torch.arange(min(settings.batch_size, len(data.y["train"])))
     xb, yb = data.x["train"][batch].to(device)[None], data.y["train"][batch].to(device)[None]
     saved: dict[int, int] = {}  # storage address -> bytes: views of one storage count once
 
@@ -54,7 +56,7 @@ def bytes_per_run(data: Prepared, settings: dict, device: torch.device) -> int:
 
 
 def max_stack(
-    data: Prepared, settings: dict, device: torch.device, free_bytes: int | None = None
+    data: Prepared, settings: Settings | dict, device: torch.device, free_bytes: int | None = None
 ) -> int | None:
     """The most runs one stack may hold: their training takes at most STACK_SHARE of the free
     memory (`free_bytes`, else `free_memory`); at least 1; None when nothing limits it.
@@ -69,19 +71,20 @@ def max_stack(
     return max(1, int(STACK_SHARE * free) // bytes_per_run(data, settings, device))
 
 
-def per_run(settings: dict, meta: dict) -> bool:
+def per_run(settings: Settings | dict, meta: dict) -> bool:
     """Whether a cell's runs train one at a time (a torch.optim optimizer, or a model that
     torch.func cannot stack on data set `meta`), rather than stacked."""
-    spec = settings.get("optimizer_spec")
-    if spec and optimizer_kind(load(spec["class"])) == "torch":
+    settings = Settings.of(settings)
+    spec = settings.optimizer_spec
+    if spec and optimizer_kind(load(spec.target)) == "torch":
         return True
-    if "factory" in settings["model"]:
+    if settings.model.factory is not None:
         from optreg.training.funcmodel import stackable
 
-        return not stackable(settings["model"], meta)
+        return not stackable(settings.model.to_dict(), meta)
     return False
 
 
-def stack_limit(settings: dict, meta: dict, limit: int | None) -> int | None:
+def stack_limit(settings: Settings | dict, meta: dict, limit: int | None) -> int | None:
     """The most runs a stack of this cell may hold: 1 for per-run cells, else `limit`."""
     return 1 if per_run(settings, meta) else limit

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optreg.extensions import load
+from optreg.settings import ModelSpec
 from optreg.training.registry import MODELS
 from optreg.training.seeds import derived_seed
 
@@ -303,44 +304,45 @@ class StackedCNN1d(Stacked):
         return self._dense_head(x, convs)
 
 
-def build_mlp(spec: dict, meta: dict, activation: str, seeds) -> StackedMLP:
-    """The MLP of a problem (`spec["hidden"]`: its hidden widths) on a data set's features."""
-    return StackedMLP(meta["n_features"], spec["hidden"], meta["n_classes"], activation, seeds)
+def build_mlp(spec: ModelSpec, meta: dict, activation: str, seeds) -> StackedMLP:
+    """The MLP of a problem (`spec.hidden`: its hidden widths) on a data set's features."""
+    return StackedMLP(meta["n_features"], list(spec.hidden), meta["n_classes"], activation, seeds)
 
 
-def build_cnn(spec: dict, meta: dict, activation: str, seeds) -> StackedCNN | StackedCNN1d:
+def build_cnn(spec: ModelSpec, meta: dict, activation: str, seeds) -> StackedCNN | StackedCNN1d:
     """The CNN of a problem (`spec`: channels, optional dense and, for signals, kernel): on
     signals [C, L] a 1-D CNN, on images [C, H, W] a 2-D one."""
     if len(meta["input_shape"]) == 2:
         return StackedCNN1d(
             meta["input_shape"],
-            spec["channels"],
+            list(spec.channels),
             meta["n_classes"],
             activation,
             seeds,
-            dense=spec.get("dense", ()),
-            kernels=spec.get("kernel", ()),
+            dense=spec.dense or (),
+            kernels=spec.kernel or (),
         )
-    if spec.get("kernel"):
+    if spec.kernel:
         raise ValueError("`kernel` sizes apply to 1-D CNNs (signals) only")
     return StackedCNN(
         meta["input_shape"],
-        spec["channels"],
+        list(spec.channels),
         meta["n_classes"],
         activation,
         seeds,
-        dense=spec.get("dense", ()),
+        dense=spec.dense or (),
     )
 
 
-def build_model(spec: dict, meta: dict, activation: str, seeds) -> nn.Module:
+def build_model(spec: ModelSpec | dict, meta: dict, activation: str, seeds) -> nn.Module:
     """The stacked model of a cell (`spec`: its settings' `model`), one slice per seed: a
     built-in one by its `optreg.training.registry.MODELS` entry, or the user's factory
-    (`spec["factory"]`) stacked with `torch.func`."""
-    if "factory" in spec:  # a user's model (config: models)
+    (`spec.factory`) stacked with `torch.func`."""
+    spec = ModelSpec.of(spec)
+    if spec.factory is not None:  # a user's model (config: models)
         from optreg.training.funcmodel import build_func_model
 
-        return build_func_model(spec, meta, activation, seeds)
-    if spec["model"] not in MODELS:
-        raise ValueError(f"unknown model {spec['model']!r}; known: {', '.join(MODELS)}")
-    return load(MODELS[spec["model"]].target)(spec, meta, activation, seeds)
+        return build_func_model(spec.to_dict(), meta, activation, seeds)
+    if spec.model not in MODELS:
+        raise ValueError(f"unknown model {spec.model!r}; known: {', '.join(MODELS)}")
+    return load(MODELS[spec.model].target)(spec, meta, activation, seeds)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from optreg.extensions import load, optimizer_kind
+from optreg.settings import Settings
 from optreg.training.penalties import per_slice
 from optreg.training.registry import OPTIMIZERS, optimizer_entry
 from optreg.training.torch_optim import TorchOptimizer
@@ -187,7 +188,7 @@ class Adam(Optimizer):
         torch._foreach_addcmul_(params, work, rates)
 
 
-def build_optimizer(settings: dict, params, lr):
+def build_optimizer(settings: Settings | dict, params, lr):
     """The optimizer a cell's `settings` name (its `optreg.training.registry` entry) over
     stacked `params`, at `lr`: a float, or one rate per slice of the stack.
 
@@ -195,16 +196,17 @@ def build_optimizer(settings: dict, params, lr):
     one-run stack (`TorchOptimizer`). Entries name their class by import path, built-ins and
     the user's alike.
     """
-    name = settings["optimizer"]
-    if name not in OPTIMIZERS and "optimizer_spec" not in settings:
-        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    settings = Settings.of(settings)
+    if settings.optimizer not in OPTIMIZERS and settings.optimizer_spec is None:
+        known = ", ".join(OPTIMIZERS)
+        raise ValueError(f"unknown optimizer {settings.optimizer!r}; known: {known}")
     entry = optimizer_entry(settings)
     params = list(params)
     rates = torch.as_tensor(lr, dtype=params[0].dtype, device=params[0].device).reshape(-1)
     if rates.numel() == 1:
         rates = rates.expand(params[0].shape[0]).clone()
     cls = load(entry.target)
-    kwargs = {**entry.kwargs, **{key: settings[key] for key in entry.settings}}
+    kwargs = {**entry.kwargs, **{key: getattr(settings, key) for key in entry.settings}}
     if optimizer_kind(cls) == "torch":
         return TorchOptimizer(cls, params, rates, kwargs)
     return cls(params, rates, **kwargs)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from optreg.settings import Settings
+
 
 @dataclass(frozen=True)
 class OptimizerEntry:
@@ -80,9 +82,9 @@ def optimizer_entries(config: dict | None = None) -> dict[str, OptimizerEntry]:
     return entries
 
 
-def optimizer_entry(settings: dict) -> OptimizerEntry:
+def optimizer_entry(settings: Settings) -> OptimizerEntry:
     """The optimizer a cell's settings name (a user's carries its `optimizer_spec`)."""
-    spec = settings.get("optimizer_spec")
+    spec = settings.optimizer_spec
     if spec is not None:
-        return OptimizerEntry(settings["optimizer"], spec["class"], 0.0, dict(spec["kwargs"]))
-    return OPTIMIZERS[settings["optimizer"]]
+        return OptimizerEntry(settings.optimizer, spec.target, 0.0, dict(spec.kwargs))
+    return OPTIMIZERS[settings.optimizer]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from optreg.settings import Settings
 from optreg.study.errors import ConfigError
 from optreg.study.matrix import cells, jobs, seed_block
 from optreg.study.validate import load_config, validate_config
@@ -253,7 +254,7 @@ def test_the_training_key_holds_what_a_job_trains_and_not_its_names(smoke_config
         dataclasses.replace(
             job,
             cell=dataclasses.replace(
-                job.cell, settings={**job.cell.settings, "data": {"dataset": "iris"}}
+                job.cell, settings=Settings.of({**job.cell.settings, "data": {"dataset": "iris"}})
             ),
         ),
     ):

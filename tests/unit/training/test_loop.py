@@ -14,8 +14,8 @@ from optreg.training.job import run_job
 from optreg.training.loop import train_runs, train_seeds, train_stack
 from optreg.training.memory import STACK_SHARE, bytes_per_run, max_stack
 from optreg.training.models import StackedMLP
-from optreg.training.registry import OPTIMIZERS
 from optreg.training.penalties import PENALTIES
+from optreg.training.registry import OPTIMIZERS
 
 CPU = torch.device("cpu")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import settings
 
 from optreg.training.models import StackedMLP
 from optreg.training.optimizers import build_optimizer
@@ -25,7 +26,7 @@ def test_optimizer_matches_torch_optim(name, stack):
     targets = [torch.randn_like(t) for t in starts]
     ours = [t.clone().requires_grad_() for t in starts]
     ref = [t.clone().requires_grad_() for t in starts]
-    opt = build_optimizer({"optimizer": name, "momentum": 0.9}, ours, 0.01)
+    opt = build_optimizer(settings(optimizer=name), ours, 0.01)
     ref_opt = REFERENCE[name](ref, 0.01)
     for _ in range(25):
         for params, o in ((ours, opt), (ref, ref_opt)):
@@ -45,7 +46,7 @@ def test_optimizer_matches_torch_optim_with_strided_gradients(name):
     start = torch.randn(3, 4, 5)
     ours, ref = start.clone().requires_grad_(), start.clone().requires_grad_()
     opt, ref_opt = (
-        build_optimizer({"optimizer": name, "momentum": 0.9}, [ours], 0.01),
+        build_optimizer(settings(optimizer=name), [ours], 0.01),
         REFERENCE[name]([ref], 0.01),
     )
     for _ in range(5):
@@ -61,7 +62,7 @@ def test_adam_with_decoupled_decay_is_adamw():
     torch.manual_seed(3)
     start, target = torch.randn(1, 4, 3), torch.randn(1, 4, 3)
     ours, ref = start.clone().requires_grad_(), start.clone().requires_grad_()
-    opt = build_optimizer({"optimizer": "adam"}, [ours], 0.01)
+    opt = build_optimizer(settings(optimizer="adam"), [ours], 0.01)
     ref_opt = torch.optim.AdamW([ref], lr=0.01, weight_decay=2 * 0.05)
     for _ in range(20):
         for p, o in ((ours, opt), (ref, ref_opt)):
@@ -75,7 +76,7 @@ def test_adam_with_decoupled_decay_is_adamw():
 
 def test_a_step_without_gradients_names_the_parameters():
     used, unused = torch.ones(2, 3, requires_grad=True), torch.ones(2, 3, requires_grad=True)
-    opt = build_optimizer({"optimizer": "sgd"}, [used, unused], 0.1)
+    opt = build_optimizer(settings(optimizer="sgd"), [used, unused], 0.1)
     used.sum().backward()
     with pytest.raises(RuntimeError, match=r"parameters \[1\] have no gradient"):
         opt.step()
@@ -100,7 +101,7 @@ def test_penalty_hooks_name_the_steps_that_act(kind, strength, expected):
 
 def test_unknown_optimizer_is_an_error():
     with pytest.raises(ValueError, match="unknown optimizer 'adamax'"):
-        build_optimizer({"optimizer": "adamax"}, [torch.zeros(1, requires_grad=True)], 0.1)
+        build_optimizer(settings(optimizer="adamax"), [torch.zeros(1, requires_grad=True)], 0.1)
 
 
 def test_penalties_equal_hand_computation_and_skip_biases():
@@ -129,7 +130,7 @@ def test_per_run_rates_equal_separate_optimizers():
     start = torch.randn(3, 4, 2)
     target = torch.randn(3, 4, 2)
     together = start.clone().requires_grad_()
-    opt = build_optimizer({"optimizer": "adam"}, [together], [0.1, 0.01, 0.001])
+    opt = build_optimizer(settings(optimizer="adam"), [together], [0.1, 0.01, 0.001])
     for _ in range(10):
         opt.zero_grad()
         ((together - target) ** 2).sum().backward()
@@ -172,7 +173,7 @@ def test_decoupled_decay_equals_l2_penalty_under_plain_sgd():
 
     def train(kind):
         w = start.clone().requires_grad_()
-        opt = build_optimizer({"optimizer": "sgd"}, [w], lr)
+        opt = build_optimizer(settings(optimizer="sgd"), [w], lr)
         for _ in range(20):
             opt.zero_grad()
             loss = ((w - target) ** 2).flatten(1).sum(1) + penalty([w], kind, 0.3)
