@@ -17,6 +17,25 @@ PHASES = ("tune", "eval")
 FUSED = "tune-eval"
 
 
+# A train job's folder of run records, under the results folder; its parts are the rule's
+# wildcards (workflow/rules/train.smk).
+RUN_DIR = "studies/{study}/{phase}/{combination}/seeds-{block}"
+# The protocols an evaluation run is recorded under: at the tuned rate, at the default rate.
+PROTOCOLS = ("tuned", "oneshot")
+
+
+def run_dir(study: str, phase: str, combination: str, block: str) -> str:
+    """A train job's folder of run records, relative to the results folder."""
+    return RUN_DIR.format(study=study, phase=phase, combination=combination, block=block)
+
+
+def run_file(lr: float, seed: int, protocol: str | None = None) -> str:
+    """The metrics file of one run: a tuning run by its rate, an evaluation run by protocol."""
+    if protocol is None:
+        return f"lr-{format_value(lr)}_seed-{seed}.json"
+    return f"{protocol}_seed-{seed}.json"
+
+
 def format_value(value: Any) -> str:
     """The label of a factor value in file names and tables (0.001 -> '0.001', 1e-05 -> '1e-05')."""
     if isinstance(value, bool):

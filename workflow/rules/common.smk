@@ -38,7 +38,7 @@ if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resol
 
 from optreg.study.errors import ConfigError
 from optreg.study.config_files import check_config_files, coerce_command_line
-from optreg.naming import format_value
+from optreg.naming import RUN_DIR
 from optreg.study.matrix import jobs, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
@@ -127,29 +127,17 @@ def study_factors(study):
 
 def run_dir(job):
     """The folder of a job's runs: that of the job which trains them (see STUDY_JOBS)."""
-    job = job.trained_by
-    return f"{RESULTS}/studies/{job.study}/{job.phase}/{job.cell.id}/seeds-{job.block}"
+    return f"{RESULTS}/{job.folder}"
 
 
 def tuning_files(job):
     """The metrics files of a job's tuning runs (none for an `eval` job)."""
-    seeds = job.seeds if job.phase == "tune" else job.tuning_seeds
-    return [
-        f"{run_dir(job)}/lr-{format_value(lr)}_seed-{s}.json"
-        for s in seeds
-        for lr in job.cell.lr_grid
-    ]
+    return [f"{run_dir(job)}/{name}" for name in job.tuning_files]
 
 
 def job_files(job):
     """The metrics files a job writes, one per run."""
-    if job.phase == "tune":
-        return tuning_files(job)
-    protocols = ("tuned", "oneshot")
-    evaluation = [
-        f"{run_dir(job)}/{p}_seed-{s}.json" for p in protocols for s in job.seeds
-    ]
-    return tuning_files(job) + evaluation
+    return [f"{run_dir(job)}/{name}" for name in job.files]
 
 
 # (study, cell id) -> the cell's tuning jobs: found at once, not by a scan per eval job.

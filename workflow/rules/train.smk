@@ -4,9 +4,7 @@ rule train:
         unpack(get_train_inputs),
         code=code("train.py"),
     output:
-        directory(
-            f"{RESULTS}/studies/{{study}}/{{phase}}/{{combination}}/seeds-{{block}}"
-        ),
+        directory(f"{RESULTS}/{RUN_DIR}"),
     log:
         "logs/train/{study}/{phase}/{combination}/seeds-{block}.log",
     benchmark:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from optreg.naming import FUSED, format_value
+from optreg.naming import FUSED, PROTOCOLS, format_value, run_dir, run_file
 from optreg.settings import SETTING_FIELDS, Settings
 from optreg.study.errors import ConfigError
 from optreg.training.registry import MODELS
@@ -94,6 +94,27 @@ class Job:
         if self.phase == "tune":
             return grid * len(self.seeds)
         return grid * len(self.tuning_seeds) + 2 * len(self.seeds)
+
+    @property
+    def folder(self) -> str:
+        """The folder of this job's run records (relative to the results folder): that of
+        the job which trains them."""
+        job = self.trained_by
+        return run_dir(job.study, job.phase, job.cell.id, job.block)
+
+    @property
+    def tuning_files(self) -> list[str]:
+        """The file names of the job's tuning runs (none for an `eval` job)."""
+        seeds = self.seeds if self.phase == "tune" else self.tuning_seeds
+        return [run_file(lr, s) for s in seeds for lr in self.cell.lr_grid]
+
+    @property
+    def files(self) -> list[str]:
+        """The file names of every run record the job writes."""
+        if self.phase == "tune":
+            return self.tuning_files
+        evaluation = [run_file(None, s, p) for p in PROTOCOLS for s in self.seeds]
+        return self.tuning_files + evaluation
 
 
 def _normalize(settings: dict, factors: dict, where: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from optreg.naming import format_value
+from optreg.naming import run_file
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class Run:
 
     @property
     def filename(self) -> str:
-        if self.protocol is None:
-            return f"lr-{format_value(self.lr)}_seed-{self.seed}.json"
-        return f"{self.protocol}_seed-{self.seed}.json"
+        return run_file(self.lr, self.seed, self.protocol)
 
 
 def select_lr(tuning: list[dict]) -> dict:
