@@ -10,7 +10,6 @@ config's `optimizers:` section adds entries of the same kind (`optimizer_entries
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from optreg.settings import Settings
@@ -48,25 +47,19 @@ class ModelEntry:
 
 
 _SGD = "optreg.training.optimizers:SGD"
-OPTIMIZERS: MappingProxyType[str, OptimizerEntry] = MappingProxyType(
-    {
-        "sgd": OptimizerEntry("sgd", _SGD, 0.01),
-        # SGD with heavy-ball momentum, its coefficient the cell's `momentum` setting.
-        "momentum": OptimizerEntry("momentum", _SGD, 0.01, settings=("momentum",)),
-        "rmsprop": OptimizerEntry("rmsprop", "optreg.training.optimizers:RMSprop", 0.001),
-        "adam": OptimizerEntry("adam", "optreg.training.optimizers:Adam", 0.001),
-    }
-)
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry("sgd", _SGD, 0.01),
+    # SGD with heavy-ball momentum, its coefficient the cell's `momentum` setting.
+    "momentum": OptimizerEntry("momentum", _SGD, 0.01, settings=("momentum",)),
+    "rmsprop": OptimizerEntry("rmsprop", "optreg.training.optimizers:RMSprop", 0.001),
+    "adam": OptimizerEntry("adam", "optreg.training.optimizers:Adam", 0.001),
+}
 
-MODELS: MappingProxyType[str, ModelEntry] = MappingProxyType(
-    {
-        "mlp": ModelEntry("mlp", "optreg.training.models:build_mlp", ("hidden",)),
-        # On signals [channels, length] a 1-D CNN, on images [channels, height, width] a 2-D.
-        "cnn": ModelEntry(
-            "cnn", "optreg.training.models:build_cnn", ("channels", "dense", "kernel")
-        ),
-    }
-)
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry("mlp", "optreg.training.models:build_mlp", ("hidden",)),
+    # On signals [channels, length] a 1-D CNN, on images [channels, height, width] a 2-D.
+    "cnn": ModelEntry("cnn", "optreg.training.models:build_cnn", ("channels", "dense", "kernel")),
+}
 
 
 def optimizer_entries(config: dict | None = None) -> dict[str, OptimizerEntry]:
