@@ -31,6 +31,8 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
 from optreg.naming import format_value
+from optreg.study.schema import config_schema
+from optreg.training.registry import OPTIMIZERS
 
 # Figures are drawn into files, never onto a screen.
 matplotlib.use("Agg")
@@ -48,15 +50,20 @@ MAX_ROW_HEIGHT = 4.5  # inches per row of panels
 PNG_DPI = 150
 
 
-# Canonical order of categorical factor values (as in optreg.training.optimizers,
-# optreg.training.models and the
-# default config's problems).
-KNOWN_ORDER = {
-    "optimizer": ("sgd", "momentum", "rmsprop", "adam"),
-    "activation": ("relu", "sigmoid", "tanh"),
-    "penalty": ("none", "l1", "l1_prox", "l2", "wd"),
-    "problem": ("mnist1d_mlp", "mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"),
-}
+def _known_order() -> dict[str, tuple]:
+    """Canonical order of categorical factor values, from where the package defines them."""
+    enums = config_schema()["$defs"]
+    return {
+        "optimizer": tuple(OPTIMIZERS),
+        "activation": tuple(enums["activation"]["enum"]),
+        "penalty": tuple(enums["penalty"]["enum"]),
+        # Configs name their problems, the package none: these are the default config's
+        # (config/config.yaml), in its order; a test checks that they agree.
+        "problem": ("mnist1d_mlp", "mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"),
+    }
+
+
+KNOWN_ORDER = _known_order()
 
 
 FACTOR_LABELS = {
