@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository layout, the prepared digits file, a small config."""
+"""Shared fixtures: the repository layout, the prepared digits file, a small config, the
+tables of small tuned studies and what the figures' tests look at."""
 
 from __future__ import annotations
 
@@ -82,6 +83,147 @@ def settings(**overrides) -> dict:
     }
     base.update(overrides)
     return base
+
+
+# ---------------------------------------------------------------- study tables
+# The smoke config's studies, trimmed to what the figures and their analyses need: two
+# values of each factor, the proximal L1 step among the penalties, and MLPs only (a CNN adds
+# time, not coverage). Shared by the report's tests and the analysis tests of the same tables.
+STUDY_FACTORS = {
+    "optimization": ["optimizer", "activation"],
+    "regularization": ["penalty", "strength"],
+    "problems": ["problem", "optimizer"],
+}
+SMALLER_STUDIES = {
+    "optimization": {"optimizer": ["momentum", "adam"], "activation": ["relu", "sigmoid"]},
+    "regularization": {"penalty": ["none", "l1", "l1_prox"], "strength": [0.0001, 0.01]},
+    "problems": {"problem": ["digits_mlp", "cancer_mlp"], "optimizer": ["sgd", "adam"]},
+}
+STUDY_TARGET = 0.5
+
+
+@pytest.fixture(scope="session")
+def study_tables(root, tmp_path_factory) -> dict[str, dict]:
+    """{study: {table name: CSV path}} built by the package's own training and tables."""
+    from optreg.analysis import tables
+    from optreg.data import datasets as data
+    from optreg.study import validate as cfg
+    from optreg.training import job as train
+
+    config = cfg.load_config(str(root / "config" / "smoke.yaml"))
+    for study, factors in SMALLER_STUDIES.items():
+        config["studies"][study]["factors"] = factors
+    work = tmp_path_factory.mktemp("plots")
+    jobs = cfg.jobs(config)
+    datasets = {}
+    for dataset in sorted({j.cell.settings["data"]["dataset"] for j in jobs}):
+        datasets[dataset] = work / f"{dataset}.pt"
+        data.prepare(dataset, datasets[dataset])
+    threads = torch.get_num_threads()
+    files: dict[str, list] = {s: [] for s in SMALLER_STUDIES}
+    tuning: dict[tuple[str, str], list] = {}
+    try:
+        # Tuning jobs first: a cell's evaluation chooses its rate from them.
+        for job in sorted(jobs, key=lambda j: j.phase == "eval"):
+            key = (job.study, job.cell.id)
+            written = train.run_job(
+                data_path=datasets[job.cell.settings["data"]["dataset"]],
+                out_dir=work / job.study / job.phase / job.cell.id / job.block,
+                study=job.study,
+                combination=job.cell.id,
+                factors=job.cell.factors,
+                settings=job.cell.settings,
+                phase=job.phase,
+                seeds=job.seeds,
+                tuning_seeds=job.tuning_seeds,
+                lr_grid=job.cell.lr_grid,
+                default_lr=job.cell.default_lr,
+                tuning_files=tuning.get(key, []) if job.phase == "eval" else [],
+                threads=1,
+            )
+            if job.tunes:
+                tuning.setdefault(key, []).extend(p for p in written if p.name.startswith("lr-"))
+            files[job.study] += written
+    finally:
+        torch.set_num_threads(threads)
+    out = {}
+    for study, factors in STUDY_FACTORS.items():
+        base = work / study
+        names = ("runs", "history", "tuning", "summary", "pairs")
+        paths = {name: base / f"{name}.csv" for name in names}
+        tables.collect_runs(files[study], paths["runs"], paths["history"])
+        tables.summarize_study(
+            runs_path=paths["runs"],
+            history_path=paths["history"],
+            factors=factors,
+            target=STUDY_TARGET,
+            tuning_path=paths["tuning"],
+            summary_path=paths["summary"],
+            pairs_path=paths["pairs"],
+        )
+        out[study] = paths
+    return out
+
+
+@pytest.fixture(scope="session")
+def study_frames(study_tables) -> dict[str, dict]:
+    """The tables of `study_tables`, read: {study: {table name: DataFrame}}."""
+    from optreg.analysis import tables
+
+    return {
+        study: {name: tables.read_table(path) for name, path in paths.items()}
+        for study, paths in study_tables.items()
+    }
+
+
+def runs_at_two_depths(runs):
+    """The optimization study's runs at two depths (depth 2: the same runs, sigmoid 0.2 less
+    accurate) and the paired comparisons of their tuned evaluation runs: (runs, pairs)."""
+    import pandas as pd
+
+    from optreg.analysis.stats import pairwise_comparisons
+
+    deeper = runs.assign(depth=2, combination=runs["combination"] + "_depth-2")
+    deeper.loc[deeper["activation"] == "sigmoid", "test_accuracy"] -= 0.2
+    runs = pd.concat([runs.assign(depth=1), deeper], ignore_index=True)
+    evals = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
+    return runs, pairwise_comparisons(evals).assign(protocol="tuned")
+
+
+def figure_texts(fig) -> list[str]:
+    """The texts drawn in a figure's axes."""
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def figure_panels(fig) -> list:
+    """A figure's visible panels (not its colour bar)."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+def tangled_panels(fig) -> list[str]:
+    """The panels (by title) whose x tick labels run into each other, as laid out: level
+    labels whose boxes overlap, or slanted ones closer (across their slant) than a line."""
+    import math
+
+    import numpy as np
+
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    tangled = []
+    for ax in figure_panels(fig):
+        labels = [t for t in ax.get_xticklabels() if t.get_text()]
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        angle = math.radians(labels[0].get_rotation()) if labels else 0.0
+        if angle == 0.0:
+            hit = any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+        else:
+            at = [t.get_loc() for t in ax.xaxis.get_major_ticks() if t.label1.get_text()]
+            xs = sorted(ax.transData.transform((x, 0))[0] for x in at)
+            line = labels[0].get_fontsize() * fig.dpi / 72
+            hit = min(np.diff(xs)) * math.sin(angle) < line
+        if hit:
+            tangled.append(ax.get_title())
+    return tangled
 
 
 # ---------------------------------------------------------------- the workflow

@@ -265,8 +265,13 @@ def get_report_studies(wildcards):
                 "lr_grid", config["protocol"]["lr_grid"]
             ),
             "tables": study_tables(study),
+            # The report's figures, with their title and caption from the figure registry.
             "figures": {
-                name: f"{RESULTS}/studies/{study}/figures/{name}.png"
+                name: {
+                    "path": f"{RESULTS}/studies/{study}/figures/{name}.png",
+                    "title": FIGURES[name].title,
+                    "caption": FIGURES[name].caption,
+                }
                 for name in figures_for(study_factors(study))
             },
         }

@@ -21,7 +21,6 @@ from optreg.analysis.tables import read_table
 from optreg.extensions import describe_extensions
 from optreg.io import atomic_path, write_json
 from optreg.naming import format_value
-from optreg.report.figures import FIGURES
 
 VERSIONED = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "snakemake", "typst")
 
@@ -95,7 +94,8 @@ def cell_labels(runs: pd.DataFrame, factors: list[str]) -> dict[str, str]:
 
 def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
     """Everything the report shows about one study (`spec["factors"]`: name -> config values;
-    `runs`: its runs table)."""
+    `spec["figures"]`: name -> its PNG's path, title and caption, as the workflow passes them
+    from the figure registry; `runs`: its runs table)."""
     summary = read_table(spec["tables"]["summary"])
     pairs = read_table(spec["tables"]["pairs"])
     factors = list(spec["factors"])
@@ -127,11 +127,11 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
         },
         "figures": [
             {
-                "path": str(Path(path)),  # relative to the working directory
-                "title": FIGURES[fig].title,
-                "caption": FIGURES[fig].caption,
+                "path": str(Path(figure["path"])),  # relative to the working directory
+                "title": figure["title"],
+                "caption": figure["caption"],
             }
-            for fig, path in spec["figures"].items()
+            for figure in spec["figures"].values()
         ],
     }
     if {"problem", "optimizer"} <= set(factors):

@@ -1,0 +1,31 @@
+"""The performance profile of the optimizers across problems."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from conftest import STUDY_FACTORS, figure_panels
+
+from optreg.report import plots
+
+
+def test_performance_profile_curves_end_at_one(study_frames):
+    summary = study_frames["problems"]["summary"]
+    fig = plots.make_figure("performance_profile", {"summary": summary}, STUDY_FACTORS["problems"])
+    (ax,) = figure_panels(fig)
+    curves = [line.get_ydata() for line in ax.get_lines()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    assert len(curves) == 2
+    assert all(c[-1] == 1.0 and c[0] >= 0 and np.all(np.diff(c) >= 0) for c in curves)
+    # Every problem has a best optimizer, within 0 of itself: at τ = 0 the shares add to >= 1.
+    assert sum(c[0] for c in curves) >= 1.0
+    tuned = summary[summary["protocol"] == "tuned"]
+    ranks = (
+        tuned.groupby("problem")["test_accuracy_mean"]
+        .rank(ascending=False)
+        .groupby(tuned["optimizer"])
+        .mean()
+    )
+    for opt, rank in ranks.items():
+        assert f"{opt} (mean rank {rank:.2f})" in legend
