@@ -35,16 +35,17 @@ def test_clone_of_finished_study_is_up_to_date(smoke_clone):
 
 
 def test_editing_a_plot_module_reruns_only_figures_and_report(smoke_clone):
-    edit(smoke_clone / "src" / "optreg" / "plots.py")
+    edit(smoke_clone / "src" / "optreg" / "report" / "plots.py")
     assert set(dry_run(smoke_clone)) == {"plot", "report", "all"}
 
 
 @pytest.mark.parametrize(
     "path",
     [
-        "src/optreg/train.py",
-        "src/optreg/models.py",
-        "src/optreg/optim.py",
+        "src/optreg/training/loop.py",
+        "src/optreg/training/job.py",
+        "src/optreg/training/models.py",
+        "src/optreg/training/optimizers.py",
         "workflow/schemas/metrics.schema.json",
     ],
 )
@@ -66,7 +67,7 @@ def test_touching_a_source_file_reruns_nothing(smoke_clone):
     """Snakemake 9 compares an input newer than the outputs by checksum (files up to 1 MB):
     a new modification time alone, as `touch` or a `git checkout` of the same content
     gives, is no change."""
-    source = smoke_clone / "src" / "optreg" / "train.py"
+    source = smoke_clone / "src" / "optreg" / "training" / "loop.py"
     later = source.stat().st_mtime + 60
     os.utime(source, (later, later))
     assert dry_run(smoke_clone) == {}
@@ -77,7 +78,7 @@ def test_editing_the_report_template_reruns_only_the_report(smoke_clone):
     assert dry_run(smoke_clone) == {"report": 1, "all": 1}
 
 
-@pytest.mark.parametrize("module", ["stats.py", "tables.py"])
+@pytest.mark.parametrize("module", ["analysis/stats.py", "analysis/tables.py"])
 def test_editing_the_statistics_skips_training(smoke_clone, module):
     edit(smoke_clone / "src" / "optreg" / module)
     counts = dry_run(smoke_clone)
@@ -159,7 +160,7 @@ def test_a_failed_run_is_redone_with_everything_after_it(smoke_clone):
     """A failed job's outputs are removed; Snakemake (since 7.7) does not redo a job whose
     output is missing while the outputs after it are present, so the next run would call
     the old tables and report done. The workflow's target names every product."""
-    train = smoke_clone / "src" / "optreg" / "train.py"
+    train = smoke_clone / "src" / "optreg" / "training" / "loop.py"
     good = train.read_text()
     train.write_text(good + BROKEN)
     failed = snakemake(smoke_clone, check=False)
