@@ -14,6 +14,9 @@ import pytest
 import torch
 import yaml
 
+# The textbook loop; `textbook_mlp` is re-exported: tests import it from here.
+from optreg.training.reference import data_order, textbook_epochs, textbook_mlp  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
@@ -226,49 +229,20 @@ def tangled_panels(fig) -> list[str]:
     return tangled
 
 
-# ---------------------------------------------------------------- the workflow
-PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src", "examples")
-
-
-def textbook_mlp(seed: int):
-    """The digits MLP of one run (64 -> 8 ReLU -> 10) as a plain nn.Sequential, starting
-    from that run's own initialization."""
-    from torch import nn
-
-    from optreg.training.models import StackedMLP
-
-    start = StackedMLP(64, [8], 10, "relu", seeds=[seed])
-    plain = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
-    with torch.no_grad():
-        for layer, w, b in zip(plain[::2], start.weights, start.biases, strict=True):
-            layer.weight.copy_(w[0])
-            layer.bias.copy_(b[0, :, 0])
-    return plain
-
-
+# ---------------------------------------------------------------- the textbook loop
 def assert_textbook_epochs(plain, optimizer, seed: int, data, history, batch_size: int) -> None:
     """Train `plain` with `optimizer` as a textbook PyTorch loop, in the run's data order, and
     check each epoch's training and validation loss against the run's `history`."""
-    import torch.nn.functional as F
+    epochs = textbook_epochs(
+        plain, optimizer, data, len(history), batch_size, order=data_order(seed)
+    )
+    for epoch, textbook in zip(history, epochs, strict=True):
+        assert epoch["train_loss"] == pytest.approx(textbook["train_loss"], rel=1e-5)
+        assert epoch["val_loss"] == pytest.approx(textbook["val_loss"], rel=1e-5)
 
-    from optreg.training.seeds import derived_seed
 
-    order = torch.Generator().manual_seed(derived_seed(seed, "order"))
-    x, y = data.x["train"], data.y["train"]
-    for epoch in history:
-        perm = torch.randperm(len(y), generator=order)
-        total = 0.0
-        for first in range(0, len(y), batch_size):
-            idx = perm[first : first + batch_size]
-            loss = F.cross_entropy(plain(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
-        with torch.no_grad():
-            val_loss = F.cross_entropy(plain(data.x["val"]), data.y["val"]).item()
-        assert epoch["train_loss"] == pytest.approx(total / len(y), rel=1e-5)
-        assert epoch["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+# ---------------------------------------------------------------- the workflow
+PROJECT_PARTS = ("workflow", "scripts", "config", "envs", "profiles", "src", "examples")
 
 
 def copy_project(root: Path, dest: Path) -> Path:
