@@ -28,7 +28,8 @@ lint: setup
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/study_wall.py
 
-# The study against the plain loop, throughput, no-op rerun, dry run, memory: bench/README.md.
+# The study against the plain loop, throughput, peak fraction, imports, dry run, no-op rerun,
+# memory: bench/perf.py runs the five benchmarks of bench/README.md in one table.
 perf: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" python bench/perf.py
 

@@ -27,19 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from common import ROOT, cpu_and_wall, interleaved, load_average, paired_ratio, prepared_digits
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from optreg import extensions as extend  # noqa: E402
-from optreg.data.datasets import load_prepared, prepare  # noqa: E402
-from optreg.training.loop import train_runs  # noqa: E402
+from optreg import extensions as extend
+from optreg.data.datasets import load_prepared
+from optreg.training.loop import train_runs
 
 BASE = {
     "problem": "digits_mlp",
@@ -76,12 +72,12 @@ def ways(epochs: int) -> dict[str, tuple[dict, bool]]:
 
 
 def timed(data, settings, runs: int, one_by_one: bool) -> tuple[float, float]:
+    """(CPU, wall) seconds of training `runs` seeds at one rate."""
     seeds = list(range(runs))
-    cpu, wall = time.process_time(), time.perf_counter()
-    train_runs(
-        data, settings, [0.001] * runs, seeds, torch.device("cpu"), 1 if one_by_one else None
+    max_stack = 1 if one_by_one else None
+    return cpu_and_wall(
+        lambda: train_runs(data, settings, [0.001] * runs, seeds, torch.device("cpu"), max_stack)
     )
-    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def main() -> None:
@@ -92,34 +88,29 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     extend.use_path([ROOT / "examples"])
-    print(f"cpus {os.cpu_count()}, torch {torch.__version__}, load {os.getloadavg()}")
+    print(f"cpus {os.cpu_count()}, torch {torch.__version__}, load {load_average()}")
     with tempfile.TemporaryDirectory() as tmp:
-        prepare("digits", Path(tmp) / "digits.pt")
-        data = load_prepared(Path(tmp) / "digits.pt")
+        data = load_prepared(prepared_digits(Path(tmp)))
     candidates = ways(args.epochs)
     for settings, one_by_one in candidates.values():  # warm up: imports, the vmap probe
         timed(data, {**settings, "epochs": 1}, 2, one_by_one)
     print("\n| runs | way | CPU s (median) | × hand-stacked, CPU | × hand-stacked, wall |")
     print("| --- | --- | --- | --- | --- |")
-    names = list(candidates)
     for runs in args.runs:
-        seconds: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
-        for r in range(args.repeats):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                settings, one_by_one = candidates[name]
-                seconds[name].append(timed(data, settings, runs, one_by_one))
+        seconds = interleaved(
+            {
+                name: (lambda s=settings, o=one_by_one, r=runs: timed(data, s, r, o))
+                for name, (settings, one_by_one) in candidates.items()
+            },
+            args.repeats,
+        )
         base = seconds["hand-stacked"]
-        for name in names:
-            cpu_ratio = statistics.median(
-                s[0] / b[0] for s, b in zip(seconds[name], base, strict=True)
-            )
-            wall_ratio = statistics.median(
-                s[1] / b[1] for s, b in zip(seconds[name], base, strict=True)
-            )
-            cpu = statistics.median(s[0] for s in seconds[name])
+        for name, values in seconds.items():
+            cpu_ratio = paired_ratio([s[0] for s in values], [b[0] for b in base])
+            wall_ratio = paired_ratio([s[1] for s in values], [b[1] for b in base])
+            cpu = statistics.median(s[0] for s in values)
             print(f"| {runs} | {name} | {cpu:.2f} | {cpu_ratio:.2f} | {wall_ratio:.2f} |")
-    print(f"\nload at the end {os.getloadavg()}")
+    print(f"\nload at the end {load_average()}")
 
 
 if __name__ == "__main__":

@@ -16,59 +16,28 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from common import checkout_env, default_digits_job, job_kwargs, prepare_for, study_config
+from compare_records import untimed
 
 
-def default_job(data_path: Path, device: str) -> dict:
-    """The `tune-eval` job of the default study's adam/relu cell (8 rates x 3 seeds, then
-    10 seeds x 2 protocols; 30 epochs on digits), as Snakemake would give it."""
-    from optreg.study.matrix import jobs
-    from optreg.study.validate import load_config
-
-    config = load_config(str(ROOT / "config" / "config.yaml"))
-    job = next(
-        j
-        for j in jobs(config)
-        if j.cell.id == "optimizer-adam_activation-relu" and j.phase == "tune-eval"
+def default_job(tmp: Path, device: str) -> dict:
+    """The `tune-eval` job of the default study's digits MLP cell with Adam and ReLU (every
+    grid rate x the tuning seeds, then the evaluation seeds x 2 protocols), as Snakemake
+    would give it, on the digits data prepared in `tmp`."""
+    config = study_config("config/config.yaml")
+    return job_kwargs(
+        default_digits_job(config),
+        data_path=str(prepare_for(config, "digits", tmp / "digits.pt")),
+        device=device,
+        threads=int(os.environ.get("GPU_CHECK_THREADS", "1")),
     )
-    return {
-        "data_path": str(data_path),
-        "study": job.study,
-        "combination": job.cell.id,
-        "factors": job.cell.factors,
-        "settings": job.cell.settings,
-        "phase": job.phase,
-        "seeds": list(job.seeds),
-        "tuning_seeds": list(job.tuning_seeds),
-        "lr_grid": list(job.cell.lr_grid),
-        "default_lr": job.cell.default_lr,
-        "device": device,
-        "threads": int(os.environ.get("GPU_CHECK_THREADS", "1")),
-    }
 
 
-def prepared_digits(tmp: Path) -> Path:
-    from optreg.data.datasets import prepare
-
-    path = tmp / "digits.pt"
-    prepare("digits", path, split_seed=0)
-    return path
-
-
-def untimed(folder: Path) -> dict:
+def untimed_records(folder: Path) -> dict:
     """The job's records without timings: what a resumed job must reproduce exactly."""
     from optreg.records import read_run
 
-    out = {}
-    for path in sorted(folder.glob("*.json")):
-        record = read_run(path)
-        record["history"] = [
-            {k: v for k, v in h.items() if k != "elapsed_s"} for h in record["history"]
-        ]
-        record["wall_time_s"] = None
-        out[path.name] = record
-    return out
+    return {path.name: untimed(read_run(path)) for path in sorted(folder.glob("*.json"))}
 
 
 def digits(device: str) -> dict:
@@ -79,7 +48,7 @@ def digits(device: str) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        args = default_job(prepared_digits(tmp), device)
+        args = default_job(tmp, device)
         warm = {**args, "settings": {**args["settings"], "epochs": 1}}
         run_job(out_dir=tmp / "warm", **warm)
         start = time.perf_counter()
@@ -104,9 +73,8 @@ def job_process(args: dict, out: Path, checkpoint: Path, minutes: float) -> subp
     )
     job = {**args, "out_dir": str(out), "checkpoint": str(checkpoint)}
     job["checkpoint_minutes"] = minutes
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(job)], env=env, start_new_session=True
+        [sys.executable, "-c", code, json.dumps(job)], env=checkout_env(), start_new_session=True
     )
 
 
@@ -115,7 +83,7 @@ def resume(device: str) -> dict:
     same job run without interruption."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        args = default_job(prepared_digits(tmp), device)
+        args = default_job(tmp, device)
         # Long enough on a GPU to be killed mid-way: 200 epochs, a checkpoint every 0.3 s.
         args["settings"] = {**args["settings"], "epochs": 200}
         checkpoint = tmp / "checkpoints" / "job.pt"
@@ -132,7 +100,7 @@ def resume(device: str) -> dict:
         saved = torch.load(checkpoint, weights_only=True) if killed else None
         assert job_process(args, tmp / "resumed", checkpoint, 0.005).wait() == 0
         assert job_process(args, tmp / "reference", tmp / "unused.pt", None).wait() == 0
-        exact = killed and untimed(tmp / "resumed") == untimed(tmp / "reference")
+        exact = killed and untimed_records(tmp / "resumed") == untimed_records(tmp / "reference")
     return {
         "step": "resume",
         "device": device,

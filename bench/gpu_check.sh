@@ -4,7 +4,8 @@
 # Installs nothing. Under 8 minutes on one GPU; prints one table at the end:
 #   1. the CUDA-marked tests (tests/unit/training/test_cuda.py: a GPU job, streaming from the CPU to the
 #      GPU, checkpoint and exact resume on the GPU);
-#   2. a stacked train job of the default study (44 runs x 30 epochs on digits), GPU and CPU;
+#   2. a stacked train job of the default study (its digits MLP cell with Adam: 41 runs x 15
+#      epochs), GPU and CPU;
 #   3. one epoch of the MNIST preset's MLP on synthetic tensors of MNIST's real size
 #      (bench/vision_epoch.py), 21 runs stacked as in its tuning jobs, GPU and CPU
 #      (GPU_CHECK_MNIST_STACK changes the 21; --cpu uses 2);
@@ -52,7 +53,8 @@ fi
 for dev in "${DEVICES[@]}"; do
     threads=1; [[ $dev == cpu ]] && threads=$CPU_THREADS
     if out=$(GPU_CHECK_THREADS=$threads timeout 150 "$PY" bench/gpu_check.py digits --device "$dev" 2> "$LOG/digits-$dev.txt"); then
-        row "digits job, 44 runs x 30 epochs ($dev)" "$(echo "$out" | json 'd["wall_s"]') s" \
+        row "digits job, $(echo "$out" | json 'str(d["runs"]) + " runs x " + str(d["epochs"]) + " epochs"') ($dev)" \
+            "$(echo "$out" | json 'd["wall_s"]') s" \
             "$(echo "$out" | json 'str(d["torch_threads"]) + " torch threads"')"
     else
         row "digits job ($dev)" "$(failed $? 150)" "see $LOG/digits-$dev.txt"

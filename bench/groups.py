@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("workflow", "scripts", "config", "envs", "profiles", "src")
+from common import ROOT, copy_project, snakemake
+
 LIMIT_S = 1800
 
 
@@ -36,15 +36,12 @@ def seconds(elapsed: str) -> int:
 
 def run_size(config: str, until: str | None, size: int, cores: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="optreg-groups-") as tmp:
-        work = Path(tmp)
-        for name in COPIED:
-            shutil.copytree(ROOT / name, work / name, symlinks=True)
-        cmd = [
-            "timeout", "-k", "10", str(LIMIT_S), sys.executable, "-m", "snakemake",
+        work = copy_project(Path(tmp))
+        cmd = ["timeout", "-k", "10", str(LIMIT_S)] + snakemake(
+            cores,
             "--profile", "profiles/slurm", "--profile", str(ROOT / "tests" / "slurm" / "profile"),
-            "--cores", str(cores), "--group-components", f"train={size}",
-            "--configfile", config,
-        ]  # fmt: skip
+            "--group-components", f"train={size}", "--configfile", config,
+        )  # fmt: skip
         if until:
             cmd += ["--until", until]
         start = time.perf_counter()
@@ -77,6 +74,8 @@ def main() -> None:
     parser.add_argument("--until", default=None, help="stop after this rule, e.g. train")
     parser.add_argument("--sizes", default="1,8", help="train jobs per group, comma-separated")
     args = parser.parse_args()
+    if shutil.which("sinfo") is None:
+        sys.exit("no SLURM cluster: no sinfo command (start one: tests/slurm/setup.sh)")
     sinfo = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True)
     if sinfo.returncode != 0:
         sys.exit(f"no SLURM cluster: {sinfo.stderr.strip()} (start one: tests/slurm/setup.sh)")

@@ -2,10 +2,11 @@
 
     python bench/long_jobs.py [--rounds 5] [--threads 1]
 
-1. A job of the default study (config/config.yaml: the `tune-eval` job of cell adam/relu),
-   the variants interleaved round by round and timed in CPU seconds of this process (other
-   load on the machine inflates them all alike): `loop` (its tuning phase, 8 rates x 3
-   seeds stacked for 30 epochs, with no progress and no checkpoints: the loop as it was)
+1. A job of the default study (config/config.yaml: the `tune-eval` job of its digits MLP
+   cell with Adam and ReLU, `bench/common.py:default_digits_job`), the variants interleaved
+   round by round and timed in CPU seconds of this process (other load on the machine
+   inflates them all alike): `loop` (its tuning phase, every grid rate x the tuning seeds
+   stacked for the cell's epochs, with no progress and no checkpoints: the loop as it was)
    against `loop+progress` (a line per epoch into a log file); `job` (the whole job through
    `run_job`, no checkpoint file) against `job+checkpoints` (checkpoints at the default
    `checkpoint.every_minutes`, which such a job never reaches: the loop's check between
@@ -20,61 +21,40 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import default_digits_job, job_kwargs, paired_ratio, prepare_for, study_config
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from optreg.data.datasets import load_prepared, prepare  # noqa: E402
-from optreg.study.matrix import cells, jobs  # noqa: E402
-from optreg.study.validate import load_config  # noqa: E402
-from optreg.training.checkpoint import Checkpoints  # noqa: E402
-from optreg.training.job import run_job  # noqa: E402
-from optreg.training.loop import train_runs  # noqa: E402
-from optreg.training.models import build_model  # noqa: E402
-from optreg.training.optimizers import build_optimizer  # noqa: E402
-from optreg.training.progress import Progress  # noqa: E402
-from optreg.training.watch import Watch  # noqa: E402
+from optreg.data.datasets import load_prepared
+from optreg.study.matrix import cells
+from optreg.training.checkpoint import Checkpoints
+from optreg.training.job import run_job
+from optreg.training.loop import train_runs
+from optreg.training.models import build_model
+from optreg.training.optimizers import build_optimizer
+from optreg.training.progress import Progress
+from optreg.training.watch import Watch
 
 CPU = torch.device("cpu")
-DEFAULT_MINUTES = load_config(str(ROOT / "config" / "config.yaml"))["checkpoint"]["every_minutes"]
+DEFAULT_MINUTES = study_config("config/config.yaml")["checkpoint"]["every_minutes"]
 
 
 def job_cost(rounds: int, threads: int, tmp: Path) -> None:
-    config = load_config(str(ROOT / "config" / "config.yaml"))
-    job = next(
-        j
-        for j in jobs(config)
-        if j.cell.id == "optimizer-adam_activation-relu" and j.phase == "tune-eval"
-    )
+    config = study_config("config/config.yaml")
+    job = default_digits_job(config)
     cell = job.cell
     seeds = job.tuning_seeds
     lrs = [lr for _ in seeds for lr in cell.lr_grid]
     run_seeds = [s for s in seeds for _ in cell.lr_grid]
-    prepare("digits", tmp / "digits.pt", split_seed=0)
-    data = load_prepared(tmp / "digits.pt")
+    data = load_prepared(prepare_for(config, "digits", tmp / "digits.pt"))
     handler = logging.FileHandler(tmp / "train.log")
     logging.getLogger("optreg").addHandler(handler)
     logging.getLogger("optreg").setLevel(logging.INFO)
     total = len(lrs) * cell.settings["epochs"]
-    job_args = {
-        "data_path": tmp / "digits.pt",
-        "study": job.study,
-        "combination": cell.id,
-        "factors": cell.factors,
-        "settings": cell.settings,
-        "phase": job.phase,
-        "seeds": list(job.seeds),
-        "tuning_seeds": list(job.tuning_seeds),
-        "lr_grid": list(cell.lr_grid),
-        "default_lr": cell.default_lr,
-        "threads": threads,
-    }
+    job_args = job_kwargs(job, data_path=tmp / "digits.pt", threads=threads)
 
     def run(name: str, index: int) -> None:
         if name == "loop":
@@ -113,7 +93,7 @@ def job_cost(rounds: int, threads: int, tmp: Path) -> None:
         line = f"  {name:16s} median {statistics.median(cpu[name]):7.3f} s"
         if name in pairs:
             base = pairs[name]
-            ratio = statistics.median(c / p for c, p in zip(cpu[name], cpu[base], strict=True))
+            ratio = paired_ratio(cpu[name], cpu[base])
             line += f"  vs {base}: {100 * (ratio - 1):+6.2f} % (median of per-round ratios)"
         print(line + "  [" + ", ".join(f"{c:.3f}" for c in cpu[name]) + "]")
     print(f"  ({lines} progress lines written)")
@@ -163,7 +143,7 @@ def checkpoint_cost(tmp: Path) -> None:
     print(f"one checkpoint of each preset's largest stack (Adam), every {DEFAULT_MINUTES} min:")
     shapes = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
     for preset in ("mnist", "fashion_mnist", "cifar10"):
-        config = load_config(str(ROOT / "config" / f"{preset}.yaml"))
+        config = study_config(f"config/{preset}.yaml")
         cell = cells(config)[0]
         stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
         shape = shapes[cell.settings["data"]["dataset"]]

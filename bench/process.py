@@ -25,18 +25,23 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from common import (
+    ROOT,
+    checkout_env,
+    interleaved,
+    job_kwargs,
+    load_average,
+    paired_ratio,
+    prepare_for,
+    run_child,
+    study_config,
+)
 
-from optreg.data.datasets import prepare  # noqa: E402
-from optreg.study.matrix import jobs  # noqa: E402
-from optreg.study.validate import load_config  # noqa: E402
+from optreg.study.matrix import jobs
 
 # What Snakemake's preamble gives the script: the `snakemake` object, here only what
 # scripts/train.py reads.
@@ -112,18 +117,11 @@ def job_args(config: dict, epochs: int, data: Path, tmp: Path) -> dict:
         "data": str(data),
         "out": str(tmp / "results" / "runs"),
         "log": str(tmp / "train.log"),
-        "job": {
-            "study": job.study,
-            "combination": job.cell.id,
-            "factors": job.cell.factors,
-            "settings": {**job.cell.settings, "epochs": epochs},
-            "phase": job.phase,
-            "seeds": list(job.seeds),
-            "tuning_seeds": list(job.tuning_seeds),
-            "lr_grid": list(job.cell.lr_grid),
-            "default_lr": job.cell.default_lr,
-            "lr_limits": [min(job.cell.lr_grid), max(job.cell.lr_grid)],  # no extension
-        },
+        "job": job_kwargs(
+            job,
+            settings={**job.cell.settings, "epochs": epochs},
+            lr_limits=[min(job.cell.lr_grid), max(job.cell.lr_grid)],  # no extension
+        ),
     }
 
 
@@ -133,25 +131,17 @@ def run(script: Path, args: dict, cwd: Path) -> tuple[float, float]:
     # As the workflow does once a job's files are there: a finished checkpoint left behind
     # would make the next process write the files from it instead of training.
     shutil.rmtree(cwd / "checkpoints", ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    errors = cwd / "stderr.txt"
-    with open(errors, "w") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, str(script), json.dumps(args)], cwd=cwd, env=env, stderr=err
-        )
-        _, status, usage = os.wait4(proc.pid, 0)  # the child's own CPU time
-        wall = time.perf_counter() - start
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    done = run_child([sys.executable, str(script), json.dumps(args)], cwd=cwd, env=checkout_env())
+    if done.returncode != 0:
         sys.exit(
-            f"{script.name} failed ({code}):\n{errors.read_text()}\n{Path(args['log']).read_text()}"
+            f"{script.name} failed ({done.returncode}):\n{done.stderr}\n"
+            f"{Path(args['log']).read_text()}"
         )
     if " done: " not in Path(args["log"]).read_text().splitlines()[-1]:
         sys.exit(f"{script.name}: the log lacks its last line")
     if not (Path(args["out"]) / "SHA256SUMS").exists():
         sys.exit(f"{script.name}: no SHA256SUMS")
-    return wall, usage.ru_utime + usage.ru_stime
+    return done.wall, done.cpu
 
 
 def main() -> None:
@@ -160,18 +150,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--config", default="config/smoke.yaml")
     args = parser.parse_args()
-    config = load_config(str(ROOT / args.config))
-    one, five, _ = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs; load average at start {one:.2f} {five:.2f}")
+    config = study_config(args.config)
+    print(f"machine: {os.cpu_count()} CPUs; load average at start {load_average()}")
     with tempfile.TemporaryDirectory(prefix="optreg-process-") as tmp:
         tmp = Path(tmp)
         first = next(j for j in jobs(config) if j.trains)
         name = first.cell.settings["data"]["dataset"]
         data = tmp / f"{name}.pt"
-        split = {
-            k: config["data"][k] for k in ("split_seed", "validation_fraction", "test_fraction")
-        }
-        prepare(name, data, **split, generation=config["data"]["mnist1d"])
+        prepare_for(config, name, data)
         job = job_args(config, args.epochs, data, tmp)
         scripts = {}
         for i, (label, source) in enumerate(variants().items()):
@@ -179,10 +165,9 @@ def main() -> None:
             scripts[label].write_text(PREAMBLE + source)
         labels = list(scripts)
         run(scripts[labels[0]], job, tmp)  # warm the file cache
-        times = {label: [] for label in labels}
-        for r in range(args.rounds):
-            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
-                times[label].append(run(scripts[label], job, tmp))
+        times = interleaved(
+            {label: (lambda s=scripts[label]: run(s, job, tmp)) for label in labels}, args.rounds
+        )
     print(
         f"job: {first.study} {first.cell.id} ({first.phase}, {first.runs} runs, "
         f"{args.epochs} epoch(s)); {args.rounds} interleaved rounds; medians"
@@ -195,13 +180,12 @@ def main() -> None:
         cpu = statistics.median(c for _, c in values)
         saved_wall = statistics.median(b[0] - v[0] for b, v in zip(base, values, strict=True))
         saved_cpu = statistics.median(b[1] - v[1] for b, v in zip(base, values, strict=True))
-        ratio = statistics.median(v[1] / b[1] for b, v in zip(base, values, strict=True))
+        ratio = paired_ratio([v[1] for v in values], [b[1] for b in base])
         print(
             f"| {label} | {wall:.2f} | {cpu:.2f} | {saved_wall:.2f} | {saved_cpu:.2f} | "
             f"{ratio:.2f} |"
         )
-    one, five, _ = os.getloadavg()
-    print(f"load average at end {one:.2f} {five:.2f}")
+    print(f"load average at end {load_average()}")
 
 
 if __name__ == "__main__":

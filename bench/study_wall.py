@@ -11,21 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("workflow", "scripts", "config", "envs", "profiles", "src")
-
-
-def timed(cmd, cwd) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+from common import ROOT, copy_project, snakemake, timed
 
 
 def main() -> None:
@@ -34,11 +23,8 @@ def main() -> None:
     parser.add_argument("--config", default="config/config.yaml")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="optreg-bench-") as tmp:
-        work = Path(tmp)
-        for name in COPIED:
-            shutil.copytree(ROOT / name, work / name, symlinks=True)
-        shutil.copy(ROOT / args.config, work / "config" / "config.yaml")
-        cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+        work = copy_project(Path(tmp), ROOT / args.config)
+        cmd = snakemake(args.cores)
         full = timed(cmd, work)
         runs = len(list((work / "results" / "studies").rglob("*seed-*.json")))
         noop = timed(cmd, work)

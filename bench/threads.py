@@ -18,25 +18,17 @@ A benchmark, not a test: its numbers depend on the machine and on what else runs
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("workflow", "scripts", "config", "envs", "profiles", "src")
+from common import copy_project, snakemake, timed, train_benchmark_rows
 
 
 def train_benchmarks(work: Path) -> tuple[int, float, float]:
     """Train jobs, their summed CPU seconds and largest RSS (MiB), from benchmark files."""
     jobs, cpu, rss = 0, 0.0, 0.0
-    for path in (work / "results" / "benchmarks" / "train").rglob("*.tsv"):
-        with open(path, newline="") as fh:
-            row = list(csv.DictReader(fh, delimiter="\t"))[-1]
+    for row in train_benchmark_rows(work):
         jobs += 1
         if row["cpu_time"] != "NA":
             cpu += float(row["cpu_time"])
@@ -46,17 +38,10 @@ def train_benchmarks(work: Path) -> tuple[int, float, float]:
 
 def run_setup(config: str, cores: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="optreg-threads-") as tmp:
-        work = Path(tmp)
-        for name in COPIED:
-            shutil.copytree(ROOT / name, work / name, symlinks=True)
+        work = copy_project(Path(tmp))
         (work / "threads.yaml").write_text(f"threads:\n  train: {threads}\n")
-        cmd = [
-            sys.executable, "-m", "snakemake", "--cores", str(cores), "--until", "train",
-            "--configfile", config, "threads.yaml",
-        ]  # fmt: skip
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=work, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wall = time.perf_counter() - start
+        cmd = snakemake(cores, "--until", "train", "--configfile", config, "threads.yaml")
+        wall = timed(cmd, work)
         jobs, cpu, rss = train_benchmarks(work)
     return {"cores": cores, "threads": threads, "wall": wall, "jobs": jobs, "cpu": cpu, "rss": rss}
 

@@ -19,11 +19,10 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, interleaved, paired_ratio, python_child
 
 CHILD = r"""
 import json, sys, tempfile, time
@@ -65,14 +64,9 @@ print(json.dumps(out))
 
 
 def child(root: Path, optimizer: str, epochs: int) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), optimizer, str(epochs)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode:
-        sys.exit(f"training in {root} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.splitlines()[-1])
+    """CPU seconds per stack of one child process training with `root`'s code."""
+    done = python_child(CHILD, str(root), optimizer, str(epochs), what=f"training in {root}")
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def main() -> None:
@@ -93,14 +87,18 @@ def main() -> None:
             print(f"| stack | optimizer | {args.rev} CPU s | this checkout CPU s | ratio |")
             print("| --- | --- | --- | --- | --- |")
             for optimizer in args.optimizers:
-                times = {"other": [], "this": []}
-                for _ in range(args.repeats):
-                    times["other"].append(child(other, optimizer, args.epochs))
-                    times["this"].append(child(ROOT, optimizer, args.epochs))
+                times = interleaved(
+                    {
+                        "other": lambda o=optimizer: child(other, o, args.epochs),
+                        "this": lambda o=optimizer: child(ROOT, o, args.epochs),
+                    },
+                    args.repeats,
+                    rotate=False,  # each repetition: the other revision, then this one
+                )
                 for stack in times["this"][0]:
                     theirs = [t[stack] for t in times["other"]]
                     ours = [t[stack] for t in times["this"]]
-                    ratio = statistics.median(b / a for a, b in zip(theirs, ours, strict=True))
+                    ratio = paired_ratio(ours, theirs)
                     print(
                         f"| {stack} | {optimizer} | {statistics.median(theirs):.2f} | "
                         f"{statistics.median(ours):.2f} | {ratio:.2f} |",

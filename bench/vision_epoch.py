@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from common import checkout_env, job_kwargs, python_child
 
-ROOT = Path(__file__).resolve().parents[1]
 # Official (train, test) sizes and image shapes.
 SIZES = {
     "mnist": (60_000, 10_000, (1, 28, 28)),
@@ -98,27 +96,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / f"{dataset}.pt"
         meta = synthetic_prepared(data, dataset, config["data"]["validation_fraction"])
-        job_args = {
-            "data_path": str(data),
-            "out_dir": str(Path(tmp) / "runs"),
-            "study": job.study,
-            "combination": job.cell.id,
-            "factors": job.cell.factors,
-            "settings": settings,
-            "phase": "tune",
-            "seeds": [0],
-            "lr_grid": [1e-4 * (i + 1) for i in range(args.stack)],
-            "default_lr": job.cell.default_lr,
-            "device": args.device,
-            "threads": args.threads,
-        }
-        proc = subprocess.run(
-            [sys.executable, "-c", JOB, json.dumps(job_args)],
-            capture_output=True,
-            text=True,
-            check=True,
+        job_args = job_kwargs(
+            job,
+            data_path=str(data),
+            out_dir=str(Path(tmp) / "runs"),
+            settings=settings,
+            phase="tune",
+            seeds=[0],
+            tuning_seeds=[],
+            lr_grid=[1e-4 * (i + 1) for i in range(args.stack)],
+            device=args.device,
+            threads=args.threads,
         )
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        done = python_child(JOB, json.dumps(job_args), what="the train job", env=checkout_env())
+        result = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             json.dumps(
                 {
