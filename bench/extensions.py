@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from optreg import extensions as extend  # noqa: E402
-from optreg.data.datasets import load_prepared, prepare  # noqa: E402
+from optreg.data.prepare import prepare  # noqa: E402
+from optreg.data.prepared import load_prepared  # noqa: E402
 from optreg.training.loop import train_runs  # noqa: E402
 
 BASE = {

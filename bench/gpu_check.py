@@ -49,7 +49,7 @@ def default_job(data_path: Path, device: str) -> dict:
 
 
 def prepared_digits(tmp: Path) -> Path:
-    from optreg.data.datasets import prepare
+    from optreg.data.prepare import prepare
 
     path = tmp / "digits.pt"
     prepare("digits", path, split_seed=0)

@@ -30,7 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from optreg.data.datasets import load_prepared, prepare  # noqa: E402
+from optreg.data.prepare import prepare  # noqa: E402
+from optreg.data.prepared import load_prepared  # noqa: E402
+from optreg.data.registry import DATASETS  # noqa: E402
 from optreg.study.matrix import cells, jobs  # noqa: E402
 from optreg.study.validate import load_config  # noqa: E402
 from optreg.training.checkpoint import Checkpoints  # noqa: E402
@@ -161,12 +163,11 @@ def job_cost(rounds: int, threads: int, tmp: Path) -> None:
 
 def checkpoint_cost(tmp: Path) -> None:
     print(f"one checkpoint of each preset's largest stack (Adam), every {DEFAULT_MINUTES} min:")
-    shapes = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
     for preset in ("mnist", "fashion_mnist", "cifar10"):
         config = load_config(str(ROOT / "config" / f"{preset}.yaml"))
         cell = cells(config)[0]
         stack = len(cell.lr_grid) * len(config["protocol"]["tuning_seeds"])
-        shape = shapes[cell.settings["data"]["dataset"]]
+        shape = DATASETS[cell.settings["data"]["dataset"]].shape()
         meta = {"n_features": shape[0] * shape[1] * shape[2], "input_shape": shape, "n_classes": 10}
         model = build_model(cell.settings["model"], meta, "relu", list(range(stack)))
         optimizer = build_optimizer({"optimizer": "adam"}, model.parameters(), 0.001)

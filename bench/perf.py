@@ -45,7 +45,8 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from optreg.data.datasets import load_prepared, prepare
+from optreg.data.prepare import prepare
+from optreg.data.prepared import load_prepared
 from optreg.records import read_run
 from optreg.study.matrix import cells, jobs
 from optreg.study.validate import load_config

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from optreg.data.datasets import prepare  # noqa: E402
+from optreg.data.prepare import prepare  # noqa: E402
 from optreg.study.matrix import jobs  # noqa: E402
 from optreg.study.validate import load_config  # noqa: E402
 

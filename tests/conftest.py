@@ -35,7 +35,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def digits_file(tmp_path_factory) -> Path:
-    from optreg.data.datasets import prepare
+    from optreg.data.prepare import prepare
 
     path = tmp_path_factory.mktemp("data") / "digits.pt"
     prepare("digits", path, split_seed=0)  # and digits.json, its fingerprint
@@ -44,7 +44,7 @@ def digits_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits(digits_file):
-    from optreg.data.datasets import load_prepared
+    from optreg.data.prepared import load_prepared
 
     return load_prepared(digits_file)
 
@@ -52,7 +52,8 @@ def digits(digits_file):
 @pytest.fixture(scope="session")
 def mnist1d(tmp_path_factory):
     """A small MNIST-1D (500 signals of length 40), generated and prepared."""
-    from optreg.data.datasets import load_prepared, prepare
+    from optreg.data.prepare import prepare
+    from optreg.data.prepared import load_prepared
 
     path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
     prepare("mnist1d", path, split_seed=0, generation={"num_samples": 500})

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from optreg import __version__
-from optreg.data.datasets import load_verified
+from optreg.data.prepared import load_verified
 from optreg.io import canonical_hash
 from optreg.naming import FUSED
 from optreg.origin import code_origin

@@ -15,7 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from optreg.data.datasets import Prepared
+from optreg.data.prepared import Prepared
 from optreg.records import NEAR_ZERO
 from optreg.training.models import Stacked, build_model
 from optreg.training.optimizers import build_optimizer

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from optreg.analysis import tables
-from optreg.data import datasets as data
+from optreg.data.prepare import prepare
 from optreg.report import plots
 from optreg.report.figures import FIGURES, figures_for
 from optreg.study import validate as cfg
@@ -43,7 +43,7 @@ def studies(root, tmp_path_factory) -> dict[str, dict]:
     datasets = {}
     for dataset in sorted({j.cell.settings["data"]["dataset"] for j in jobs}):
         datasets[dataset] = work / f"{dataset}.pt"
-        data.prepare(dataset, datasets[dataset])
+        prepare(dataset, datasets[dataset])
     threads = torch.get_num_threads()
     files: dict[str, list] = {s: [] for s in SMALLER}
     tuning: dict[tuple[str, str], list] = {}
