@@ -203,7 +203,7 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
 def prepare_for(config: dict, dataset: str, path: Path) -> Path:
     """`dataset` prepared at `path` as the workflow prepares it for `config` (its split and
     MNIST-1D generation arguments)."""
-    from optreg.data.datasets import prepare
+    from optreg.data.prepare import prepare
 
     split = {k: config["data"][k] for k in SPLIT_KEYS}
     prepare(dataset, path, **split, generation=config["data"]["mnist1d"])
@@ -212,7 +212,7 @@ def prepare_for(config: dict, dataset: str, path: Path) -> Path:
 
 def prepared_digits(folder: Path) -> Path:
     """The digits data set prepared in `folder` (split seed 0, the default fractions)."""
-    from optreg.data.datasets import prepare
+    from optreg.data.prepare import prepare
 
     path = folder / "digits.pt"
     prepare("digits", path, split_seed=0)

@@ -34,7 +34,7 @@ import torch
 from common import ROOT, cpu_and_wall, interleaved, load_average, paired_ratio, prepared_digits
 
 from optreg import extensions as extend
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.training.loop import train_runs
 
 BASE = {

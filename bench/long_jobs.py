@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from common import default_digits_job, job_kwargs, paired_ratio, prepare_for, study_config
 
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.study.matrix import cells
 from optreg.training.checkpoint import Checkpoints
 from optreg.training.job import run_job

@@ -24,7 +24,7 @@ import common
 import torch
 from common import default_cells, prepare_for, row
 
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.training.loop import train_runs
 
 CPU = torch.device("cpu")

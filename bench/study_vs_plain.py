@@ -46,7 +46,7 @@ from common import (
     train_benchmark_rows,
 )
 
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.records import read_run
 from optreg.study.matrix import cells, jobs
 from optreg.study.validate import load_config

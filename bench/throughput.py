@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from common import cpu_and_wall, default_cells, interleaved, paired_ratio, prepare_for, row
 from torch import nn
 
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.training.loop import train_runs
 from optreg.training.reference import plain_optimizer
 

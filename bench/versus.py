@@ -32,7 +32,8 @@ sys.path.insert(0, str(root / "src"))
 import torch
 from optreg.study.matrix import cells
 from optreg.study.validate import load_config
-from optreg.data.datasets import load_prepared, prepare
+from optreg.data.prepare import prepare
+from optreg.data.prepared import load_prepared
 from optreg.training.loop import train_runs
 torch.set_num_threads(1)
 config = load_config(str(root / "config" / "config.yaml"))

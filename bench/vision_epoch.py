@@ -49,8 +49,8 @@ print(json.dumps({
 
 
 def synthetic_prepared(path: Path, dataset: str, validation_fraction: float) -> dict:
-    """A prepared file of `dataset`'s real size in `optreg.data.datasets.prepare`'s format."""
-    from optreg.data.datasets import fingerprint, meta_path
+    """A prepared file of `dataset`'s real size in `optreg.data.prepare.prepare`'s format."""
+    from optreg.data.prepared import fingerprint, meta_path
     from optreg.io import write_json
 
     n_train, n_test, shape = SIZES[dataset]

@@ -2,7 +2,7 @@ from optreg.logs import log_to
 
 log_to(snakemake.log[0])
 
-from optreg.data.datasets import prepare  # noqa: E402
+from optreg.data.prepare import prepare  # noqa: E402
 
 # Where the raw files lie (data.root) and whether torchvision may download them
 # (data.download) are read from the config, not passed as params: neither changes what is

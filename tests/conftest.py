@@ -39,7 +39,7 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def digits_file(tmp_path_factory) -> Path:
-    from optreg.data.datasets import prepare
+    from optreg.data.prepare import prepare
 
     path = tmp_path_factory.mktemp("data") / "digits.pt"
     prepare("digits", path, split_seed=0)  # and digits.json, its fingerprint
@@ -48,7 +48,7 @@ def digits_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits(digits_file):
-    from optreg.data.datasets import load_prepared
+    from optreg.data.prepared import load_prepared
 
     return load_prepared(digits_file)
 
@@ -56,7 +56,8 @@ def digits(digits_file):
 @pytest.fixture(scope="session")
 def mnist1d(tmp_path_factory):
     """A small MNIST-1D (500 signals of length 40), generated and prepared."""
-    from optreg.data.datasets import load_prepared, prepare
+    from optreg.data.prepare import prepare
+    from optreg.data.prepared import load_prepared
 
     path = tmp_path_factory.mktemp("data") / "mnist1d.pt"
     prepare("mnist1d", path, split_seed=0, generation={"num_samples": 500})
@@ -109,7 +110,7 @@ STUDY_TARGET = 0.5
 def study_tables(root, tmp_path_factory) -> dict[str, dict]:
     """{study: {table name: CSV path}} built by the package's own training and tables."""
     from optreg.analysis import tables
-    from optreg.data import datasets as data
+    from optreg.data.prepare import prepare
     from optreg.study import validate as cfg
     from optreg.training import job as train
 
@@ -121,7 +122,7 @@ def study_tables(root, tmp_path_factory) -> dict[str, dict]:
     datasets = {}
     for dataset in sorted({j.cell.settings["data"]["dataset"] for j in jobs}):
         datasets[dataset] = work / f"{dataset}.pt"
-        data.prepare(dataset, datasets[dataset])
+        prepare(dataset, datasets[dataset])
     threads = torch.get_num_threads()
     files: dict[str, list] = {s: [] for s in SMALLER_STUDIES}
     tuning: dict[tuple[str, str], list] = {}

@@ -10,7 +10,8 @@ sets the path from its config (`use_config_path`); Python callers use
 `use_path`.
 
 This module finds and checks them (what the workflow does before any job); the jobs
-build them with `optreg.training.torch_optim`, `optreg.training.funcmodel` and `optreg.data.user`.
+build them with `optreg.training.torch_optim`, `optreg.training.funcmodel` and
+`optreg.data.prepare`.
 
 A user optimizer is one of two kinds:
 
@@ -29,7 +30,7 @@ allows it, else trained one at a time (see `optreg.training.funcmodel`).
 
 A user data set is a loader returning arrays, pooled `(x, y)` or with an
 official test split `(x_train, y_train, x_test, y_test)`; it is split, scaled,
-fingerprinted and stored like the built-in sets (`prepare_user_dataset`).
+fingerprinted and stored like the built-in sets (`optreg.data.prepare`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def test_train_depends_on_the_training_code_and_metrics_schema(root):
         "training/job.py",
         "training/models.py",
         "training/optimizers.py",
-        "data/datasets.py",
+        "data/prepared.py",
         "records.py",
         "__init__.py",
         "training/__init__.py",

@@ -440,7 +440,7 @@ def data_dir(user_dir):
 
 
 def test_a_pooled_user_dataset_is_split_scaled_and_fingerprinted_like_a_builtin(data_dir):
-    from optreg.data.datasets import load_prepared
+    from optreg.data.prepared import load_prepared
 
     spec = {"loader": "my_data:pooled", "kwargs": {"n": 150}}
     meta = user_data.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt", split_seed=1)
@@ -456,7 +456,7 @@ def test_a_pooled_user_dataset_is_split_scaled_and_fingerprinted_like_a_builtin(
 
 
 def test_a_user_dataset_with_a_test_part_keeps_it(data_dir):
-    from optreg.data.datasets import load_prepared
+    from optreg.data.prepared import load_prepared
 
     spec = {"loader": "my_data:official", "kwargs": {}}
     meta = user_data.prepare_user_dataset("blobs", spec, data_dir / "b.pt", validation_fraction=0.2)
@@ -674,7 +674,8 @@ def test_arguments_a_factory_or_loader_cannot_take_are_named(smoke_config, model
 
 
 def test_a_user_dataset_is_verified_like_a_builtin_one(data_dir):
-    from optreg.data.datasets import DataError, load_verified
+    from optreg.data.errors import DataError
+    from optreg.data.prepared import load_verified
 
     spec = {"loader": "my_data:pooled", "kwargs": {}}
     user_data.prepare_user_dataset("blobs", spec, data_dir / "blobs.pt")

@@ -135,14 +135,3 @@ def test_snakemake_refuses_before_any_job(project, path):
     assert not PROJECT_FRAME.search(out), out
     assert not (project / "results").exists()
     assert not (project / "logs").exists()
-
-
-def test_the_shape_table_is_what_prepare_produces(digits, tmp_path):
-    """prepare() refuses a tabled data set whose samples disagree with the table (the
-    torchvision sets are prepared, and so checked, in tests/unit/data/test_vision.py)."""
-    from optreg.data.datasets import prepare
-    from optreg.data.shapes import INPUT_SHAPES
-
-    assert tuple(digits.meta["input_shape"]) == INPUT_SHAPES["digits"]
-    meta = prepare("breast_cancer", tmp_path / "breast_cancer.pt")
-    assert tuple(meta["input_shape"]) == INPUT_SHAPES["breast_cancer"]

@@ -36,6 +36,7 @@ if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resol
         f"checkout {SRC}: another copy was imported first."
     )
 
+from optreg.data.registry import dataset_entries
 from optreg.study.errors import ConfigError
 from optreg.study.config_files import check_config_files, coerce_command_line
 from optreg.naming import RUN_DIR
@@ -90,9 +91,9 @@ def code(script):
 
 
 def generation_args(wildcards):
-    """A generated dataset's arguments (MNIST-1D); none for the others, so that changing
-    them reruns only the set they generate."""
-    return config["data"]["mnist1d"] if wildcards.dataset == "mnist1d" else None
+    """A generated dataset's arguments (its registry entry's, MNIST-1D's); none for the
+    others, so that changing them reruns only the set they generate."""
+    return dataset_entries(config)[wildcards.dataset].generation_args(config)
 
 
 # Rule prepare_data makes the built-in sets, prepare_user_data the user's own.

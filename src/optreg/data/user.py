@@ -1,16 +1,28 @@
-"""User data sets: a loader's arrays split, scaled, fingerprinted and stored like the
-built-in sets (see `optreg.extensions`)."""
+"""A config's own data sets: what their loader must return, and how its arrays are split,
+scaled, fingerprinted and stored like the built-in sets (see `optreg.extensions`).
+
+Each is loaded through its registry entry (`optreg.data.registry.user_entry`). Apart from
+`optreg.data.prepare`, which the built-in sets' prepare jobs import: editing this module
+reprepares only the config's own sets.
+"""
 
 from __future__ import annotations
 
 import os
 
 import numpy as np
-import torch
 
-from optreg.data import datasets as data
+from optreg.data.prepared import write_prepared
+from optreg.data.registry import DatasetEntry, user_entry
+from optreg.data.split import (
+    describe,
+    flat_float32,
+    official_parts,
+    pooled_payload,
+    standardize,
+    tensors,
+)
 from optreg.extensions import ExtensionError, load
-from optreg.io import atomic_path, write_json
 
 
 def _as_arrays(name: str, loaded) -> tuple:
@@ -41,45 +53,50 @@ def prepare_user_dataset(
     validation_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> dict:
-    """Load a user data set (`spec`: loader, kwargs), split and scale it like the built-in
-    ones, write its tensor file atomically, return its metadata (with `sha256`).
+    """Load a user data set (`spec`: its config entry, loader and kwargs), split and scale it
+    like the built-in ones, write its tensor file atomically and its metadata beside it,
+    return the metadata (with `sha256`)."""
+    entry = user_entry(name, spec)
+    loaded = load(entry.loader)(**entry.kwargs)
+    payload = user_payload(entry, loaded, split_seed, validation_fraction, test_fraction)
+    return write_prepared(payload, out_path, entry.shape())
+
+
+def user_payload(
+    entry: DatasetEntry,
+    loaded,
+    split_seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+) -> dict:
+    """The prepared content of what a user's loader returned (`loaded`), checked.
 
     Pooled `(x, y)`: stratified train/val/test parts; `(x_train, y_train, x_test, y_test)`:
     the test part kept, validation carved from the training part. Both standardized with
-    the train split's per-feature statistics. The metadata is also written beside the file.
+    the train split's per-feature statistics.
     """
-
-    arrays = _as_arrays(name, load(spec["loader"])(**spec["kwargs"]))
+    arrays = _as_arrays(entry.name, loaded)
     arrays = [
         a.astype(np.float64) if i % 2 == 0 else a.astype(np.int64) for i, a in enumerate(arrays)
     ]
     if len(arrays) == 2:
-        payload = data._pooled_payload(
-            name, *arrays, split_seed, validation_fraction, test_fraction
+        payload = pooled_payload(
+            entry.name, *arrays, split_seed, validation_fraction, test_fraction
         )
         payload["meta"]["index"] = "rows of the data set as its loader returns them"
     else:
-        payload = _official_table_payload(name, *arrays, split_seed, validation_fraction)
-    payload["meta"]["source"] = f"loader {spec['loader']} with {spec['kwargs']}"
-    with atomic_path(out_path) as tmp:
-        torch.save(payload, tmp)
-    meta = {**payload["meta"], "sha256": data.fingerprint(payload)}
-    # Beside the tensor file, as `optreg.data.datasets.prepare` writes it: train jobs check
-    # against it.
-    write_json(data.meta_path(out_path), meta)
-    return meta
+        payload = _official_table_payload(entry.name, *arrays, split_seed, validation_fraction)
+    payload["meta"]["source"] = f"loader {entry.loader} with {entry.kwargs}"
+    return payload
 
 
 def _official_table_payload(
     name, x_train, y_train, x_test, y_test, split_seed, validation_fraction
 ):
-    idx = data.carve_validation(y_train, split_seed, validation_fraction)
-    idx["test"] = np.arange(len(y_test))
-    xs = {"train": x_train[idx["train"]], "val": x_train[idx["val"]], "test": x_test}
-    ys = {"train": y_train[idx["train"]], "val": y_train[idx["val"]], "test": y_test}
-    xs = data.standardize(xs)
+    idx, xs, ys = official_parts(x_train, y_train, x_test, y_test, split_seed, validation_fraction)
+    xs = standardize(xs)
     meta = {
-        **data._describe(name, ys, idx, x_train.shape[1:], split_seed, validation_fraction),
+        **describe(name, ys, idx, x_train.shape[1:], split_seed, validation_fraction),
         "test_fraction": None,
         "split": (
             "official: test is the loader's test part; validation is a stratified "
@@ -88,9 +105,4 @@ def _official_table_payload(
         "index": "train, val: rows of the loader's training part; test: of its test part",
         "scaling": "standardized with the train split's per-feature mean and standard deviation",
     }
-    payload = {"meta": meta}
-    for k in data.SPLITS:
-        payload[f"x_{k}"] = torch.from_numpy(xs[k].reshape(len(xs[k]), -1)).float()
-        payload[f"y_{k}"] = torch.from_numpy(ys[k]).long()
-        payload[f"index_{k}"] = torch.from_numpy(idx[k]).long()
-    return payload
+    return tensors(meta, flat_float32(xs), ys, idx)

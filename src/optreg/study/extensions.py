@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
+from optreg.data.registry import dataset_entries
 from optreg.extensions import (
     SECTIONS,
     ExtensionError,
@@ -19,7 +20,6 @@ from optreg.extensions import (
     split_target,
     user_names,
 )
-from optreg.study.schema import config_schema
 from optreg.training.registry import MODELS, OPTIMIZERS
 
 
@@ -47,13 +47,8 @@ def extend_schema(schema: dict, config) -> dict:
 
 
 def _builtin_names() -> dict[str, set[str]]:
-    schema = config_schema()
-    problem = schema["properties"]["problems"]["additionalProperties"]["properties"]
-    return {
-        "optimizers": set(OPTIMIZERS),
-        "models": set(MODELS),
-        "datasets": set(problem["dataset"]["enum"]),
-    }
+    datasets = set(dataset_entries())
+    return {"optimizers": set(OPTIMIZERS), "models": set(MODELS), "datasets": datasets}
 
 
 def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> bool:

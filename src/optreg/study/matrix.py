@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from optreg.data.registry import dataset_entries, generation_keys
 from optreg.naming import FUSED, PROTOCOLS, format_value, run_dir, run_file
 from optreg.settings import SETTING_FIELDS, Settings
 from optreg.study.errors import ConfigError
@@ -136,6 +137,8 @@ def cells(config: dict) -> list[Cell]:
 
     out = []
     protocol = config["protocol"]
+    datasets = dataset_entries(config)
+    not_split = ("root", "download", *generation_keys())
     for name, study in config["studies"].items():
         base = {k: copy.deepcopy(v) for k, v in config["defaults"].items()}
         base.update(copy.deepcopy(study.get("fixed", {})))
@@ -170,13 +173,13 @@ def cells(config: dict) -> list[Cell]:
                 depth = shape.get("depth", len(hidden))
                 settings["model"]["hidden"] = [shape.get("width", hidden[0])] * depth
             # Where the raw files lie and whether they may be downloaded is not part of a run.
-            split = {
-                k: v for k, v in config["data"].items() if k not in ("root", "download", "mnist1d")
-            }
+            split = {k: v for k, v in config["data"].items() if k not in not_split}
             settings["data"] = {"dataset": problem["dataset"], **split}
             # A generated set's arguments are part of its runs; no other set's runs see them.
-            if problem["dataset"] == "mnist1d":
-                settings["data"]["mnist1d"] = copy.deepcopy(config["data"]["mnist1d"])
+            entry = datasets[problem["dataset"]]
+            generation = entry.generation_args(config)
+            if generation is not None:
+                settings["data"][entry.generation] = copy.deepcopy(generation)
             settings = Settings.of(with_extensions(settings, config))
             default_lr = float(protocol["default_lr"][settings.optimizer])
             cell = Cell(name, factors, settings, grid, default_lr)

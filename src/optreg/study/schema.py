@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from optreg.data.registry import dataset_entries
 from optreg.training.registry import MODELS, OPTIMIZERS
 
 SCHEMA_FILE = "config.schema.yaml"
@@ -20,7 +21,8 @@ SCHEMA_FILE = "config.schema.yaml"
 @cache
 def config_schema() -> dict:
     """The config JSON Schema shipped in workflow/schemas/, with what the registries know:
-    the optimizer and model names, and each optimizer's default rate."""
+    the optimizer, model and data set names, each optimizer's default rate, and the data
+    sets a CNN can take."""
     text = resources.files("optreg").joinpath("schemas", SCHEMA_FILE).read_text()
     schema = yaml.safe_load(text)
     schema["$defs"]["optimizer"]["enum"] = list(OPTIMIZERS)
@@ -31,6 +33,10 @@ def config_schema() -> dict:
     }
     problem = schema["properties"]["problems"]["additionalProperties"]["properties"]
     problem["model"]["enum"] = list(MODELS)
+    datasets = dataset_entries()
+    problem["dataset"]["enum"] = list(datasets)
+    cnn = schema["properties"]["problems"]["additionalProperties"]["then"]["properties"]
+    cnn["dataset"]["enum"] = [name for name, entry in datasets.items() if entry.cnn]
     return schema
 
 

@@ -11,6 +11,7 @@ import math
 import os
 from typing import Any
 
+from optreg.data.registry import dataset_entries
 from optreg.naming import format_value
 from optreg.study.config_files import read_config_file
 from optreg.study.errors import ConfigError
@@ -108,9 +109,8 @@ def validate_config(config: dict, source: str = "config") -> dict:
                 f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
                 f"{where} spans [{min(grid):g}, {max(grid):g}]"
             )
-    padding = config["data"]["mnist1d"]["padding"]
-    if padding[0] > padding[1]:
-        problems.append(f"data.mnist1d.padding: {padding} must be [low, high] with low <= high")
+    for entry in dataset_entries(config).values():
+        problems += entry.generation_problems(config)
     if config["defaults"]["problem"] not in config["problems"]:
         problems.append(_unknown_problem("defaults.problem", config["defaults"]["problem"], config))
     if not problems:
@@ -133,24 +133,27 @@ def validate_config(config: dict, source: str = "config") -> dict:
 
 def _check_shapes(config: dict) -> list[str]:
     """Each CNN problem against its data set's image size, known without loading the data."""
-    from optreg.data.shapes import conv1d_length, input_shape
+    from optreg.data.shapes import conv1d_length
 
+    entries = dataset_entries(config)
     problems = []
     for name, problem in config["problems"].items():
         if problem["model"] != "cnn":
             continue
-        shape = input_shape(problem["dataset"], config)
+        entry = entries[problem["dataset"]]
+        shape = entry.shape(entry.generation_args(config))
         if shape is None:
-            continue  # a data set the table does not describe: its model checks itself in the job
+            continue  # a data set the registry has no shape of: its model checks it in the job
         if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
             n = len(problem["channels"])
             kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
             if conv1d_length(shape[1], kernels) < 1:
+                setting = entry.shape_setting(1)
+                longer = f" or a longer signal ({setting})" if setting else ""
                 problems.append(
                     f"problems.{name}.channels: {n} stride-2 convolutions with kernels "
                     f"{kernels} shrink the length-{shape[1]} signals of '{problem['dataset']}' "
-                    "below one sample; use fewer convolutions or a longer signal "
-                    "(data.mnist1d.final_seq_length)"
+                    f"below one sample; use fewer convolutions{longer}"
                 )
             continue
         if len(shape) != 3:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from optreg import __version__
-from optreg.data.datasets import Prepared, load_verified
+from optreg.data.prepared import Prepared, load_verified
 from optreg.io import canonical_hash
 from optreg.naming import FUSED
 from optreg.origin import code_origin

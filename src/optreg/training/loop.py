@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from optreg.data.datasets import Prepared
+from optreg.data.prepared import Prepared
 from optreg.records import NEAR_ZERO
 from optreg.settings import Settings
 from optreg.training.models import Stacked, build_model

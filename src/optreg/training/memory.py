@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from optreg.data.datasets import Prepared
+from optreg.data.prepared import Prepared
 from optreg.extensions import load, optimizer_kind
 from optreg.settings import Settings
 from optreg.training.loop import _cross_entropy

@@ -12,7 +12,7 @@ import torch
 from conftest import settings
 from test_checkpoint import Killed, fused_job, records
 
-from optreg.data.datasets import load_prepared
+from optreg.data.prepared import load_prepared
 from optreg.records import read_run
 from optreg.training.checkpoint import Checkpoints
 from optreg.training.job import run_job

@@ -45,6 +45,6 @@ def test_a_train_job_loads_no_heavy_module(digits_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = set(json.loads(proc.stdout.splitlines()[-1]))
     assert len(list(out.glob("lr-*_seed-*.json"))) == 4  # the job really trained
-    assert {"torch", "optreg.training.loop", "optreg.data.datasets"} <= loaded
+    assert {"torch", "optreg.training.loop", "optreg.data.prepared"} <= loaded
     heavy = [name for name in HEAVY if name in loaded]
     assert heavy == [], f"a train job imported {heavy}"

@@ -11,7 +11,9 @@ import torch
 from conftest import settings
 
 from optreg.analysis.tables import collect_runs
-from optreg.data.datasets import DataError, load_verified, meta_path, prepare
+from optreg.data.errors import DataError
+from optreg.data.prepare import prepare
+from optreg.data.prepared import load_verified, meta_path
 from optreg.records import MANIFEST, MetricsError, read_run
 from optreg.training.job import run_job
 
