@@ -115,8 +115,6 @@ rule plot:
     threads: config["threads"]["plot"]
     params:
         factors=get_study_factors,
-        # The HTML report's caption (../report/figure.rst), from the figure registry.
-        caption=lambda wildcards: FIGURES[wildcards.figure].caption,
     script:
         "../../scripts/plot.py"
 
