@@ -57,7 +57,7 @@ def test_editing_the_training_code_reruns_every_train_job(smoke_clone, path):
 
 
 def test_editing_data_loading_reruns_preparation_and_every_train_job(smoke_clone):
-    edit(smoke_clone / "src" / "optreg" / "data.py")
+    edit(smoke_clone / "src" / "optreg" / "data" / "prepared.py")
     counts = dry_run(smoke_clone)
     assert counts["prepare_data"] == 2 and counts["train"] == TRAIN_JOBS
     assert counts["report"] == 1
@@ -160,7 +160,7 @@ def test_a_failed_run_is_redone_with_everything_after_it(smoke_clone):
     """A failed job's outputs are removed; Snakemake (since 7.7) does not redo a job whose
     output is missing while the outputs after it are present, so the next run would call
     the old tables and report done. The workflow's target names every product."""
-    train = smoke_clone / "src" / "optreg" / "training" / "loop.py"
+    train = smoke_clone / "src" / "optreg" / "training" / "job.py"  # where run_job is
     good = train.read_text()
     train.write_text(good + BROKEN)
     failed = snakemake(smoke_clone, check=False)
