@@ -8,7 +8,8 @@ findings_table(
     claims_path=snakemake.input.claims,
     tables=dict(snakemake.input.items()),
     factors=snakemake.params.factors,
-    out_path=snakemake.output[0],
+    out_path=snakemake.output.findings,
+    interactions_path=snakemake.output.interactions,
 )
 
 from optreg.report.html import html_pages  # noqa: E402

@@ -8,6 +8,8 @@ build_report(
     template=snakemake.input.template,
     data_meta=snakemake.input.data_meta,
     findings=snakemake.input.findings,
+    interactions=snakemake.input.interactions,
+    claims=snakemake.input.claims,
     studies=snakemake.params.studies,
     config=snakemake.params.config,
     cost=snakemake.input.cost,

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import copy_project, dry_run, snakemake
 
+from optreg.analysis.claims import INTERACTION_COLUMNS, VERDICTS
 from optreg.study.matrix import cells, jobs
 from optreg.study.validate import load_config
 
@@ -70,7 +71,9 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     # The smoke's optimization study has no plain SGD: the one claim about it is not tested.
     untested = findings[findings["verdict"] == "not tested"]
     assert set(untested["id"]) <= {"sigmoid_sgd_lower"}
-    assert set(findings["verdict"]) <= {"supported", "not supported", "inconclusive", "not tested"}
+    assert set(findings["verdict"]) <= set(VERDICTS)
+    interactions = pd.read_csv(smoke / "results" / "interactions.csv")
+    assert list(interactions.columns) == INTERACTION_COLUMNS  # no depth: no rows
 
     from pypdf import PdfReader
 

@@ -120,7 +120,7 @@ rule plot:
 
 
 rule findings:
-    """Evaluate each claim of config/claims.yaml against the studies' tables."""
+    """Judge each claim of config/claims.yaml on the studies' evaluation runs."""
     input:
         unpack(get_findings_tables),
         claims=CLAIMS,
@@ -137,6 +137,18 @@ rule findings:
             caption="../report/table_html.rst",
             category="Findings",
             labels={"table": "findings", "format": "HTML"},
+        ),
+        interactions=report(
+            f"{RESULTS}/interactions.csv",
+            caption="../report/interactions.rst",
+            category="Findings",
+            labels={"table": "interactions", "format": "CSV"},
+        ),
+        interactions_html=report(
+            f"{RESULTS}/interactions.html",
+            caption="../report/table_html.rst",
+            category="Findings",
+            labels={"table": "interactions", "format": "HTML"},
         ),
     log:
         "logs/findings.log",

@@ -38,6 +38,7 @@ if Path(optreg.__file__).resolve().parent != (CHECKOUT / "src" / "optreg").resol
 
 from optreg.data.registry import dataset_entries
 from optreg.study.errors import ConfigError
+from optreg.study.claims import load_claims
 from optreg.study.config_files import check_config_files, coerce_command_line
 from optreg.naming import RUN_DIR
 from optreg.study.matrix import jobs, train_runtime
@@ -62,6 +63,10 @@ RESULTS = "results"
 # directory together then do not look changed).
 REPORT_TEMPLATE = os.path.relpath(CHECKOUT / "workflow" / "report" / "report.typ")
 CLAIMS = os.path.relpath(CHECKOUT / "config" / "claims.yaml")
+try:
+    load_claims(CLAIMS)  # a malformed claims file stops here, before any job
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 # Every study's jobs; a job equal to an earlier study's reads that one's runs (its
 # `trained_by`), so a run is trained once whatever studies share it.
 STUDY_JOBS = jobs(config)
@@ -251,6 +256,7 @@ def get_report_inputs(wildcards):
         "tables": [t for s in STUDIES for t in study_tables(s).values()],
         "figures": [f for s in STUDIES for f in study_figures(s) if f.endswith(".png")],
         "findings": f"{RESULTS}/findings.csv",
+        "interactions": f"{RESULTS}/interactions.csv",
         "cost": f"{RESULTS}/cost.csv",
     }
 
@@ -285,7 +291,7 @@ def get_findings_tables(wildcards):
         f"{study}_{name}": path
         for study in STUDIES
         for name, path in study_tables(study).items()
-        if name in ("summary", "pairs")
+        if name in ("runs", "tuning")
     }
 
 

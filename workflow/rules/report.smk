@@ -3,6 +3,7 @@ rule report:
     input:
         unpack(get_report_inputs),
         template=REPORT_TEMPLATE,
+        claims=CLAIMS,
         code=code("report.py"),
     output:
         pdf=report(

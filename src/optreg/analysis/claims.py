@@ -1,149 +1,139 @@
-"""The original study's claims as data (config/claims.yaml), judged on a study's tables.
+"""The original study's claims as data (config/claims.yaml), judged on a study's runs.
 
-Each claim is a statement about the cells of one study (a cell is a set of
-factor values). A difference counts only when its Holm-adjusted paired p-value
-over seeds, from `stats.pairwise_comparisons`, is below alpha; otherwise it is
-within noise. Every claim is judged under each protocol of its study's summary
-(learning rates tuned on validation, or the customary defaults).
+A claim is a statement about the cells of one study (a cell is a set of factor values): that
+one cell is the most accurate (`best`), below or above another (`less`, `greater`), below
+another at every level of a factor (`all_less`), or above it at the level chosen on the tuning
+seeds' validation accuracy (`best_greater`). Each claim names the contrasts it rests on (paired
+differences of test accuracy over the evaluation seeds) and a smallest difference that matters,
+its `margin` (default one accuracy point).
+
+The contrasts that the claims of a study name, under one protocol, are its confirmatory family,
+fixed by the claims file and the study's cells before any result exists; their p-values are
+Holm-adjusted over that family only, the difference tests and the equivalence tests each. Every
+other pair of cells (`stats.pairwise_comparisons`) is exploratory. A contrast then reads, by the
+rule table `RULES` (printed in the report):
+
+- *no meaningful difference*: equivalent within ±margin by two one-sided tests (TOST);
+- *supported*: otherwise, significantly different in the claimed direction;
+- *contradicted*: otherwise, significantly different in the other direction;
+- *undecided*: neither, with the smallest difference the seeds detect at 80% power and the
+  number of evaluation seeds that would decide it (`optreg.analysis.inference`).
+
+A `best` claim is judged on the joint bootstrap of every cell's rank over the evaluation seeds
+(`inference.chance_of_best`): best, tied for best with k cells, or not best. A claim judged
+`by:` a factor is judged at each of its levels, and the change of its contrast across the levels
+is tested on its own (`interactions`), so that "depth changes the effect" is said only where the
+data show it. No choice (the strength of `best_greater`) uses an evaluation seed.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import yaml
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = (
-    "supported",
-    "not supported",
-    "inconclusive",
-    "not tested",
+from optreg.analysis.inference import (
+    chance_of_best,
+    contrast,
+    detectable,
+    interaction,
+    seeds_to_decide,
 )
+from optreg.analysis.stats import holm, mean_ci
+from optreg.study.claims import DEFAULT_MARGIN, KINDS, load_claims
 
+__all__ = ["DEFAULT_MARGIN", "KINDS", "evaluate_claims", "load_claims"]
 
-# The keys each kind needs besides id, text, study and kind.
-KINDS = {
-    "best": ("cell",),
-    "less": ("cell", "than"),
-    "all_less": ("cells", "than"),
-    "best_greater": ("cells", "than"),
-}
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+NO_DIFFERENCE = "no meaningful difference"
+UNDECIDED = "undecided"
+NOT_TESTED = "not tested"
+VERDICTS = (SUPPORTED, CONTRADICTED, NO_DIFFERENCE, UNDECIDED, NOT_TESTED)
 
+# The rule table, in the order the rules are applied; the report prints it as it stands.
+RULES = [
+    {
+        "verdict": NO_DIFFERENCE,
+        "contrast": "equivalent within ±margin: both one-sided tests (TOST) have Holm-adjusted "
+        "p < alpha, whether or not the difference is also detectably non-zero",
+        "best": "tied for best within the margin: no cell is above it, and every cell not "
+        "significantly below it is equivalent to it within ±margin",
+    },
+    {
+        "verdict": SUPPORTED,
+        "contrast": "otherwise, the paired t-test has Holm-adjusted p < alpha and the difference "
+        "has the claimed sign",
+        "best": "best: its contrast with every other cell of its level is supported "
+        "(significantly above, not within the margin)",
+    },
+    {
+        "verdict": CONTRADICTED,
+        "contrast": "otherwise, Holm-adjusted p < alpha with the other sign (for a claim about "
+        "every level: any level contradicted or within the margin)",
+        "best": "not best: some cell is significantly above it, by more than the margin",
+    },
+    {
+        "verdict": UNDECIDED,
+        "contrast": "neither: stated with the difference the seeds detect at 80% power and the "
+        "seeds that would decide it if mean and spread stayed as measured (both at alpha "
+        "over the family's size)",
+        "best": "tied for best with k cells, some neither below it nor within the margin; the "
+        "seeds needed are those that would decide the last of them",
+    },
+]
 
-COMMON_KEYS = ("id", "text", "study", "kind")
+# The sign each kind claims for its contrast (cell − than): -1 below, +1 above.
+DIRECTION = {"less": -1, "greater": 1, "all_less": -1, "best_greater": 1}
 
+FINDINGS_COLUMNS = [
+    "id",
+    "text",
+    "study",
+    "at",
+    "protocol",
+    "verdict",
+    "evidence",
+    "note",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_holm",
+    "p_tost_holm",
+    "margin",
+    "detectable",
+    "seeds_needed",
+    "p_best",
+    "family",
+    "seeds",
+]
 
-# Optional on every kind: a factor (`by: depth`) at each of whose values the claim is judged
-# on its own, among the cells with that value; findings then carry it in `at`. In a study
-# without that factor the claim is judged once, as without `by`.
-OPTIONAL_KEYS = ("by",)
-
-
-FINDINGS_COLUMNS = ["id", "text", "study", "at", "protocol", "verdict", "evidence", "note"]
-
-
-SUMMARY_COLUMNS = (
-    "combination",
-    "test_accuracy_mean",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-)
-
-
-PAIRS_COLUMNS = ("cell_a", "cell_b", "diff", "p_holm")
-
+INTERACTION_COLUMNS = [
+    "id",
+    "text",
+    "study",
+    "protocol",
+    "factor",
+    "levels",
+    "change",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_holm",
+    "changes",
+    "evidence",
+]
 
 PROTOCOL_PHRASES = {
     "tuned": "with tuned learning rates",
     "oneshot": "at the customary default rates",
 }
 
-
-def _check_spec(spec, where: str, key: str) -> None:
-    if not isinstance(spec, dict) or not spec:
-        raise ValueError(
-            f"{where}: '{key}' must be a non-empty mapping of factor to value, "
-            f"e.g. {{activation: relu}}; got {spec!r}"
-        )
-    for factor, value in spec.items():
-        if not isinstance(factor, str) or not factor:
-            raise ValueError(f"{where}: '{key}' has a factor name {factor!r}; use a string")
-        if not isinstance(value, str | numbers.Number) or isinstance(value, complex):
-            raise ValueError(
-                f"{where}: '{key}.{factor}' must be a single value (string or number), "
-                f"got {value!r}"
-            )
-
-
-def load_claims(path) -> tuple[list[dict], float]:
-    """Read and validate a claims file; return its claims and alpha.
-
-    A malformed file raises ValueError naming the claim id and key. Whether a
-    cell exists is only known from a study's tables: a claim naming no cell is
-    reported "not tested" by `evaluate_claims`.
-    """
-    try:
-        with open(path) as fh:
-            raw = yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping with keys 'alpha' and 'claims'")
-    unknown = sorted(set(raw) - {"alpha", "claims"})
-    if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; allowed: alpha, claims")
-    alpha = raw.get("alpha", 0.05)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
-        raise ValueError(f"{path}: alpha must be a number between 0 and 1, got {alpha!r}")
-    claims = raw.get("claims")
-    if not isinstance(claims, list) or not claims:
-        raise ValueError(f"{path}: 'claims' must be a non-empty list of claims")
-
-    seen: set[str] = set()
-    out = []
-    for i, claim in enumerate(claims):
-        where = f"{path}: claims[{i}]"
-        if not isinstance(claim, dict):
-            raise ValueError(f"{where}: each claim must be a mapping, got {claim!r}")
-        cid = claim.get("id")
-        if not isinstance(cid, str) or not cid:
-            raise ValueError(f"{where}: missing key 'id' (a non-empty string)")
-        where = f"{path}: claim '{cid}'"
-        if cid in seen:
-            raise ValueError(f"{where}: id: duplicate id '{cid}'")
-        seen.add(cid)
-        for key in COMMON_KEYS[1:]:
-            if not isinstance(claim.get(key), str) or not claim[key].strip():
-                raise ValueError(f"{where}: missing key '{key}' (a non-empty string)")
-        kind = claim["kind"]
-        if kind not in KINDS:
-            raise ValueError(
-                f"{where}: kind: unknown kind '{kind}'; expected one of {', '.join(KINDS)}"
-            )
-        needed = KINDS[kind]
-        for key in needed:
-            if key not in claim:
-                raise ValueError(f"{where}: missing key '{key}' (kind '{kind}' needs {needed})")
-        extra = sorted(set(claim) - set(COMMON_KEYS) - set(needed) - set(OPTIONAL_KEYS))
-        if extra:
-            raise ValueError(
-                f"{where}: unexpected key '{extra[0]}' for kind '{kind}' "
-                f"(allowed: {', '.join([*COMMON_KEYS, *needed])})"
-            )
-        for key in needed:
-            _check_spec(claim[key], where, key)
-        by = claim.get("by")
-        if by is not None and (not isinstance(by, str) or not by.strip()):
-            raise ValueError(f"{where}: by: must be a factor name, e.g. depth; got {by!r}")
-        if by is not None and any(by in claim[key] for key in needed):
-            raise ValueError(f"{where}: by: '{by}' is also fixed in the claim's cells")
-        out.append(dict(claim))
-    return out, float(alpha)
+RUN_COLUMNS = ("phase", "protocol", "combination", "seed", "test_accuracy")
 
 
 def _norm(value) -> str:
@@ -177,50 +167,43 @@ def _label(row, keys) -> str:
     return "+".join(_norm(row[k]) for k in keys)
 
 
-def _factor_columns(table: pd.DataFrame) -> list[str]:
-    """Columns that are factors: those whose `name-value` is part of every row's cell id.
-
-    Cell ids are built as `factor-value_factor-value` (config.Combination), so this
-    tells factors from a protocol's learning rate or any count a summary carries.
-    """
-    ids = table["combination"].astype(str).tolist()
-    out = []
-    for column in table.columns:
-        if column == "combination":
-            continue
-        labels = [{_norm(v), str(v)} for v in table[column]]
-        if ids and all(
-            any(re.search(rf"(^|_){re.escape(f'{column}-{x}')}(_|$)", cid) for x in label)
-            for cid, label in zip(ids, labels, strict=True)
-        ):
-            out.append(column)
-    return out
+def format_p(p: float, alpha: float = 0.05) -> str:
+    """A p-value with digits enough to see which side of alpha it falls: 0.0503, never 0.05."""
+    if p is None or not math.isfinite(p):
+        return "–"
+    if p < 1e-4:
+        return "< 0.0001"
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        shown = float(text)
+        if shown != alpha and (shown < alpha) == (p < alpha):
+            return text
+    return f"{p:.6g}"
 
 
-def _ci(row) -> str:
-    return (
-        f"{row['test_accuracy_mean']:.3f} "
-        f"[{row['test_accuracy_ci_low']:.3f}, {row['test_accuracy_ci_high']:.3f}]"
-    )
-
-
-def _p(p: float) -> str:
-    return f"{p:.2g}"
+def _points(x: float, sign: bool = True) -> str:
+    """An accuracy difference in points (0.0123 -> '+1.23')."""
+    if not math.isfinite(x):
+        return "–"
+    value = round(100 * x, 2) + 0.0  # + 0.0: a rounded -0.0 reads 0.00
+    return f"{value:+.2f}" if sign else f"{value:.2f}"
 
 
 @dataclass
-class _Context:
-    """One study under one protocol: its cells, their paired comparisons and alpha."""
+class _Cells:
+    """One study under one protocol: its cells' factor values and per-seed test accuracies."""
 
     study: str
     protocol: str
-    table: pd.DataFrame
-    lookup: dict
-    alpha: float
+    table: pd.DataFrame  # one row per cell: combination and factor values
+    wide: pd.DataFrame  # seeds × combinations: test accuracy
 
     @property
     def where(self) -> str:
         return f"{self.study} ({self.protocol})" if self.protocol else self.study
+
+    def subset(self, mask) -> _Cells:
+        return _Cells(self.study, self.protocol, self.table[mask].reset_index(drop=True), self.wide)
 
     def select(self, spec: dict) -> tuple[pd.DataFrame | None, str]:
         """Rows matching every factor value of `spec`, or None and what is missing."""
@@ -250,107 +233,404 @@ class _Context:
             )
         return rows.iloc[0], ""
 
-    def compare(self, x, y) -> dict | None:
-        """Paired comparison of cell x against y (diff = x − y), or None if never compared."""
-        found = self.lookup.get((str(x["combination"]), str(y["combination"])))
-        if found is None:
-            return None
-        diff, p_holm = found
-        significant = bool(np.isfinite(p_holm) and p_holm < self.alpha)
-        if significant and diff < 0:
-            direction = "lower"
-        elif significant and diff > 0:
-            direction = "higher"
-        else:
-            direction = "within noise"
-        return {"diff": diff, "p_holm": p_holm, "direction": direction}
+    def values(self, combination: str) -> np.ndarray:
+        return self.wide[combination].to_numpy(dtype=float)
+
+    def interval(self, combination: str) -> str:
+        """'62.6% [61.9, 63.3]': mean test accuracy and its 95% Student-t interval, in percent."""
+        ci = mean_ci(self.values(combination))
+        if not math.isfinite(ci["mean"]):
+            return "–"
+        if not math.isfinite(ci["ci_low"]):
+            return f"{100 * ci['mean']:.1f}%"
+        return f"{100 * ci['mean']:.1f}% [{100 * ci['ci_low']:.1f}, {100 * ci['ci_high']:.1f}]"
 
 
-def _cmp_text(c: dict) -> str:
-    # Adding 0.0 turns a rounded -0.0 into 0.0: a zero difference never reads as negative.
-    return f"diff {round(c['diff'], 3) + 0.0:+.3f}, p_holm={_p(c['p_holm'])}"
+@dataclass
+class _Plan:
+    """One claim at one level (`at`) of one study and protocol: the cells it names and the
+    contrasts (cell, than) it rests on, before any result is looked at."""
+
+    claim: dict
+    at: str
+    cells: _Cells
+    keys: list[str]
+    contrasts: list[tuple[str, str]] = field(default_factory=list)
+    rows: pd.DataFrame | None = None  # all_less / best_greater: the matching cells
+    than: pd.Series | None = None
+    cell: pd.Series | None = None
+    varying: list[str] = field(default_factory=list)
+    problem: str = ""
+    # The pair (cell, than) its verdict rests on, once judged: what `interactions` compares.
+    chosen: tuple | None = None
 
 
-def _lookup(pairs: pd.DataFrame) -> dict:
-    """(cell_x, cell_y) → (mean of x − y, p_holm), in both orientations."""
-    out = {}
-    for r in pairs.to_dict("records"):
-        a, b = str(r["cell_a"]), str(r["cell_b"])
-        diff, p_holm = float(r["diff"]), float(r["p_holm"])
-        out[(a, b)] = (diff, p_holm)
-        out[(b, a)] = (-diff, p_holm)
+@dataclass
+class _Family:
+    """The confirmatory family of one study and protocol: every contrast its claims name,
+    each tested once (difference and equivalence), Holm-adjusted over the family."""
+
+    alpha: float
+    tests: dict = field(default_factory=dict)  # (a, b, margin) -> contrast dict, a − b
+
+    def add(self, a: str, b: str, margin: float) -> None:
+        key = (a, b, margin) if a < b else (b, a, margin)
+        self.tests.setdefault(key, None)
+
+    def run(self, cells: _Cells) -> None:
+        for a, b, margin in self.tests:
+            self.tests[(a, b, margin)] = contrast(cells.values(a), cells.values(b), margin)
+        keys = list(self.tests)
+        p = holm([self.tests[k]["p"] for k in keys])
+        p_tost = holm([self.tests[k]["p_tost"] for k in keys])
+        for k, ph, pt in zip(keys, p, p_tost, strict=True):
+            self.tests[k].update(p_holm=float(ph), p_tost_holm=float(pt))
+
+    @property
+    def size(self) -> int:
+        return sum(1 for t in self.tests.values() if t and math.isfinite(t["p"]))
+
+    @property
+    def level(self) -> float:
+        """The most stringent level Holm applies (alpha / family size): the level at which
+        the power of an undecided contrast is stated."""
+        return self.alpha / max(1, self.size)
+
+    def get(self, a: str, b: str, margin: float) -> dict:
+        """The contrast of a − b (the stored one turned round where needed)."""
+        if a < b:
+            return dict(self.tests[(a, b, margin)])
+        c = dict(self.tests[(b, a, margin)])
+        c["diff"] = -c["diff"]
+        c["ci_low"], c["ci_high"] = -c["ci_high"], -c["ci_low"]
+        return c
+
+
+def _outcome(c: dict, direction: int, alpha: float) -> str:
+    """The rule table (`RULES`) on one contrast of cell − than whose claimed sign is `direction`."""
+    if not math.isfinite(c["p"]):
+        return NOT_TESTED
+    if c["p_tost_holm"] < alpha:
+        return NO_DIFFERENCE
+    if c["p_holm"] < alpha:
+        return SUPPORTED if np.sign(c["diff"]) == direction else CONTRADICTED
+    return UNDECIDED
+
+
+def _power_text(c: dict, family: _Family, margin: float) -> tuple[str, float, int | None]:
+    """What would decide an undecided contrast: the difference its seeds detect at 80% power
+    and the seeds that would decide it, both at the family's most stringent level."""
+    mde = detectable(c["n"], c["sd"], family.level)
+    needed = seeds_to_decide(c["diff"], c["sd"], margin, family.level)
+    seeds = f"about {needed} seeds would decide it" if needed else "over 1000 seeds would not"
+    text = (
+        f"{c['n']} seeds detect a difference of {_points(mde, sign=False)} points at 80% power; "
+        f"{seeds} if the difference and its spread stay as measured"
+    )
+    return text, mde, needed
+
+
+def _contrast_text(c: dict, a: str, b: str, alpha: float) -> str:
+    return (
+        f"{a} − {b}: {_points(c['diff'])} points [{_points(c['ci_low'])}, "
+        f"{_points(c['ci_high'])}], p_holm {format_p(c['p_holm'], alpha)}"
+    )
+
+
+def _numbers(c: dict | None, margin: float, family: _Family) -> dict:
+    out = {"margin": margin, "family": family.size}
+    if c:
+        out.update({k: c[k] for k in ("diff", "ci_low", "ci_high", "p", "p_holm", "p_tost_holm")})
+        out["seeds"] = c["n"]
     return out
 
 
-def _best(ctx: _Context, claim: dict) -> tuple[str, str, str]:
-    cell, problem = ctx.one(claim["cell"])
-    if cell is None:
-        return NOT_TESTED, problem, "cell missing"
-    keys = list(claim["cell"])
-    table = ctx.table
-    others = table[table["combination"].astype(str) != str(cell["combination"])]
-    if others.empty:
-        return NOT_TESTED, f"{ctx.where} has no other cell to compare with", "one cell only"
-    ranked = table.sort_values(
-        "test_accuracy_mean", ascending=False, kind="stable", na_position="last"
+def _judge_pair(plan: _Plan, a: pd.Series, b: pd.Series, family: _Family, head: str = "") -> dict:
+    """A claim resting on one contrast, cell a − cell b, with the claim's direction."""
+    claim, cells = plan.claim, plan.cells
+    direction, margin, alpha = DIRECTION[claim["kind"]], claim["margin"], family.alpha
+    ca, cb = str(a["combination"]), str(b["combination"])
+    c = family.get(ca, cb, margin)
+    name_a = _label(a, plan.keys)
+    name_b = _label(b, list(claim["than"]) if "cells" in claim else plan.keys)
+    means = f"{name_a} {cells.interval(ca)} vs {name_b} {cells.interval(cb)}"
+    if not math.isfinite(c["p"]):
+        return {
+            "verdict": NOT_TESTED,
+            "evidence": f"{head}{means}; fewer than two seeds in common",
+            "note": "not compared",
+            **_numbers(None, margin, family),
+        }
+    verdict = _outcome(c, direction, alpha)
+    claimed, other = ("lower", "higher") if direction < 0 else ("higher", "lower")
+    text = _contrast_text(c, name_a, name_b, alpha)
+    numbers = _numbers(c, margin, family)
+    if verdict == NO_DIFFERENCE:
+        tail = note = (
+            f"equivalent within ±{_points(margin, sign=False)} points "
+            f"(TOST p_holm {format_p(c['p_tost_holm'], alpha)})"
+        )
+    elif verdict == SUPPORTED:
+        tail, note = f"{name_a} is {claimed}, as claimed", f"{claimed}, as claimed"
+    elif verdict == CONTRADICTED:
+        tail, note = f"{name_a} is {other}, against the claim", f"{other}, against the claim"
+    else:
+        tail, numbers["detectable"], numbers["seeds_needed"] = _power_text(c, family, margin)
+        tail = "neither a difference nor equivalence is shown; " + tail
+        needed = numbers["seeds_needed"]
+        note = (
+            f"about {needed} seeds would decide it" if needed else "over 1000 seeds needed"
+        ) + f"; {c['n']} detect {_points(numbers['detectable'], sign=False)} points"
+    return {
+        "verdict": verdict,
+        "evidence": f"{head}{means}; {text}: {tail}",
+        "note": note,
+        **numbers,
+    }
+
+
+def _judge_best(plan: _Plan, family: _Family) -> dict:
+    """A `best` claim: the contrasts of the cell against every other cell of its level, each
+    read by the rule table, decide; the joint bootstrap's chance of being best and rank
+    interval of each cell are stated beside them (see `RULES` for why they do not decide)."""
+    cells, alpha, margin = plan.cells, family.alpha, plan.claim["margin"]
+    cell, table = plan.cell, plan.cells.table
+    combos = [str(x) for x in table["combination"]]
+    me = combos.index(str(cell["combination"]))
+    odds = chance_of_best(cells.wide[combos].to_numpy(dtype=float))
+    p_best, low, high = odds["p_best"], odds["rank_low"], odds["rank_high"]
+    name = _label(cell, plan.keys)
+
+    def who(i: int) -> str:
+        return (
+            f"{_label(table.iloc[i], plan.keys)} {cells.interval(combos[i])} "
+            f"(P(best) {p_best[i]:.2f}, rank {low[i]:.0f}–{high[i]:.0f})"
+        )
+
+    versus = {i: family.get(combos[me], combos[i], margin) for i in range(len(combos)) if i != me}
+    if any(not math.isfinite(c["p"]) for c in versus.values()):
+        return {
+            "verdict": NOT_TESTED,
+            "evidence": f"{who(me)}: some cell shares fewer than two seeds with it",
+            "note": "not compared",
+            **_numbers(None, margin, family),
+        }
+    outcome = {i: _outcome(c, 1, alpha) for i, c in versus.items()}
+    above = [i for i, o in outcome.items() if o == CONTRADICTED]  # significantly above the cell
+    tied = [i for i, o in outcome.items() if o == NO_DIFFERENCE]
+    open_ = [i for i, o in outcome.items() if o == UNDECIDED]
+    head = f"{who(me)} among {len(combos)} cells"
+    numbers = _numbers(None, margin, family)
+    numbers["p_best"] = float(p_best[me])
+
+    def deciding(i: int) -> dict:
+        return {**_numbers(versus[i], margin, family), "p_best": float(p_best[me])}
+
+    if above:
+        top = max(above, key=lambda i: -versus[i]["diff"])
+        text = _contrast_text(versus[top], name, _label(table.iloc[top], plan.keys), alpha)
+        listed = "; ".join(who(i) for i in above)
+        return {
+            "verdict": CONTRADICTED,
+            "evidence": f"{head}; significantly more accurate than it, by more than the "
+            f"margin: {listed}; {text}",
+            "note": f"not best: {len(above)} cell{'s' if len(above) > 1 else ''} above it",
+            **deciding(top),
+        }
+    if not open_ and not tied:
+        runner = min(versus, key=lambda i: versus[i]["diff"])
+        text = _contrast_text(versus[runner], name, _label(table.iloc[runner], plan.keys), alpha)
+        return {
+            "verdict": SUPPORTED,
+            "evidence": f"{head}; significantly above every other cell; against the runner-up "
+            f"{who(runner)}: {text}",
+            "note": f"best of {len(combos)}",
+            **deciding(runner),
+        }
+    if not open_:
+        listed = "; ".join(who(i) for i in tied)
+        return {
+            "verdict": NO_DIFFERENCE,
+            "evidence": f"{head}; above the others, and within ±{_points(margin, sign=False)} "
+            f"points of: {listed}",
+            "note": f"tied for best with {len(tied)} cell{'s' if len(tied) > 1 else ''}, "
+            "within the margin",
+            **numbers,
+        }
+    needed = [
+        seeds_to_decide(versus[i]["diff"], versus[i]["sd"], margin, family.level) for i in open_
+    ]
+    seeds = (
+        f"about {max(needed)} seeds would decide it"
+        if all(needed)
+        else "over 1000 seeds would not decide it"
     )
-    order = list(ranked["combination"].astype(str))
-    rank = order.index(str(cell["combination"])) + 1
-    first = ranked.iloc[0]
-    groups: dict[str, list] = {"lower": [], "within noise": [], "higher": [], "not compared": []}
-    for _, other in ranked.iterrows():
-        if str(other["combination"]) == str(cell["combination"]):
+    closest = max(open_, key=lambda i: versus[i]["p_holm"])
+    numbers.update(deciding(closest))
+    numbers["seeds_needed"] = max(needed) if all(needed) else None
+    numbers["detectable"] = max(
+        detectable(versus[i]["n"], versus[i]["sd"], family.level) for i in open_
+    )
+    k = len(open_) + len(tied)
+    # The closest rivals first (highest mean); three named, the rest counted.
+    rivals = sorted(open_, key=lambda i: versus[i]["diff"])
+    listed = "; ".join(
+        f"{who(i)}: {_points(versus[i]['diff'])} points [{_points(versus[i]['ci_low'])}, "
+        f"{_points(versus[i]['ci_high'])}], p_holm {format_p(versus[i]['p_holm'], alpha)}"
+        for i in rivals[:3]
+    )
+    if len(rivals) > 3:
+        listed += f"; and {len(rivals) - 3} more"
+    return {
+        "verdict": UNDECIDED,
+        "evidence": f"{head}; neither above nor within the margin of: {listed}; {seeds} "
+        "if the differences and their spread stay as measured",
+        "note": f"tied for best with {k} cell{'s' if k > 1 else ''}; {seeds}",
+        **numbers,
+    }
+
+
+def _judge_all_less(plan: _Plan, family: _Family) -> dict:
+    name = _spec_text(plan.claim["cells"])
+    judged = [(row, _judge_pair(plan, row, plan.than, family)) for _, row in plan.rows.iterrows()]
+    verdicts = [j["verdict"] for _, j in judged]
+    by_verdict: dict[str, list] = {}
+    for row, j in judged:
+        by_verdict.setdefault(j["verdict"], []).append(row)
+
+    def at(verdict: str) -> str:
+        return _at(pd.DataFrame(by_verdict[verdict]), plan.varying, name)
+
+    if NOT_TESTED in verdicts:
+        verdict = NOT_TESTED
+    elif all(v == NO_DIFFERENCE for v in verdicts):
+        verdict = NO_DIFFERENCE
+    elif CONTRADICTED in verdicts or NO_DIFFERENCE in verdicts:
+        verdict = CONTRADICTED
+    elif all(v == SUPPORTED for v in verdicts):
+        verdict = SUPPORTED
+    else:
+        verdict = UNDECIDED
+    words = {
+        SUPPORTED: "lower",
+        CONTRADICTED: "higher",
+        NO_DIFFERENCE: "no meaningful difference",
+        UNDECIDED: "undecided",
+        NOT_TESTED: "not compared",
+    }
+    note = "; ".join(f"{words[v]} at {at(v)}" for v in VERDICTS if v in by_verdict)
+    evidence = " | ".join(
+        f"{_at(pd.DataFrame([row]), plan.varying, name)}: {j['evidence']}" for row, j in judged
+    )
+    numbers = _numbers(None, plan.claim["margin"], family)
+    undecided = [j for _, j in judged if j["verdict"] == UNDECIDED]
+    if verdict == UNDECIDED and all(j.get("seeds_needed") for j in undecided):
+        numbers["seeds_needed"] = max(j["seeds_needed"] for j in undecided)
+    return {"verdict": verdict, "evidence": evidence, "note": note, **numbers}
+
+
+def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tuple:
+    """The `best_greater` cell chosen on the tuning seeds' validation accuracy at the rate the
+    cell is evaluated at (ties: lower validation loss, then the earlier level): never on an
+    evaluation seed. Returns the chosen row and the candidates' table, or None and why."""
+    if tuning is None or tuning.empty:
+        return None, "no tuning runs to choose on (evaluation seeds never choose)"
+    rates = evals.drop_duplicates("combination").set_index("combination")["lr"]
+    rows = []
+    for order, (_, row) in enumerate(plan.rows.iterrows()):
+        combo = str(row["combination"])
+        grid = tuning[tuning["combination"].astype(str) == combo]
+        lr = rates.get(combo)
+        if lr is None or grid.empty:
             continue
-        c = ctx.compare(cell, other)
-        groups[c["direction"] if c else "not compared"].append((other, c))
-    better = groups["lower"]  # the cell is significantly lower than these
-    parts = [f"{_label(cell, keys)} {_ci(cell)} ranks {rank} of {len(table)}"]
-    if better:
-        shown = "; ".join(f"{_label(o, keys)} {_ci(o)} ({_cmp_text(c)})" for o, c in better[:3])
-        more = f"; and {len(better) - 3} more" if len(better) > 3 else ""
-        parts.append(f"significantly below {len(better)} cell(s): {shown}{more}")
-    elif rank > 1:
-        c = ctx.compare(cell, first)
-        vs = f" ({_cmp_text(c)})" if c else " (not compared)"
-        parts.append(f"first: {_label(first, keys)} {_ci(first)}{vs}; none significantly better")
-    parts.append(
-        f"{len(groups['within noise'])} other cell(s) within noise of it, "
-        f"{len(groups['higher'])} significantly below it"
+        at_rate = grid[np.isclose(grid["lr"].astype(float), float(lr), rtol=1e-9, atol=0)]
+        if at_rate.empty or int(at_rate["n_diverged"].iloc[0]) > 0:
+            continue  # as for rates: a setting whose tuning seeds diverged is never chosen
+        rows.append(
+            {
+                "order": order,
+                "combination": combo,
+                "val": float(at_rate["val_accuracy_mean"].iloc[0]),
+                "loss": float(at_rate["val_loss_mean"].iloc[0]),
+            }
+        )
+    if not rows:
+        return None, (
+            "no candidate has tuning-seed runs at its evaluated rate without divergence "
+            "(evaluation seeds never choose)"
+        )
+    table = pd.DataFrame(rows)
+    ranked = table.sort_values(["val", "loss", "order"], ascending=[False, True, True])
+    best = ranked.iloc[0]
+    chosen = plan.rows[plan.rows["combination"].astype(str) == best["combination"]].iloc[0]
+    return chosen, table
+
+
+def _judge_best_greater(plan: _Plan, family: _Family, tuning, evals) -> dict:
+    chosen, table = _choose(plan, tuning, evals)
+    if chosen is None:
+        return {
+            "verdict": NOT_TESTED,
+            "evidence": table,
+            "note": "nothing to choose on",
+            **_numbers(None, plan.claim["margin"], family),
+        }
+    name = _spec_text(plan.claim["cells"])
+    at = _at(pd.DataFrame([chosen]), plan.varying, name)
+    picked = table[table["combination"] == str(chosen["combination"])].iloc[0]
+    head = (
+        f"{name} at {at} chosen on the tuning seeds' validation accuracy "
+        f"({100 * picked['val']:.1f}%, best of {len(table)}); "
     )
-    if groups["not compared"]:
-        parts.append(f"{len(groups['not compared'])} not compared (no paired seeds)")
-    evidence = "; ".join(parts)
-    if better:
-        return NOT_SUPPORTED, evidence, f"best: {_label(first, keys)} {_ci(first)}"
-    if rank == 1:
-        note = f"first of {len(table)}, {len(groups['within noise'])} other cell(s) within noise"
-        return SUPPORTED, evidence, note
-    note = f"ranks {rank}, within noise of the best, {_label(first, keys)} {_ci(first)}"
-    return INCONCLUSIVE, evidence, note
+    out = _judge_pair(plan, chosen, plan.than, family, head=head)
+    out["note"] = f"{at} chosen; {out['note']}"
+    return out
 
 
-def _less(ctx: _Context, claim: dict) -> tuple[str, str, str]:
-    cell, problem = ctx.one(claim["cell"])
-    than, problem_than = ctx.one(claim["than"])
-    if cell is None or than is None:
-        return NOT_TESTED, problem or problem_than, "cell missing"
-    keys = list(dict.fromkeys([*claim["cell"], *claim["than"]]))
-    c = ctx.compare(cell, than)
-    head = f"{_label(cell, keys)} {_ci(cell)} vs {_label(than, keys)} {_ci(than)}"
-    if c is None:
-        return NOT_TESTED, f"{head}; never compared (no paired seeds)", "not compared"
-    evidence = f"{head}: {_cmp_text(c)}"
-    if c["direction"] == "lower":
-        return SUPPORTED, evidence + " (significantly lower)", _cmp_text(c)
-    if c["direction"] == "higher":
-        return NOT_SUPPORTED, evidence + " (significantly higher)", _cmp_text(c)
-    return INCONCLUSIVE, evidence + " (within noise)", _cmp_text(c)
+def _plans(claim: dict, cells: _Cells) -> list[_Plan]:
+    """The claim at each level of its `by` factor (or once), with the contrasts it names."""
+    by = claim.get("by")
+    if by is None or by not in cells.table.columns:
+        subsets = [("", cells)]
+    else:
+        labels = cells.table[by].map(_norm)
+        subsets = [
+            (f"{by} {value}", cells.subset((labels == value).to_numpy()))
+            for value in sorted(set(labels), key=_num_key)
+        ]
+    plans = []
+    for at, subset in subsets:
+        plan = _Plan(claim, at, subset, keys=[])
+        kind = claim["kind"]
+        if kind == "best":
+            plan.cell, plan.problem = subset.one(claim["cell"])
+            plan.keys = list(claim["cell"])
+            if plan.cell is not None and len(subset.table) < 2:
+                plan.problem = f"{subset.where} has no other cell to compare with"
+            if not plan.problem:
+                me = str(plan.cell["combination"])
+                plan.contrasts = [(me, str(o)) for o in subset.table["combination"] if o != me]
+        elif kind in ("less", "greater"):
+            plan.cell, problem = subset.one(claim["cell"])
+            plan.than, problem_than = subset.one(claim["than"])
+            plan.problem = problem or problem_than
+            plan.keys = list(dict.fromkeys([*claim["cell"], *claim["than"]]))
+            if not plan.problem:
+                plan.contrasts = [(str(plan.cell["combination"]), str(plan.than["combination"]))]
+        else:
+            plan.rows, plan.than, plan.varying, plan.problem = _matching(subset, claim)
+            plan.keys = list(dict.fromkeys([*claim["cells"], *claim["than"], *plan.varying]))
+            if not plan.problem:
+                than = str(plan.than["combination"])
+                plan.contrasts = [(str(c), than) for c in plan.rows["combination"]]
+        plans.append(plan)
+    return plans
 
 
-def _matching(ctx: _Context, claim: dict):
+def _matching(cells: _Cells, claim: dict):
     """The cells matched by `cells` (without `than`), `than`, the factors telling them apart."""
-    rows, problem = ctx.select(claim["cells"])
-    than, problem_than = ctx.one(claim["than"])
+    rows, problem = cells.select(claim["cells"])
+    than, problem_than = cells.one(claim["than"])
     if rows is None or than is None:
         return None, None, [], problem or problem_than
     rows = rows[rows["combination"].astype(str) != str(than["combination"])]
@@ -358,8 +638,8 @@ def _matching(ctx: _Context, claim: dict):
         return None, None, [], f"only {_spec_text(claim['than'])} matches {claim['cells']}"
     varying = [
         c
-        for c in _factor_columns(ctx.table)
-        if c not in claim["cells"] and rows[c].map(_norm).nunique() > 1
+        for c in cells.table.columns
+        if c != "combination" and c not in claim["cells"] and rows[c].map(_norm).nunique() > 1
     ]
     if varying:
         keys = [tuple(_num_key(_norm(r[c])) for c in varying) for _, r in rows.iterrows()]
@@ -367,260 +647,191 @@ def _matching(ctx: _Context, claim: dict):
     return rows, than, varying, ""
 
 
-def _at(rows, varying, spec_text: str, extra=None) -> str:
-    """'strength 1e-05 (x), 0.01 (y)': the factor named once when a single one varies."""
-    extra = extra or [""] * len(rows)
+def _at(rows, varying, spec_text: str) -> str:
+    """'strength 1e-05, 0.01': the levels of the one factor that varies, named once."""
     records = rows.to_dict("records")
     if len(varying) == 1:
-        items = [f"{_norm(r[varying[0]])}{e}" for r, e in zip(records, extra, strict=True)]
-        return f"{varying[0]} " + ", ".join(items)
+        return f"{varying[0]} " + ", ".join(_norm(r[varying[0]]) for r in records)
     if not varying:
-        # No factor tells the cells apart (ids not built from factors): name them by id.
-        names = [spec_text] if len(records) == 1 else [str(r["combination"]) for r in records]
-    else:
-        names = [" ".join(f"{c} {_norm(r[c])}" for c in varying) for r in records]
-    return ", ".join(f"{n}{e}" for n, e in zip(names, extra, strict=True))
+        return spec_text if len(records) == 1 else ", ".join(str(r["combination"]) for r in records)
+    return ", ".join(" ".join(f"{c} {_norm(r[c])}" for c in varying) for r in records)
 
 
-def _all_less(ctx: _Context, claim: dict) -> tuple[str, str, str]:
-    rows, than, varying, problem = _matching(ctx, claim)
-    if rows is None:
-        return NOT_TESTED, problem, "cells missing"
-    name = _spec_text(claim["cells"])
-    groups: dict[str, list] = {"lower": [], "within noise": [], "higher": [], "not compared": []}
-    for _, row in rows.iterrows():
-        c = ctx.compare(row, than)
-        groups[c["direction"] if c else "not compared"].append((row, c))
-    parts = [
-        f"{_label(than, claim['than'])} {_ci(than)}",
-        f"{name} at " + _at(rows, varying, name, [f" {_ci(r)}" for _, r in rows.iterrows()]),
-    ]
-    for group, entries in groups.items():
-        if entries:
-            frame = pd.DataFrame([r for r, _ in entries])
-            extra = [f" ({_cmp_text(c)})" if c else "" for _, c in entries]
-            parts.append(f"{group} at {_at(frame, varying, name, extra)}")
-    evidence = "; ".join(parts)
-    lower, higher = groups["lower"], groups["higher"]
-    note = f"lower at {len(lower)} of {len(rows)}"
-    if 0 < len(lower) < len(rows):
-        note += f": {_at(pd.DataFrame([r for r, _ in lower]), varying, name)}"
-    if higher:
-        note += f", higher at {_at(pd.DataFrame([r for r, _ in higher]), varying, name)}"
-    if higher:
-        return NOT_SUPPORTED, evidence, note
-    if len(lower) == len(rows):
-        return SUPPORTED, evidence, note
-    return INCONCLUSIVE, evidence, note
-
-
-def _best_greater(ctx: _Context, claim: dict) -> tuple[str, str, str]:
-    rows, than, varying, problem = _matching(ctx, claim)
-    if rows is None:
-        return NOT_TESTED, problem, "cells missing"
-    name = _spec_text(claim["cells"])
-    candidates = rows[rows["val_accuracy_mean"].notna()]
-    if "n_diverged" in candidates.columns:
-        # As for learning rates: a setting where any seed diverged is never chosen.
-        candidates = candidates[candidates["n_diverged"] == 0]
-    if candidates.empty:
-        return NOT_TESTED, f"no {name} cell without diverged seeds has a validation accuracy", ""
-    # The choice uses validation accuracy only; test accuracy is what is then compared.
-    chosen = candidates.iloc[int(np.argmax(candidates["val_accuracy_mean"].to_numpy()))]
-    at = _at(pd.DataFrame([chosen]), varying, name)
-    c = ctx.compare(chosen, than)
-    head = (
-        f"{name} at {at} chosen on validation (val {chosen['val_accuracy_mean']:.3f}, "
-        f"best of {len(candidates)}): {_ci(chosen)} vs {_label(than, claim['than'])} {_ci(than)}"
+def _protocols(evals: pd.DataFrame) -> list[str]:
+    found = [str(p) for p in pd.unique(evals["protocol"])]
+    return sorted(
+        found,
+        key=lambda p: (
+            (list(PROTOCOL_PHRASES).index(p), p)
+            if p in PROTOCOL_PHRASES
+            else (len(PROTOCOL_PHRASES), p)
+        ),
     )
-    if c is None:
-        return NOT_TESTED, f"{head}; never compared (no paired seeds)", "not compared"
-    evidence = f"{head}: {_cmp_text(c)}"
-    note = f"{at} chosen on validation, {_cmp_text(c)}"
-    if c["direction"] == "higher":
-        return SUPPORTED, evidence + " (significantly higher)", note
-    if c["direction"] == "lower":
-        return NOT_SUPPORTED, evidence + " (significantly lower)", note
-    return INCONCLUSIVE, evidence + " (within noise)", note
 
 
-EVALUATORS = {"best": _best, "less": _less, "all_less": _all_less, "best_greater": _best_greater}
+def _cells(study: str, protocol: str, evals: pd.DataFrame, factors: list[str]) -> _Cells:
+    dupes = evals[evals.duplicated(["combination", "seed"], keep=False)]
+    if not dupes.empty:
+        first = dupes.iloc[0]
+        raise ValueError(
+            f"study '{study}': cell {first['combination']!r} has evaluation seed "
+            f"{first['seed']!r} more than once under protocol {protocol!r}"
+        )
+    columns = ["combination", *[f for f in factors if f in evals.columns]]
+    table = evals.drop_duplicates("combination")[columns].reset_index(drop=True)
+    table["combination"] = table["combination"].astype(str)
+    wide = evals.assign(combination=evals["combination"].astype(str)).pivot(
+        index="seed", columns="combination", values="test_accuracy"
+    )
+    return _Cells(study, protocol, table, wide.astype(float))
 
 
-def _protocols(table: pd.DataFrame | None) -> list[str]:
-    if table is None or table.empty:
-        return []
-    if "protocol" not in table.columns:
-        return [""]
-    return [str(p) for p in pd.unique(table["protocol"])]
-
-
-def _require(table: pd.DataFrame, columns, what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
-
-
-def _rows_of(table: pd.DataFrame, protocol: str) -> pd.DataFrame:
-    if "protocol" in table.columns:
-        table = table[table["protocol"].astype(str) == protocol]
-    return table.reset_index(drop=True)
+def _interactions(plans: list[_Plan], family: _Family, protocol: str) -> list[dict]:
+    """For each claim judged `by:` a factor on one contrast a level: the change of that
+    contrast across the levels (same seeds), before the study-wide Holm adjustment."""
+    out = []
+    by_claim: dict[str, list[_Plan]] = {}
+    for plan in plans:
+        if plan.at and plan.claim["kind"] in ("less", "greater", "best_greater"):
+            by_claim.setdefault(plan.claim["id"], []).append(plan)
+    for cid, group in by_claim.items():
+        claim = group[0].claim
+        pairs = [(p, p.chosen) for p in group if p.chosen is not None]
+        if len(pairs) < 2 or len(pairs) != len(group):
+            continue
+        cells = group[0].cells
+        diffs = np.column_stack(
+            [
+                cells.values(str(a["combination"])) - cells.values(str(b["combination"]))
+                for _, (a, b) in pairs
+            ]
+        )
+        result = interaction(diffs)
+        levels = [p.at.partition(" ")[2] for p, _ in pairs]
+        out.append(
+            {
+                "id": cid,
+                "text": claim["text"],
+                "study": cells.study,
+                "protocol": protocol,
+                "factor": claim["by"],
+                "levels": ", ".join(levels),
+                **{k: result[k] for k in ("change", "ci_low", "ci_high", "p")},
+            }
+        )
+    return out
 
 
 def evaluate_claims(
     claims: list[dict],
     alpha: float,
-    summaries: dict[str, pd.DataFrame],
-    pairs: dict[str, pd.DataFrame],
-) -> pd.DataFrame:
-    """Verdict and evidence of every claim under every protocol of its study.
+    runs: dict[str, pd.DataFrame],
+    factors: dict[str, list[str]],
+    tuning: dict[str, pd.DataFrame] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Verdict and evidence of every claim under every protocol of its study, and the change
+    of each `by:` claim's contrast across the levels of its factor.
 
-    `summaries[study]` has one row per cell and protocol; `pairs[study]` is
-    `stats.pairwise_comparisons` per protocol with a `protocol` column. A claim
-    whose study, cells or comparisons are missing is "not tested", not an error.
+    `runs[study]` is the study's runs table (`tables.runs_table`; its evaluation rows are
+    used), `factors[study]` its factor names, `tuning[study]` its tuning table
+    (`tables.tuning_table`, what `best_greater` chooses on). A claim whose study, cells or
+    seeds are missing is "not tested", not an error.
     """
-    everywhere = list(dict.fromkeys(p for t in summaries.values() for p in _protocols(t)))
-    rows = []
-    for claim in claims:
-        kind, study = claim["kind"], claim["study"]
-        if kind not in EVALUATORS:
-            raise ValueError(f"claim '{claim['id']}': unknown kind '{kind}'")
-        base = {"id": claim["id"], "text": claim["text"], "study": study}
-        summary = summaries.get(study)
-        if summary is None or summary.empty:
-            for protocol in everywhere or [""]:
-                rows.append(
+    tuning = tuning or {}
+    findings, interactions = [], []
+    for study in dict.fromkeys(c["study"] for c in claims):
+        mine = [c for c in claims if c["study"] == study]
+        table = runs.get(study)
+        if table is not None and not table.empty:
+            missing = [c for c in RUN_COLUMNS if c not in table.columns]
+            if missing:
+                raise ValueError(f"runs table of study '{study}' lacks column(s) {missing}")
+            evals = table[table["phase"] == "eval"]
+        if table is None or table.empty or evals.empty:
+            for claim in mine:
+                findings.append(
                     {
-                        **base,
-                        "protocol": protocol,
+                        "id": claim["id"],
+                        "text": claim["text"],
+                        "study": study,
+                        "at": "",
+                        "protocol": "",
                         "verdict": NOT_TESTED,
                         "evidence": f"no results for study '{study}'",
                         "note": "study not run",
+                        "margin": claim["margin"],
                     }
                 )
             continue
-        needed = SUMMARY_COLUMNS + (("val_accuracy_mean",) if kind == "best_greater" else ())
-        _require(summary, needed, f"summary of study '{study}'")
-        study_pairs = pairs.get(study)
-        if study_pairs is not None:
-            _require(study_pairs, PAIRS_COLUMNS, f"pairs table of study '{study}'")
-        by = claim.get("by")
-        for protocol in _protocols(summary):
-            lookup = {} if study_pairs is None else _lookup(_rows_of(study_pairs, protocol))
-            table = _rows_of(summary, protocol)
-            # Judged at each value of `by` among those cells only; the p-values stay Holm-
-            # adjusted over every pair of the study, so splitting makes no test laxer. A study
-            # without that factor is judged as a whole.
-            subsets = (
-                [("", table)]
-                if by is None or by not in table.columns
-                else [
-                    (f"{by} {value}", table[table[by].map(_norm) == value].reset_index(drop=True))
-                    for value in sorted(set(table[by].map(_norm)), key=_num_key)
-                ]
-            )
-            for at, subset in subsets:
-                ctx = _Context(study, protocol, subset, lookup, alpha)
-                if not lookup:
-                    verdict, evidence, note = (
-                        NOT_TESTED,
-                        f"no paired comparisons of {ctx.where} cells",
-                        "no comparisons",
+        for protocol in _protocols(evals):
+            ev = evals[evals["protocol"].astype(str) == protocol]
+            cells = _cells(study, protocol, ev, factors.get(study, []))
+            plans = [plan for claim in mine for plan in _plans(claim, cells)]
+            family = _Family(alpha)
+            for plan in plans:
+                for a, b in plan.contrasts:
+                    family.add(a, b, plan.claim["margin"])
+            family.run(cells)
+            rows = []
+            for plan in plans:
+                base = {
+                    "id": plan.claim["id"],
+                    "text": plan.claim["text"],
+                    "study": study,
+                    "at": plan.at,
+                    "protocol": protocol,
+                }
+                if plan.problem:
+                    rows.append(
+                        {
+                            **base,
+                            "verdict": NOT_TESTED,
+                            "evidence": plan.problem,
+                            "note": "cell missing",
+                            **_numbers(None, plan.claim["margin"], family),
+                        }
                     )
+                    continue
+                kind = plan.claim["kind"]
+                if kind == "best":
+                    judged = _judge_best(plan, family)
+                elif kind in ("less", "greater"):
+                    judged = _judge_pair(plan, plan.cell, plan.than, family)
+                    plan.chosen = (plan.cell, plan.than)
+                elif kind == "all_less":
+                    judged = _judge_all_less(plan, family)
                 else:
-                    verdict, evidence, note = EVALUATORS[kind](ctx, claim)
-                row = {"protocol": protocol, "verdict": verdict, "evidence": evidence}
-                rows.append({**base, "at": at, **row, "note": note})
-    return pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
+                    chosen, _ = _choose(plan, tuning.get(study), ev)
+                    plan.chosen = (chosen, plan.than) if chosen is not None else None
+                    judged = _judge_best_greater(plan, family, tuning.get(study), ev)
+                rows.append({**base, **judged})
+            findings += rows
+            found = _interactions(plans, family, protocol)
+            adjusted = holm([r["p"] for r in found])
+            for r, p_holm in zip(found, adjusted, strict=True):
+                r["p_holm"] = float(p_holm)
+                r["changes"] = bool(math.isfinite(p_holm) and p_holm < alpha)
+                r["evidence"] = _interaction_text(r, alpha)
+            interactions += found
+    return (
+        pd.DataFrame(findings, columns=FINDINGS_COLUMNS),
+        pd.DataFrame(interactions, columns=INTERACTION_COLUMNS),
+    )
 
 
-def _phrase(protocol: str) -> str:
+def _interaction_text(row: dict, alpha: float) -> str:
+    levels = row["levels"].split(", ")
+    span = f"from {row['factor']} {levels[0]} to {levels[-1]}"
+    numbers = (
+        f"{_points(row['change'])} points [{_points(row['ci_low'])}, {_points(row['ci_high'])}] "
+        f"{span}, p_holm {format_p(row['p_holm'], alpha)}"
+    )
+    if row["changes"]:
+        return f"{row['factor']} changes the effect: it moves by {numbers}"
+    return f"no evidence that {row['factor']} changes the effect: {numbers}"
+
+
+def protocol_phrase(protocol: str) -> str:
     if not protocol:
         return ""
     return PROTOCOL_PHRASES.get(protocol, f"under the {protocol} protocol")
-
-
-def _present(value) -> str:
-    """A cell read back from CSV: missing notes come back as NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
-def _at_phrase(at: str) -> str:
-    """'depth 3' -> 'with 3 hidden layers'; other factors as they are."""
-    factor, _, value = at.partition(" ")
-    if factor == "depth":
-        return f"with {value} hidden layer{'' if value == '1' else 's'}"
-    return f"at {at}"
-
-
-def conclusion(findings: pd.DataFrame) -> list[str]:
-    """One plain sentence per claim: its verdict under each protocol, with the deciding fact.
-
-    A claim judged at each value of a factor (`at`, e.g. depth) gets one clause per value,
-    then a plain statement of what that factor does to the verdict at the tuned rates."""
-    if "at" not in findings.columns:
-        findings = findings.assign(at="")
-    sentences = []
-    for _, group in findings.groupby("id", sort=False):
-        ats = list(dict.fromkeys(_present(a) for a in group["at"]))
-        if ats == [""]:
-            sentences.append(_sentence(group))
-            continue
-        clauses = [
-            f"{_at_phrase(at)}, {_sentence(group[group['at'].map(_present) == at], body=True)}"
-            for at in ats
-        ]
-        text = group["text"].iloc[0]
-        sentences.append(f"{text}: {'; '.join(clauses)}. {_effect_of(group, ats)}")
-    return sentences
-
-
-def factor_effects(findings: pd.DataFrame) -> list[dict]:
-    """For each claim judged at several values of a factor (`at`): its text and a plain
-    sentence on what that factor does to its verdict at the tuned rates."""
-    if "at" not in findings.columns:
-        return []
-    out = []
-    for _, group in findings.groupby("id", sort=False):
-        ats = [a for a in dict.fromkeys(_present(a) for a in group["at"]) if a]
-        if ats:
-            out.append({"claim": group["text"].iloc[0], "effect": _effect_of(group, ats)})
-    return out
-
-
-def _effect_of(group: pd.DataFrame, ats: list[str]) -> str:
-    """What the `at` factor does to a claim's verdict at the tuned rates, in plain words."""
-    tuned = group[group["protocol"].map(_present).isin(["tuned", ""])]
-    verdicts = {
-        _present(r["at"]): r["verdict"] for r in tuned.to_dict("records") if _present(r["at"])
-    }
-    factor = ats[0].partition(" ")[0]
-    name = "Depth" if factor == "depth" else factor.capitalize()
-    if len(set(verdicts.values())) <= 1:
-        verdict = next(iter(verdicts.values()), NOT_TESTED)
-        return f"{name} does not change the verdict at tuned rates ({verdict} at every {factor})."
-    changes = ", ".join(f"{verdicts[a]} {_at_phrase(a)}" for a in ats if a in verdicts)
-    return f"{name} changes the verdict at tuned rates: {changes}."
-
-
-def _sentence(group: pd.DataFrame, body: bool = False) -> str:
-    """A claim's verdict under each protocol, with the deciding fact; `body`: without the
-    claim's text."""
-    rank = {p: i for i, p in enumerate(PROTOCOL_PHRASES)}
-    records = sorted(
-        group.to_dict("records"),
-        key=lambda r: rank.get(_present(r["protocol"]), len(rank)),
-    )
-    verdicts = [r["verdict"] for r in records]
-    tails = []
-    for r in records:
-        note = _present(r.get("note"))
-        tails.append(_phrase(_present(r["protocol"])) + (f" ({note})" if note else ""))
-    if len(records) == 2 and verdicts[0] == verdicts[1]:
-        # The same verdict under both protocols: say it once.
-        text = f"{verdicts[0]} both {tails[0].strip()} and {tails[1].strip()}"
-    else:
-        text = ", ".join(f"{v} {t}".strip() for v, t in zip(verdicts, tails, strict=True))
-    return text if body else f"{records[0]['text']}: {text}."

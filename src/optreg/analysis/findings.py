@@ -1,7 +1,7 @@
 """The original study's findings beside what this run measured: the workflow's entry point.
 
-The claims themselves are data (config/claims.yaml); `optreg.analysis.claims` evaluates
-them on each study's evaluation summary and paired comparisons.
+The claims themselves are data (config/claims.yaml); `optreg.analysis.claims` judges them on
+each study's runs (the evaluation seeds) and tuning table (what a choice may look at).
 """
 
 from __future__ import annotations
@@ -9,27 +9,17 @@ from __future__ import annotations
 from optreg.analysis.claims import evaluate_claims, load_claims
 from optreg.analysis.tables import read_table, write_csv
 
-# What a claim may look at in a summary besides the study's factors.
-SUMMARY_COLUMNS = [
-    "combination",
-    "protocol",
-    "seeds",
-    "n_diverged",
-    "test_accuracy_mean",
-    "test_accuracy_ci_low",
-    "test_accuracy_ci_high",
-    "val_accuracy_mean",
-]
 
+def findings_table(
+    *, claims_path, tables: dict, factors: dict[str, list[str]], out_path, interactions_path
+) -> None:
+    """Judge every claim under each protocol; write one row per claim, level and protocol, and
+    one per `by:` claim and protocol for the change of its contrast across the levels.
 
-def findings_table(*, claims_path, tables: dict, factors: dict[str, list[str]], out_path) -> None:
-    """Evaluate every claim under both protocols; write one row per claim and protocol."""
+    `tables` maps `<study>_runs` and `<study>_tuning` to their CSV files."""
     claims, alpha = load_claims(claims_path)
-    summaries = {
-        study: read_table(tables[f"{study}_summary"])[
-            [*SUMMARY_COLUMNS[:1], *keys, *SUMMARY_COLUMNS[1:]]
-        ]
-        for study, keys in factors.items()
-    }
-    pairs = {study: read_table(tables[f"{study}_pairs"]) for study in factors}
-    write_csv(evaluate_claims(claims, alpha, summaries, pairs), out_path)
+    runs = {study: read_table(tables[f"{study}_runs"]) for study in factors}
+    tuning = {study: read_table(tables[f"{study}_tuning"]) for study in factors}
+    findings, interactions = evaluate_claims(claims, alpha, runs, factors, tuning)
+    write_csv(findings, out_path)
+    write_csv(interactions, interactions_path)

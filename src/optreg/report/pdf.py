@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from optreg.analysis.claims import conclusion, factor_effects
+from optreg.analysis.claims import PROTOCOL_PHRASES, RULES, format_p
 from optreg.analysis.tables import read_table
 from optreg.extensions import describe_extensions
 from optreg.io import atomic_path, write_json
 from optreg.naming import format_value
+from optreg.study.claims import load_claims
 
 VERSIONED = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "snakemake", "typst")
 
@@ -220,17 +221,94 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
+def _order(frame: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
+    """Claims about studies this config runs, claim by claim in the claims file's order, each
+    level (`at`) in turn, the fair protocol first."""
+    frame = frame[frame["study"].isin(studies)].reset_index(drop=True)
+    for column in ("at", "protocol"):
+        if column in frame:
+            frame[column] = frame[column].fillna("").astype(str)
+    claim_order = {c: i for i, c in enumerate(dict.fromkeys(frame["id"]))}
+    protocols = {p: i for i, p in enumerate(PROTOCOL_PHRASES)}
+    keys = {"id": claim_order, "protocol": protocols}
+    if "at" in frame:
+        keys["at"] = {a: i for i, a in enumerate(dict.fromkeys(frame["at"]))}
+    return frame.sort_values(
+        [c for c in ("id", "at", "protocol") if c in frame],
+        key=lambda col: col.map(keys[col.name]).fillna(len(keys[col.name])),
+        kind="stable",
+    )
+
+
+def findings_rows(findings: pd.DataFrame, studies: list[str], alpha: float) -> list[dict]:
+    """One row per claim, level and protocol: its verdict, once, and the evidence it rests on
+    (effect in points, interval, Holm-adjusted p with the digits that place it against alpha)."""
+    rows = []
+    for r in _order(findings, studies).to_dict("records"):
+        effect = ""
+        if pd.notna(r.get("diff")) and pd.notna(r.get("ci_low")):
+            effect = f"{100 * r['diff']:+.2f} [{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}]"
+        rows.append(
+            {
+                "text": str(r["text"]),
+                "at": str(r["at"]),
+                "protocol": str(r["protocol"]),
+                "verdict": str(r["verdict"]),
+                "note": "" if pd.isna(r["note"]) else str(r["note"]),
+                "effect": effect,
+                "p_holm": format_p(r["p_holm"], alpha) if pd.notna(r.get("p_holm")) else "",
+                "p_best": f"{r['p_best']:.2f}" if pd.notna(r.get("p_best")) else "",
+                "seeds_needed": (
+                    str(int(r["seeds_needed"])) if pd.notna(r.get("seeds_needed")) else ""
+                ),
+                "evidence": str(r["evidence"]),
+            }
+        )
+    return rows
+
+
+def interaction_rows(interactions: pd.DataFrame, studies: list[str]) -> list[dict]:
+    """Per `by:` claim and protocol: what the factor does to its contrast, as tested."""
     return [
-        {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
+        {
+            "text": str(r["text"]),
+            "protocol": str(r["protocol"]),
+            "changes": bool(r["changes"]),
+            "evidence": str(r["evidence"]),
+        }
+        for r in _order(interactions, studies).to_dict("records")
     ]
 
 
+def families(findings: pd.DataFrame, studies: list[str]) -> list[dict]:
+    """The size of each study's confirmatory family under each protocol, and its seeds."""
+    found = findings[findings["study"].isin(studies) & findings["family"].notna()]
+    out = []
+    for (study, protocol), group in found.groupby(["study", "protocol"], sort=False):
+        seeds = group["seeds"].dropna()
+        out.append(
+            {
+                "study": str(study),
+                "protocol": str(protocol),
+                "contrasts": int(group["family"].max()),
+                "seeds": int(seeds.max()) if len(seeds) else 0,
+            }
+        )
+    return out
+
+
 def report_data(
-    *, data_meta, findings: str, studies: dict, config: dict, cost: str | os.PathLike
+    *,
+    data_meta,
+    findings: str,
+    interactions: str,
+    alpha: float,
+    studies: dict,
+    config: dict,
+    cost: str | os.PathLike,
 ) -> dict:
-    """The JSON document the Typst template renders (`cost`: the cost table,
+    """The JSON document the Typst template renders (`findings`, `interactions`: the tables of
+    `optreg.analysis.findings`, judged at `alpha`; `cost`: the cost table,
     `optreg.analysis.cost`)."""
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
     runs = {name: read_table(spec["tables"]["runs"]) for name, spec in studies.items()}
@@ -240,22 +318,8 @@ def report_data(
         for name, spec in studies.items()
     ]
     first_runs = next(iter(runs.values()))
-    found = read_table(findings)
-    # Claims about studies this config does not run (a preset's own studies) are left out.
-    found = found[found["study"].isin(list(studies))].reset_index(drop=True)
-    found["at"] = found["at"].fillna("").astype(str) if "at" in found else ""
-    # Claim by claim in the claims file's order, each depth (`at`) in turn, the fair protocol
-    # first.
-    claim_order = {c: i for i, c in enumerate(dict.fromkeys(found["id"]))}
-    at_order = {a: i for i, a in enumerate(dict.fromkeys(found["at"]))}
-    orders = {"id": claim_order, "at": at_order}
-    found = found.sort_values(
-        ["id", "at", "protocol"],
-        key=lambda col: (
-            col.map(orders[col.name]) if col.name in orders else col.map({"tuned": 0}).fillna(1)
-        ),
-        kind="stable",
-    )
+    found = findings_rows(read_table(findings), list(studies), alpha)
+    changes = interaction_rows(read_table(interactions), list(studies))
     protocol = config["protocol"]
     return {
         "datasets": metas,
@@ -280,9 +344,12 @@ def report_data(
         "total_runs": sum(s["runs"] for s in sections),
         "total_diverged": sum(s["diverged"] for s in sections),
         "total_train_seconds": sum(s["train_seconds"] for s in sections),
-        "findings": _records(found),
-        "conclusion": conclusion(found),
-        "depth": factor_effects(found),
+        "findings": found,
+        "interactions": changes,
+        "rules": RULES,
+        "alpha": format_p(alpha, 1.0),
+        "margins": sorted({f"{100 * float(m):g}" for m in read_table(findings)["margin"]}),
+        "families": families(read_table(findings), list(studies)),
         "cost": cost_section(
             cost,
             {
@@ -298,6 +365,8 @@ def build_report(
     template: str,
     data_meta,
     findings: str,
+    interactions: str,
+    claims: str,
     studies: dict,
     config: dict,
     cost: str,
@@ -307,8 +376,15 @@ def build_report(
     """Write the report's data as JSON (`data_output`), then compile the template into `output`."""
     import typst
 
+    _, alpha = load_claims(claims)
     data = report_data(
-        data_meta=data_meta, findings=findings, studies=studies, config=config, cost=cost
+        data_meta=data_meta,
+        findings=findings,
+        interactions=interactions,
+        alpha=alpha,
+        studies=studies,
+        config=config,
+        cost=cost,
     )
     data_path = Path(data_output)
     write_json(data_path, data)
