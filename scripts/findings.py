@@ -8,6 +8,7 @@ findings_table(
     claims_path=snakemake.input.claims,
     tables=dict(snakemake.input.items()),
     factors=snakemake.params.factors,
+    own=snakemake.params.own,
     out_path=snakemake.output.findings,
     interactions_path=snakemake.output.interactions,
 )

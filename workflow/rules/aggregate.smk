@@ -157,6 +157,7 @@ rule findings:
     threads: config["threads"]["aggregate"]
     params:
         factors=get_all_factors,
+        own=get_own_values,
     script:
         "../../scripts/findings.py"
 

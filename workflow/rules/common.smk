@@ -299,6 +299,21 @@ def get_all_factors(wildcards):
     return {study: study_factors(study) for study in STUDIES}
 
 
+def get_own_values(wildcards):
+    """Factor values naming the config's own entries: its optimizers, and the problems
+    built on its models or data sets (what enlarges a claim's family, the report says).
+    """
+    models, datasets = config.get("models", {}), config.get("datasets", {})
+    return {
+        "optimizer": sorted(config.get("optimizers", {})),
+        "problem": sorted(
+            name
+            for name, spec in config["problems"].items()
+            if spec.get("model") in models or spec.get("dataset") in datasets
+        ),
+    }
+
+
 def get_final_output():
     """Every product, the intermediate ones included: Snakemake (since 7.7) does not redo a
     job whose output is missing while the outputs after it are present, so after a failed

@@ -109,6 +109,7 @@ FINDINGS_COLUMNS = [
     "seeds_needed",
     "p_best",
     "family",
+    "family_own",
     "seeds",
 ]
 
@@ -272,6 +273,7 @@ class _Family:
 
     alpha: float
     tests: dict = field(default_factory=dict)  # (a, b, margin) -> contrast dict, a − b
+    own: set = field(default_factory=set)  # cells with a value of the config's own entries
 
     def add(self, a: str, b: str, margin: float) -> None:
         key = (a, b, margin) if a < b else (b, a, margin)
@@ -289,6 +291,16 @@ class _Family:
     @property
     def size(self) -> int:
         return sum(1 for t in self.tests.values() if t and math.isfinite(t["p"]))
+
+    @property
+    def size_own(self) -> int:
+        """How many of the family's contrasts involve a cell of the config's own optimizers,
+        models or data sets: what the user's additions added to the adjustment."""
+        return sum(
+            1
+            for (a, b, _), t in self.tests.items()
+            if t and math.isfinite(t["p"]) and (a in self.own or b in self.own)
+        )
 
     @property
     def level(self) -> float:
@@ -338,7 +350,7 @@ def _contrast_text(c: dict, a: str, b: str, alpha: float) -> str:
 
 
 def _numbers(c: dict | None, margin: float, family: _Family) -> dict:
-    out = {"margin": margin, "family": family.size}
+    out = {"margin": margin, "family": family.size, "family_own": family.size_own}
     if c:
         out.update({k: c[k] for k in ("diff", "ci_low", "ci_high", "p", "p_holm", "p_tost_holm")})
         out["seeds"] = c["n"]
@@ -686,6 +698,17 @@ def _cells(study: str, protocol: str, evals: pd.DataFrame, factors: list[str]) -
     return _Cells(study, protocol, table, wide.astype(float))
 
 
+def _own_cells(cells: _Cells, own: dict[str, list]) -> set[str]:
+    """The cells with a factor value naming one of the config's own entries."""
+    out = set()
+    for factor, names in own.items():
+        if factor in cells.table.columns and names:
+            labels = {_norm(n) for n in names}
+            hit = cells.table[factor].map(_norm).isin(labels)
+            out |= set(cells.table.loc[hit, "combination"])
+    return out
+
+
 def _interactions(plans: list[_Plan], family: _Family, protocol: str) -> list[dict]:
     """For each claim judged `by:` a factor on one contrast a level: the change of that
     contrast across the levels (same seeds), before the study-wide Holm adjustment."""
@@ -728,14 +751,17 @@ def evaluate_claims(
     runs: dict[str, pd.DataFrame],
     factors: dict[str, list[str]],
     tuning: dict[str, pd.DataFrame] | None = None,
+    own: dict[str, list] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Verdict and evidence of every claim under every protocol of its study, and the change
     of each `by:` claim's contrast across the levels of its factor.
 
     `runs[study]` is the study's runs table (`tables.runs_table`; its evaluation rows are
     used), `factors[study]` its factor names, `tuning[study]` its tuning table
-    (`tables.tuning_table`, what `best_greater` chooses on). A claim whose study, cells or
-    seeds are missing is "not tested", not an error.
+    (`tables.tuning_table`, what `best_greater` chooses on). `own` maps a factor to the values
+    that name the config's own optimizers, models or data sets (`family_own` counts the
+    contrasts involving them). A claim whose study, cells or seeds are missing is "not
+    tested", not an error.
     """
     tuning = tuning or {}
     findings, interactions = [], []
@@ -767,7 +793,7 @@ def evaluate_claims(
             ev = evals[evals["protocol"].astype(str) == protocol]
             cells = _cells(study, protocol, ev, factors.get(study, []))
             plans = [plan for claim in mine for plan in _plans(claim, cells)]
-            family = _Family(alpha)
+            family = _Family(alpha, own=_own_cells(cells, own or {}))
             for plan in plans:
                 for a, b in plan.contrasts:
                     family.add(a, b, plan.claim["margin"])

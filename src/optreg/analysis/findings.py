@@ -11,15 +11,22 @@ from optreg.analysis.tables import read_table, write_csv
 
 
 def findings_table(
-    *, claims_path, tables: dict, factors: dict[str, list[str]], out_path, interactions_path
+    *,
+    claims_path,
+    tables: dict,
+    factors: dict[str, list[str]],
+    own: dict[str, list] | None = None,
+    out_path,
+    interactions_path,
 ) -> None:
     """Judge every claim under each protocol; write one row per claim, level and protocol, and
     one per `by:` claim and protocol for the change of its contrast across the levels.
 
-    `tables` maps `<study>_runs` and `<study>_tuning` to their CSV files."""
+    `tables` maps `<study>_runs` and `<study>_tuning` to their CSV files; `own` maps a factor
+    to the values naming the config's own optimizers, models or data sets."""
     claims, alpha = load_claims(claims_path)
     runs = {study: read_table(tables[f"{study}_runs"]) for study in factors}
     tuning = {study: read_table(tables[f"{study}_tuning"]) for study in factors}
-    findings, interactions = evaluate_claims(claims, alpha, runs, factors, tuning)
+    findings, interactions = evaluate_claims(claims, alpha, runs, factors, tuning, own)
     write_csv(findings, out_path)
     write_csv(interactions, interactions_path)

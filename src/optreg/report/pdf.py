@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import math
 import os
 import platform
 from pathlib import Path
@@ -291,6 +290,7 @@ def families(findings: pd.DataFrame, studies: list[str]) -> list[dict]:
                 "study": str(study),
                 "protocol": str(protocol),
                 "contrasts": int(group["family"].max()),
+                "own": int(group["family_own"].max()) if "family_own" in group else 0,
                 "seeds": int(seeds.max()) if len(seeds) else 0,
             }
         )

@@ -571,3 +571,16 @@ def test_by_must_name_a_factor_not_fixed_in_the_claim(tmp_path):
     path.write_text(yaml.safe_dump({"claims": [claim]}))
     with pytest.raises(ValueError, match="claim 'c_best': by: 'depth' is also fixed"):
         load_claims(path)
+
+
+def test_the_family_counts_the_contrasts_of_the_configs_own_optimizers():
+    """Issue 21, observation 8: an added optimizer enlarges a best claim's family, and with it
+    every claim's adjustment; the findings say by how many contrasts."""
+    cells = [({"activation": a, "optimizer": o}, 0.55) for a, o in OPT]
+    cells += [({"activation": "relu", "optimizer": "lion"}, 0.55)]
+    runs = _runs({"tuned": cells})
+    claims = [_claim("best", cell=RELU_ADAM), _claim("less", cell=SIG_MOM, than=RELU_MOM)]
+    findings, _ = evaluate_claims(
+        claims, ALPHA, {"s": runs}, {"s": OPT_FACTORS}, own={"optimizer": ["lion"]}
+    )
+    assert list(findings["family"]) == [7, 7] and list(findings["family_own"]) == [1, 1]
