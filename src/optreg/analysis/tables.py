@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from optreg.analysis.stats import bootstrap_ci, pairwise_comparisons
+from optreg.analysis.stats import mean_ci, pairwise_comparisons
 from optreg.io import atomic_path
 from optreg.records import read_run
 from optreg.study.matrix import MODEL_FACTORS, SETTING_KEYS
@@ -123,7 +123,7 @@ def time_to_target(history: pd.DataFrame, target: float) -> pd.DataFrame:
 def _stats(frame: pd.DataFrame, metrics) -> dict:
     out = {}
     for metric in metrics:
-        stats = bootstrap_ci(frame[metric].astype(float))
+        stats = mean_ci(frame[metric].astype(float))
         out.update({f"{metric}_{k}": v for k, v in stats.items() if k != "n"})
     return out
 
@@ -160,7 +160,7 @@ def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
 
 
 def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% bootstrap interval)."""
+    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% t-interval)."""
     keys = ["combination", "protocol", "seed", "lr"]
     evals = runs[runs["phase"] == "eval"].merge(reached.drop(columns="phase"), on=keys, how="left")
     rows = []

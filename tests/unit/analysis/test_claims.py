@@ -17,7 +17,7 @@ from optreg.analysis.claims import (
     evaluate_claims,
     load_claims,
 )
-from optreg.analysis.stats import bootstrap_ci, pairwise_comparisons
+from optreg.analysis.stats import mean_ci, pairwise_comparisons
 
 ALPHA = 0.05
 SEEDS = 10
@@ -49,7 +49,7 @@ def _study(cells_by_protocol: dict[str, list[tuple[dict, float, float]]]):
                 {"combination": combination, "seed": s, "test_accuracy": v}
                 for s, v in enumerate(values)
             ]
-            ci = bootstrap_ci(values, resamples=2000)
+            ci = mean_ci(values)
             summary.append(
                 {
                     "combination": combination,

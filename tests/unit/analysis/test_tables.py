@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from optreg.analysis.stats import mean_ci
 from optreg.analysis.tables import summary_table, time_to_target, tuning_table
@@ -169,7 +170,7 @@ def runs_frame():
     return pd.DataFrame(rows)
 
 
-def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
+def test_summary_has_one_row_per_cell_and_protocol_with_t_intervals():
     runs = runs_frame()
     reached = pd.DataFrame(
         {
@@ -184,11 +185,10 @@ def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
     )
     summary = summary_table(runs, ["optimizer"], reached).set_index("protocol")
     assert summary.loc["tuned", "test_accuracy_mean"] == pytest.approx(0.92)
-    assert (
-        summary.loc["tuned", "test_accuracy_ci_low"]
-        < 0.92
-        < summary.loc["tuned", "test_accuracy_ci_high"]
-    )
+    # The Student-t interval of the mean: 0.92 ± t(0.975, 2) · 0.02 / sqrt(3).
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    assert summary.loc["tuned", "test_accuracy_ci_low"] == pytest.approx(0.92 - half)
+    assert summary.loc["tuned", "test_accuracy_ci_high"] == pytest.approx(0.92 + half)
     assert (
         summary.loc["tuned", "reached_target"] == 1
         and summary.loc["oneshot", "reached_target"] == 0
