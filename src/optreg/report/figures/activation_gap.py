@@ -73,12 +73,12 @@ def activation_gap_vs_depth(tables, factors, orders, spec: FigureSpec) -> Figure
         grid,
         len(panels),
         "hidden layers",
-        "test accuracy gap, ReLU minus other\n(mean over paired seeds, unadjusted 95% t-interval)",
+        "test accuracy gap, ReLU minus other\n(paired mean, unadjusted 95% CI)",
     )
     handles = [Line2D([], [], color=colors[o], marker="o", label=o) for o in optimizers]
     handles += [
-        Line2D([], [], color="0.3", marker="o", ls="", label="95% interval excludes 0"),
-        Line2D([], [], color="0.3", marker="o", ls="", mfc="white", label="includes 0"),
+        Line2D([], [], color="0.3", marker="o", ls="", label="CI excludes 0"),
+        Line2D([], [], color="0.3", marker="o", ls="", mfc="white", label="CI includes 0"),
     ]
     legend_below(fig, handles)
     fig.suptitle(spec.title + " (exploratory, unadjusted intervals)")
