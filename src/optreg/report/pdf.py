@@ -86,6 +86,16 @@ def average_ranks(summary: pd.DataFrame, by: str, across: str) -> list[dict]:
     return out
 
 
+def target_text(summary: pd.DataFrame) -> str:
+    """The target validation accuracies of a study's problems (`target_val_accuracy`), one
+    number when they share it, else each with its problems."""
+    targets = summary.groupby("problem", sort=False)["target_val_accuracy"].first()
+    shown = targets.map(lambda t: f"{t:.3g}")
+    if shown.nunique() == 1:
+        return str(shown.iloc[0])
+    return "; ".join(f"{t} ({', '.join(g.index)})" for t, g in shown.groupby(shown, sort=True))
+
+
 def cell_labels(runs: pd.DataFrame, factors: list[str]) -> dict[str, str]:
     """Each combination of a runs table -> its name in the report's tables."""
     first = runs.drop_duplicates("combination")
@@ -134,6 +144,7 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
             for figure in spec["figures"].values()
         ],
     }
+    section["target"] = target_text(summary)
     if {"problem", "optimizer"} <= set(factors):
         section["ranks"] = average_ranks(summary, "optimizer", "problem")
     section["published"] = published_rows(summary, spec.get("problems", {}))
