@@ -12,12 +12,12 @@ import pandas as pd
 from optreg.analysis.stats import mean_ci
 
 
-def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, dict, dict]:
+def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, dict]:
     """Performance profile of `optimizers` over the problems in `frame` (tuned rows).
 
-    Returns the τ grid, each optimizer's share of problems within τ of the best one
-    on that problem (a step function of τ), and each optimizer's mean rank (1 = best;
-    a missing or undefined accuracy ranks last).
+    Returns the τ grid and each optimizer's share of problems within τ of the best one on
+    that problem (a step function of τ; a missing or undefined accuracy is never within).
+    A profile of means says nothing of their uncertainty: `optreg.analysis.aggregates` does.
     """
     acc = frame.pivot_table(
         index="problem",
@@ -36,8 +36,7 @@ def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, d
     shares = {
         o: (gaps[:, j][None, :] <= taus[:, None]).mean(axis=1) for j, o in enumerate(optimizers)
     }
-    ranks = acc.rank(axis=1, ascending=False, method="average", na_option="bottom").mean(axis=0)
-    return taus, shares, ranks.to_dict()
+    return taus, shares
 
 
 def activation_gaps(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:

@@ -17,9 +17,8 @@ def test_performance_profile_counts_a_diverged_cell_as_never_within(study_frames
     tuned = tuned[tuned["protocol"] == "tuned"].copy()
     lost = (tuned["problem"] == "cancer_mlp") & (tuned["optimizer"] == "adam")
     tuned.loc[lost, "test_accuracy_mean"] = math.nan
-    taus, shares, ranks = profile_curves(tuned, ["sgd", "adam"])
+    taus, shares = profile_curves(tuned, ["sgd", "adam"])
     assert shares["adam"][-1] == 0.5 and shares["sgd"][-1] == 1.0
-    assert ranks["adam"] >= 1.5
 
 
 def test_activation_gap_is_the_paired_difference_of_the_tuned_runs(study_frames):
