@@ -4,8 +4,8 @@ The report's intervals (`optreg.analysis.stats.mean_ci`, of a mean and of paired
 must cover the true mean at least 94% of the time at a nominal 95%: on normal data and on
 left-skewed data like accuracies over seeds (a tail of unlucky seeds). 10,000 seeded
 replications estimate a coverage to within about ±0.45 points (two standard errors), so an
-interval that truly covers 95% passes and one that covers 91% (the percentile bootstrap at ten
-seeds) fails.
+interval that truly covers 95% passes and one that covers about 90% (the percentile bootstrap
+at ten seeds) fails.
 """
 
 from __future__ import annotations
