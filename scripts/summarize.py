@@ -9,6 +9,8 @@ summarize_study(
     history_path=snakemake.input.history,
     factors=snakemake.params.factors,
     target=snakemake.params.target,
+    datasets=snakemake.params.datasets,
+    data_meta=snakemake.input.data_meta,
     tuning_path=snakemake.output.tuning,
     summary_path=snakemake.output.summary,
     pairs_path=snakemake.output.pairs,

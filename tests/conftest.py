@@ -111,6 +111,7 @@ def study_tables(root, tmp_path_factory) -> dict[str, dict]:
     """{study: {table name: CSV path}} built by the package's own training and tables."""
     from optreg.analysis import tables
     from optreg.data.prepare import prepare
+    from optreg.data.prepared import meta_path
     from optreg.study import validate as cfg
     from optreg.training import job as train
 
@@ -152,6 +153,11 @@ def study_tables(root, tmp_path_factory) -> dict[str, dict]:
         torch.set_num_threads(threads)
     out = {}
     for study, factors in STUDY_FACTORS.items():
+        problems = {
+            j.cell.settings["problem"]: j.cell.settings["data"]["dataset"]
+            for j in jobs
+            if j.study == study
+        }
         base = work / study
         names = ("runs", "history", "tuning", "summary", "pairs")
         paths = {name: base / f"{name}.csv" for name in names}
@@ -161,6 +167,8 @@ def study_tables(root, tmp_path_factory) -> dict[str, dict]:
             history_path=paths["history"],
             factors=factors,
             target=STUDY_TARGET,
+            datasets=problems,
+            data_meta=[meta_path(datasets[d]) for d in sorted(set(problems.values()))],
             tuning_path=paths["tuning"],
             summary_path=paths["summary"],
             pairs_path=paths["pairs"],

@@ -82,6 +82,8 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     text = "".join(page.extract_text() for page in pdf.pages)
     assert "Sigmoid+Momentum" in text and "Study optimization" in text
     assert "What it cost" in text and (smoke / "results" / "cost.csv").exists()
+    # Across problems: interquartile means with intervals, not a mean rank.
+    assert "interquartile mean" in text and "Average rank" not in text
     assert list((smoke / "logs").rglob("*.log"))
 
 

@@ -38,6 +38,7 @@ rule summarize:
     input:
         runs=f"{RESULTS}/studies/{{study}}/runs.csv",
         history=f"{RESULTS}/studies/{{study}}/history.csv",
+        data_meta=get_study_data_meta,
         code=code("summarize.py"),
     output:
         tuning=report(
@@ -90,6 +91,7 @@ rule summarize:
     params:
         factors=get_study_factors,
         target=config["protocol"]["target_val_accuracy"],
+        datasets=get_study_datasets,
     script:
         "../../scripts/summarize.py"
 

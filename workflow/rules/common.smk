@@ -224,6 +224,21 @@ def get_study_factors(wildcards):
     return study_factors(wildcards.study)
 
 
+def get_study_datasets(wildcards):
+    """Each problem of the study -> the data set it trains on."""
+    return {
+        j.cell.settings.problem: j.cell.settings.dataset
+        for j in STUDY_JOBS
+        if j.study == wildcards.study
+    }
+
+
+def get_study_data_meta(wildcards):
+    """The metadata of the study's data sets: their class counts set each problem's target."""
+    datasets = sorted(set(get_study_datasets(wildcards).values()))
+    return [f"{RESULTS}/data/{d}.json" for d in datasets]
+
+
 def study_tables(study):
     base = f"{RESULTS}/studies/{study}"
     return {

@@ -12,12 +12,12 @@ import pandas as pd
 from optreg.analysis.stats import mean_ci
 
 
-def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, dict, dict]:
+def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, dict]:
     """Performance profile of `optimizers` over the problems in `frame` (tuned rows).
 
-    Returns the τ grid, each optimizer's share of problems within τ of the best one
-    on that problem (a step function of τ), and each optimizer's mean rank (1 = best;
-    a missing or undefined accuracy ranks last).
+    Returns the τ grid and each optimizer's share of problems within τ of the best one on
+    that problem (a step function of τ; a missing or undefined accuracy is never within).
+    A profile of means says nothing of their uncertainty: `optreg.analysis.aggregates` does.
     """
     acc = frame.pivot_table(
         index="problem",
@@ -36,32 +36,31 @@ def profile_curves(frame: pd.DataFrame, optimizers: list) -> tuple[np.ndarray, d
     shares = {
         o: (gaps[:, j][None, :] <= taus[:, None]).mean(axis=1) for j, o in enumerate(optimizers)
     }
-    ranks = acc.rank(axis=1, ascending=False, method="average", na_option="bottom").mean(axis=0)
-    return taus, shares, ranks.to_dict()
+    return taus, shares
 
 
-def activation_gaps(runs: pd.DataFrame, pairs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+def activation_gaps(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     """Per optimizer, depth, other activation (and any further factor): ReLU's test accuracy
     minus that activation's, paired over the evaluation seeds at the tuned rates, with its
-    95% t-interval and whether the pair differs after Holm correction (the study's pairs)."""
+    95% t-interval (`optreg.analysis.stats.mean_ci` of the differences).
+
+    `significant` says whether that same unadjusted interval excludes zero: one convention for
+    the bar and the marker. It is exploratory, one interval per gap with no correction for the
+    many gaps; the claims' confirmatory tests are `optreg.analysis.claims`'.
+    """
     columns = ["phase", "protocol", "combination", "seed", "test_accuracy", *factors]
     missing = [c for c in columns if c not in runs.columns]
     if missing:
         raise ValueError(f"the runs table has no column(s) {missing}")
     tuned = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
-    holm = {}
-    for r in pairs[pairs["protocol"] == "tuned"].to_dict("records"):
-        holm[(r["cell_a"], r["cell_b"])] = holm[(r["cell_b"], r["cell_a"])] = r["p_holm"]
     keys = [k for k in factors if k != "activation"]
     rows = []
     for values, group in tuned.groupby(keys, sort=False):
         wide = group.pivot(index="seed", columns="activation", values="test_accuracy")
-        cells = group.drop_duplicates("activation").set_index("activation")["combination"]
         if "relu" not in wide:
             continue
         for other in [a for a in wide.columns if a != "relu"]:
             gap = mean_ci((wide["relu"] - wide[other]).to_numpy())
-            p = holm.get((cells["relu"], cells[other]), np.nan)
             rows.append(
                 {
                     **dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=1)),
@@ -70,8 +69,8 @@ def activation_gaps(runs: pd.DataFrame, pairs: pd.DataFrame, factors: list[str])
                     "ci_low": gap["ci_low"],
                     "ci_high": gap["ci_high"],
                     "seeds": gap["n"],
-                    "p_holm": p,
-                    "significant": bool(np.isfinite(p) and p < 0.05),
+                    # NaN bounds (fewer than two paired seeds) exclude nothing.
+                    "significant": bool(gap["ci_low"] > 0 or gap["ci_high"] < 0),
                 }
             )
     return pd.DataFrame(rows)

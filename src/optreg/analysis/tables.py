@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from optreg.analysis.stats import bootstrap_ci, pairwise_comparisons
+from optreg.analysis.stats import mean_ci, pairwise_comparisons
 from optreg.io import atomic_path
 from optreg.records import read_run
 from optreg.study.matrix import MODEL_FACTORS, SETTING_KEYS
@@ -29,6 +30,9 @@ SUMMARY_METRICS = (
 
 
 RUN_KEYS = ["study", "combination", "phase", "protocol", "seed", "lr"]
+
+# What the summary table says of each cell's problem (`problem_targets`).
+PROBLEM_COLUMNS = ["problem", "val_majority_rate", "test_majority_rate", "target_val_accuracy"]
 
 
 def _setting_columns(record: dict) -> dict:
@@ -105,14 +109,21 @@ def history_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def time_to_target(history: pd.DataFrame, target: float) -> pd.DataFrame:
+def time_to_target(history: pd.DataFrame, target: float | dict[str, float]) -> pd.DataFrame:
     """Per run: the first epoch whose validation accuracy reaches `target`, and the seconds to it.
 
+    `target` is one accuracy, or one per problem (problem -> accuracy, `problem_targets`).
     Seconds are the job's wall time at that epoch divided by the runs it trained together
     (each run's share of the stacked model); NaN where the target is never reached.
     """
     keys = ["combination", "phase", "protocol", "seed", "lr"]
-    hit = history[history["val_accuracy"] >= target]
+    if isinstance(target, dict):
+        missing = sorted(set(history["problem"]) - set(target))
+        if missing:
+            raise ValueError(f"no target accuracy for problem(s) {missing}")
+        hit = history[history["val_accuracy"] >= history["problem"].map(target)]
+    else:
+        hit = history[history["val_accuracy"] >= target]
     first = hit.sort_values("epoch").groupby(keys, dropna=False).head(1)
     out = first[keys].copy()
     out["epochs_to_target"] = first["epoch"].astype(float)
@@ -120,10 +131,47 @@ def time_to_target(history: pd.DataFrame, target: float) -> pd.DataFrame:
     return out
 
 
+def majority_rate(meta: dict, split: str) -> float:
+    """The share of the most frequent class in a split of a prepared data set (its metadata,
+    `optreg.data.split.describe`): what always predicting that class scores."""
+    counts = meta["class_counts"][split]
+    return max(counts) / sum(counts)
+
+
+def target_accuracy(configured: float, majority: float) -> float:
+    """The validation accuracy a run of a problem must reach to count as reached: the
+    configured target, raised where needed to halfway from the majority-class rate of the
+    validation split to perfect accuracy, (1 + majority) / 2, so that always predicting the
+    most frequent class never reaches it (breast cancer's validation split is 0.62 benign,
+    above the default 0.5): the normalized score 0.5 of `optreg.analysis.aggregates`, with the
+    validation split's rate for m."""
+    return max(float(configured), (1 + majority) / 2)
+
+
+def problem_targets(configured: float, datasets: dict[str, str], metas) -> pd.DataFrame:
+    """Per problem (`datasets`: problem -> its data set; `metas`: the data sets' metadata):
+    the majority-class rates of its validation and test splits and its target accuracy."""
+    by_name = {meta["dataset"]: meta for meta in metas}
+    rows = []
+    for problem, dataset in datasets.items():
+        if dataset not in by_name:
+            raise ValueError(f"problem {problem!r}: no metadata of its data set {dataset!r}")
+        val = majority_rate(by_name[dataset], "val")
+        rows.append(
+            {
+                "problem": problem,
+                "val_majority_rate": val,
+                "test_majority_rate": majority_rate(by_name[dataset], "test"),
+                "target_val_accuracy": target_accuracy(configured, val),
+            }
+        )
+    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS).set_index("problem")
+
+
 def _stats(frame: pd.DataFrame, metrics) -> dict:
     out = {}
     for metric in metrics:
-        stats = bootstrap_ci(frame[metric].astype(float))
+        stats = mean_ci(frame[metric].astype(float))
         out.update({f"{metric}_{k}": v for k, v in stats.items() if k != "n"})
     return out
 
@@ -159,13 +207,25 @@ def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% bootstrap interval)."""
+def summary_table(
+    runs: pd.DataFrame,
+    factors: list[str],
+    reached: pd.DataFrame,
+    problems: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per cell and protocol: the evaluation seeds' metrics (mean, std, 95% t-interval).
+
+    `problems` (`problem_targets`, indexed by problem), when given, adds each cell's
+    problem's majority-class rates and target accuracy."""
     keys = ["combination", "protocol", "seed", "lr"]
     evals = runs[runs["phase"] == "eval"].merge(reached.drop(columns="phase"), on=keys, how="left")
     rows = []
     for (combination, protocol), group in evals.groupby(["combination", "protocol"], sort=False):
         edge = group["lr_on_grid_edge"].dropna()
+        about = {}
+        if problems is not None:
+            problem = group["problem"].iloc[0]
+            about = {"problem": problem, **problems.loc[problem].to_dict()}
         rows.append(
             {
                 "combination": combination,
@@ -176,6 +236,7 @@ def summary_table(runs: pd.DataFrame, factors: list[str], reached: pd.DataFrame)
                 "lr_extended": _joined(group, "lr_extended"),
                 "seeds": len(group),
                 "n_diverged": int(group["diverged"].sum()),
+                **about,
                 "reached_target": int(group["epochs_to_target"].notna().sum()),
                 **_stats(group, SUMMARY_METRICS),
             }
@@ -240,12 +301,28 @@ def read_table(path) -> pd.DataFrame:
 
 
 def summarize_study(
-    *, runs_path, history_path, factors, target, tuning_path, summary_path, pairs_path
+    *,
+    runs_path,
+    history_path,
+    factors,
+    target,
+    datasets,
+    data_meta,
+    tuning_path,
+    summary_path,
+    pairs_path,
 ) -> None:
-    """Tuning table, evaluation summary and paired comparisons of one study."""
+    """Tuning table, evaluation summary and paired comparisons of one study.
+
+    `target` is the configured target accuracy, `datasets` maps each problem of the study to
+    its data set and `data_meta` are those data sets' metadata files: each problem's target
+    is `target_accuracy` of its validation split's majority-class rate."""
     runs = read_table(runs_path)
     history = read_table(history_path)
+    metas = [json.loads(Path(p).read_text()) for p in data_meta]
+    problems = problem_targets(target, datasets, metas)
     evals = history[history["phase"] == "eval"]
+    reached = time_to_target(evals, problems["target_val_accuracy"].to_dict())
     write_csv(tuning_table(runs, factors), tuning_path)
-    write_csv(summary_table(runs, factors, time_to_target(evals, target)), summary_path)
+    write_csv(summary_table(runs, factors, reached, problems), summary_path)
     write_csv(pairs_table(runs), pairs_path)

@@ -70,20 +70,52 @@ def cell_rows(summary: pd.DataFrame, factors: list[str]) -> list[dict]:
     return rows
 
 
-def average_ranks(summary: pd.DataFrame, by: str, across: str) -> list[dict]:
-    """Mean rank of each `by` value (1 = most accurate) across the values of `across`."""
+def across_problems(runs: pd.DataFrame, summary: pd.DataFrame) -> list[dict]:
+    """Per protocol, across the problems (`optreg.analysis.aggregates`): each optimizer's
+    interquartile mean of normalized test scores with its 95% stratified-bootstrap interval,
+    highest first, and the probability that the highest is more accurate than each other
+    optimizer on a problem, with its interval."""
+    from optreg.analysis.aggregates import aggregate_table, improvement_table, majority_rates
+
+    majority = majority_rates(summary)
+    iqms = aggregate_table(runs, majority)
+    better = improvement_table(runs, majority)
+
+    def interval(row, value: str, digits: int) -> str:
+        return f"{row[value]:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+
     out = []
     for protocol in ("tuned", "oneshot"):
-        table = summary[summary["protocol"] == protocol]
-        ranks = table.groupby(across)["test_accuracy_mean"].rank(ascending=False, method="average")
-        mean_rank = ranks.groupby(table[by]).mean().sort_values()
+        table = iqms[iqms["protocol"] == protocol].sort_values("iqm", ascending=False)
+        if table.empty:
+            continue
+        best = str(table["optimizer"].iloc[0])
+        against = better[(better["protocol"] == protocol) & (better["x"] == best)]
         out.append(
             {
                 "protocol": protocol,
-                "ranks": [{"name": str(k), "rank": f"{v:.2f}"} for k, v in mean_rank.items()],
+                "best": best,
+                "iqm": [
+                    {"name": str(r["optimizer"]), "value": interval(r, "iqm", 3)}
+                    for _, r in table.iterrows()
+                ],
+                "improvement": [
+                    {"name": str(r["y"]), "value": interval(r, "probability", 2)}
+                    for _, r in against.iterrows()
+                ],
             }
         )
     return out
+
+
+def target_text(summary: pd.DataFrame) -> str:
+    """The target validation accuracies of a study's problems (`target_val_accuracy`), one
+    number when they share it, else each with its problems."""
+    targets = summary.groupby("problem", sort=False)["target_val_accuracy"].first()
+    shown = targets.map(lambda t: f"{t:.3g}")
+    if shown.nunique() == 1:
+        return str(shown.iloc[0])
+    return "; ".join(f"{t} ({', '.join(g.index)})" for t, g in shown.groupby(shown, sort=True))
 
 
 def cell_labels(runs: pd.DataFrame, factors: list[str]) -> dict[str, str]:
@@ -134,8 +166,9 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
             for figure in spec["figures"].values()
         ],
     }
+    section["target"] = target_text(summary)
     if {"problem", "optimizer"} <= set(factors):
-        section["ranks"] = average_ranks(summary, "optimizer", "problem")
+        section["across"] = across_problems(runs, summary)
     section["published"] = published_rows(summary, spec.get("problems", {}))
     # Cells whose best rate lay on the grid's edge, and how often extending it moved the choice.
     tuned = summary[summary["protocol"] == "tuned"]

@@ -6,9 +6,16 @@ import math
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from optreg.analysis.stats import mean_ci
-from optreg.analysis.tables import summary_table, time_to_target, tuning_table
+from optreg.analysis.tables import (
+    problem_targets,
+    summary_table,
+    target_accuracy,
+    time_to_target,
+    tuning_table,
+)
 from optreg.training.protocol import plan_runs, select_lr
 
 
@@ -119,6 +126,41 @@ def test_time_to_target_is_the_first_epoch_reaching_it():
     assert 1 not in out.index  # never reached
 
 
+def test_time_to_target_takes_each_problems_own_target():
+    h = history(
+        [("c", "eval", "tuned", 0, 0.1, e, v) for e, v in [(1, 0.6), (2, 0.7), (3, 0.85)]]
+        + [("d", "eval", "tuned", 0, 0.1, e, v) for e, v in [(1, 0.6), (2, 0.7), (3, 0.85)]]
+    )
+    h["problem"] = h["combination"].map({"c": "digits_mlp", "d": "cancer_mlp"})
+    out = time_to_target(h, {"digits_mlp": 0.55, "cancer_mlp": 0.81}).set_index("combination")
+    assert out.loc["c", "epochs_to_target"] == 1 and out.loc["d", "epochs_to_target"] == 3
+    with pytest.raises(ValueError, match="cancer_mlp"):
+        time_to_target(h, {"digits_mlp": 0.55})
+
+
+def test_a_problems_target_is_never_met_by_predicting_the_majority_class():
+    # Breast cancer's validation split: 71 of 114 benign (0.623), above the default 0.5.
+    metas = [
+        {"dataset": "breast_cancer", "class_counts": {"val": [43, 71], "test": [42, 72]}},
+        {"dataset": "digits", "class_counts": {"val": [36] * 9 + [37], "test": [36] * 10}},
+    ]
+    datasets = {"cancer_mlp": "breast_cancer", "digits_mlp": "digits", "digits_cnn": "digits"}
+    table = problem_targets(0.5, datasets, metas)
+    assert list(table.index) == ["cancer_mlp", "digits_mlp", "digits_cnn"]
+    cancer = table.loc["cancer_mlp"]
+    assert cancer["val_majority_rate"] == pytest.approx(71 / 114)
+    assert cancer["test_majority_rate"] == pytest.approx(72 / 114)
+    # Halfway from the majority-class rate to perfect accuracy.
+    assert cancer["target_val_accuracy"] == pytest.approx((1 + 71 / 114) / 2)
+    assert (table["target_val_accuracy"] > table["val_majority_rate"]).all()
+    # A configured target above that stays as it is.
+    assert table.loc["digits_mlp", "target_val_accuracy"] == pytest.approx((1 + 37 / 361) / 2)
+    assert problem_targets(0.9, datasets, metas)["target_val_accuracy"].tolist()[1:] == [0.9, 0.9]
+    assert target_accuracy(0.5, 0.1) == pytest.approx(0.55)
+    with pytest.raises(ValueError, match="mnist1d"):
+        problem_targets(0.5, {"mnist1d_mlp": "mnist1d"}, metas)
+
+
 def runs_frame():
     rows = []
     for protocol, lr, accs in (("tuned", 0.01, [0.9, 0.92, 0.94]), ("oneshot", 0.001, [0.5] * 3)):
@@ -169,7 +211,7 @@ def runs_frame():
     return pd.DataFrame(rows)
 
 
-def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
+def test_summary_has_one_row_per_cell_and_protocol_with_t_intervals():
     runs = runs_frame()
     reached = pd.DataFrame(
         {
@@ -184,11 +226,10 @@ def test_summary_has_one_row_per_cell_and_protocol_with_bootstrap_intervals():
     )
     summary = summary_table(runs, ["optimizer"], reached).set_index("protocol")
     assert summary.loc["tuned", "test_accuracy_mean"] == pytest.approx(0.92)
-    assert (
-        summary.loc["tuned", "test_accuracy_ci_low"]
-        < 0.92
-        < summary.loc["tuned", "test_accuracy_ci_high"]
-    )
+    # The Student-t interval of the mean: 0.92 ± t(0.975, 2) · 0.02 / sqrt(3).
+    half = stats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    assert summary.loc["tuned", "test_accuracy_ci_low"] == pytest.approx(0.92 - half)
+    assert summary.loc["tuned", "test_accuracy_ci_high"] == pytest.approx(0.92 + half)
     assert (
         summary.loc["tuned", "reached_target"] == 1
         and summary.loc["oneshot", "reached_target"] == 0

@@ -22,7 +22,7 @@ MIN_COLOR_SPAN = 0.02  # accuracy range of the heatmap colormap, at least
         "Mean test accuracy over the evaluation seeds for each optimizer and activation, left "
         "at the learning rate tuned on validation accuracy, right at the optimizer's "
         "customary default rate; the value after ± is the half-width of the 95% "
-        "percentile-bootstrap interval over the evaluation seeds, lr is the rate used, and an "
+        "t-interval over the evaluation seeds, lr is the rate used, and an "
         "asterisk after it marks a tuned rate on the edge of the grid. Both panels share one "
         "colour scale."
     ),

@@ -19,7 +19,7 @@ ROW_STEP = 0.065  # height of a row of markers below the data, in accuracy
     title="Validation accuracy across the learning-rate grid",
     caption=(
         "Mean final validation accuracy over the tuning seeds against the learning rate, with "
-        "its 95% percentile-bootstrap interval as a band. Below the curves, one row per "
+        "its 95% t-interval as a band. Below the curves, one row per "
         "curve: a star marks the rate the cell selected and a cross each rate at which at "
         "least one tuning seed diverged (such a rate is never selected)."
     ),

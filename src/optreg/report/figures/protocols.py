@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     title="Tuned against default learning rate",
     caption=(
         "Mean test accuracy of each cell over the evaluation seeds with its 95% "
-        "percentile-bootstrap interval over the evaluation seeds, at the learning rate tuned "
+        "t-interval over the evaluation seeds, at the learning rate tuned "
         "on validation accuracy (filled) and at the optimizer's customary default rate, the "
         "original single-setting protocol (open); cells are sorted by their tuned accuracy, "
         "and the column on the right gives the two rates (an asterisk marks a tuned rate on "
@@ -143,7 +143,7 @@ def protocols(tables, factors, orders, spec: FigureSpec) -> Figure:
     ax.set_yticks(range(n), [label for _, label in cells], fontsize=8 if n <= 20 else 6.5)
     ax.set_ylim(n - 0.5, -0.5)
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel("test accuracy (mean and 95% bootstrap CI over the evaluation seeds)")
+    ax.set_xlabel("test accuracy (mean and 95% t-interval over the evaluation seeds)")
     ax.set_ylabel(" + ".join(factor_label(k) for k in factors) if len(factors) < 4 else "cell")
     handles = [
         Line2D([], [], ls="none", marker="o", mfc="C0", mec="C0", label=PROTOCOL_LABELS["tuned"]),

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     title="Test accuracy against penalty strength",
     caption=(
         "Mean test accuracy over the evaluation seeds against the penalty strength, each cell "
-        "at its tuned learning rate, with the 95% percentile-bootstrap interval over the "
+        "at its tuned learning rate, with the 95% t-interval over the "
         "evaluation seeds as error bars; the dashed line and grey band are the unpenalized "
         "model's mean and interval."
     ),

@@ -96,7 +96,7 @@ PROTOCOL_LABELS = {"tuned": "tuned learning rate", "oneshot": "default learning 
 EDGE_MARK = "*"
 
 
-CI_NOTE = "95% bootstrap CI over seeds"
+CI_NOTE = "95% t-interval over seeds"
 
 
 Orders = dict[str, Sequence] | None

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     caption=(
         "First epoch at which the validation accuracy reaches the study's target, mean over "
         "the evaluation seeds that reached it, at each cell's tuned learning rate, with the "
-        "95% percentile-bootstrap interval over the evaluation seeds as error bars; the text "
+        "95% t-interval over the evaluation seeds as error bars; the text "
         "gives how many seeds reached the target, and hatched bars mark cells where none did. "
         "A mean over fewer seeds is over the faster ones."
     ),

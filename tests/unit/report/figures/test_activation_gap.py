@@ -10,9 +10,9 @@ from optreg.report import plots
 
 
 def test_activation_gap_is_drawn_against_depth(study_frames):
-    runs, pairs = runs_at_two_depths(study_frames["optimization"]["runs"])
+    runs, _ = runs_at_two_depths(study_frames["optimization"]["runs"])
     factors = ["optimizer", "activation", "depth"]
-    fig = plots.make_figure("activation_gap_vs_depth", {"runs": runs, "pairs": pairs}, factors)
+    fig = plots.make_figure("activation_gap_vs_depth", {"runs": runs}, factors)
     (panel,) = figure_panels(fig)
     assert panel.get_title() == "ReLU − sigmoid" and list(panel.get_xticks()) == [1, 2]
     plt.close(fig)
