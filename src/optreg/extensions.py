@@ -117,6 +117,26 @@ def load(target: str, folders=None):
     return obj
 
 
+# ---------------------------------------------------------------- classes as arguments
+def class_argument(value) -> str | None:
+    """The import path a keyword value names as `{class: "module:attribute"}`, else None.
+
+    A YAML value cannot be a class; an argument that must be one (SAM's `base_optimizer`)
+    is written `{class: "torch.optim:SGD"}` and passed as the object that path names."""
+    if isinstance(value, dict) and set(value) == {"class"} and isinstance(value["class"], str):
+        return value["class"]
+    return None
+
+
+def resolve_arguments(kwargs: dict, folders=None) -> dict:
+    """`kwargs` with each `{class: "module:attribute"}` value replaced by what it names."""
+    resolved = {}
+    for key, value in kwargs.items():
+        target = class_argument(value)
+        resolved[key] = value if target is None else load(target, folders)
+    return resolved
+
+
 # ---------------------------------------------------------------- config checks
 def cell_modules(settings: dict) -> list[str]:
     """The user modules the train jobs of a cell import."""

@@ -43,7 +43,7 @@ from optreg.naming import RUN_DIR
 from optreg.study.matrix import jobs, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
-from optreg.study.extensions import unused_entries
+from optreg.study.extensions import extension_warnings, unused_entries
 from optreg.extensions import cell_modules, search_path, split_target
 from optreg.report.figures import FIGURES, figures_for
 
@@ -70,6 +70,9 @@ JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.train
 DATASETS = sorted({j.cell.settings.dataset for j in JOBS.values()})
 # An optimizer, model or data set of the user's that no study uses is a forgotten step.
 for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
+    logger.warning(f"Warning: {_line}")
+# A keyword a **kwargs optimizer may swallow unused, where that cannot be told.
+for _line in extension_warnings(config):
     logger.warning(f"Warning: {_line}")
 STUDIES = list(config["studies"])
 
