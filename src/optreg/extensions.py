@@ -176,6 +176,8 @@ def describe_extensions(config: dict) -> list[str]:
     lines = []
     for section, key in SECTIONS.items():
         for name, entry in config.get(section, {}).items():
-            arguments = ", ".join(f"{k}={v}" for k, v in entry.get("kwargs", {}).items())
+            arguments = ", ".join(
+                f"{k}={class_argument(v) or v}" for k, v in entry.get("kwargs", {}).items()
+            )
             lines.append(f"{kinds[section]} {name}: {entry[key]}({arguments})")
     return lines

@@ -132,3 +132,36 @@ def test_a_file_of_ones_own_in_a_module_deployment(root, tmp_path):
     assert set(summary["optimizer"]) == {"adam", "lion"}
     edit(work / "my_optim.py")
     assert dry_run(work)["train"] == 1
+
+
+# The optimizers of issue 21 that need more than `zero_grad(); backward(); step()`, and two
+# that do not (Lion; Prodigy, learning-rate-free), from their real packages.
+THIRD_PARTY = ["lion", "prodigy", "sam", "lbfgs", "schedulefree"]
+
+
+def small_third_party(config: dict) -> None:
+    config["protocol"].update(
+        lr_grid=[0.01, 0.1], lr_limits=[0.01, 0.1], tuning_seeds=[0], evaluation_seeds=[100, 101]
+    )
+    config["defaults"]["epochs"] = 2
+    config["studies"]["third_party"]["factors"]["optimizer"] = THIRD_PARTY
+    config["optimizers"] = {k: v for k, v in config["optimizers"].items() if k in THIRD_PARTY}
+
+
+def test_third_party_optimizers_run_as_their_packages_document_to_the_report(root, tmp_path):
+    pytest.importorskip("pytorch_optimizer")
+    pytest.importorskip("schedulefree")
+    work = project_with(root, tmp_path / "third", "third_party.yaml", small_third_party)
+    snakemake(work)
+    summary = pd.read_csv(work / "results" / "studies" / "third_party" / "summary.csv")
+    assert set(summary["optimizer"]) == set(THIRD_PARTY)
+    # Each learns (10 classes) at its tuned or its own rate; Prodigy, learning-rate-free,
+    # only at its own 1.0: the grid's 0.1 scales its step size estimate too far down.
+    best = summary.groupby("optimizer")["test_accuracy_mean"].max()
+    assert (best > 0.8).all(), best
+    report = json.loads((work / "results" / "report.json").read_text())
+    assert (
+        "optimizer sam: pytorch_optimizer:SAM(base_optimizer=torch.optim:SGD, rho=0.05, "
+        "momentum=0.9)" in report["extensions"]
+    )
+    assert (work / "results" / "report.pdf").stat().st_size > 0
