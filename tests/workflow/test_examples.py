@@ -165,3 +165,54 @@ def test_third_party_optimizers_run_as_their_packages_document_to_the_report(roo
         "momentum=0.9)" in report["extensions"]
     )
     assert (work / "results" / "report.pdf").stat().st_size > 0
+
+
+FAKE_PACKAGE = """\
+import torch
+
+
+class Fake(torch.optim.SGD):
+    \"\"\"Plain SGD from an installed package.
+
+    Args:
+        params: the parameters.
+        lr: the learning rate.
+    \"\"\"
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+"""
+
+
+def install_fake(site: Path, version: str) -> None:
+    """A distribution `fakeopt` of `version`, installed by being on PYTHONPATH."""
+    for old in site.glob("fakeopt-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"fakeopt-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakeopt\nVersion: {version}\n")
+    (info / "top_level.txt").write_text("fakeopt\n")
+    (site / "fakeopt").mkdir(exist_ok=True)
+    (site / "fakeopt" / "__init__.py").write_text(FAKE_PACKAGE)
+
+
+def test_an_upgrade_of_an_optimizers_package_is_recorded_and_reruns_its_cells(root, tmp_path):
+    def only_fake(config: dict) -> None:
+        small_third_party(config)
+        config["optimizers"] = {"fake": {"class": "fakeopt:Fake", "default_lr": 0.1}}
+        config["studies"]["third_party"]["factors"]["optimizer"] = ["adam", "fake"]
+
+    work = project_with(root, tmp_path / "fake", "third_party.yaml", only_fake)
+    site = tmp_path / "site"
+    install_fake(site, "1.0")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    snakemake(work, env=env)
+    run = next((work / "results" / "studies").glob("third_party/*/*fake*/*/*.json"))
+    assert json.loads(run.read_text())["provenance"]["packages"] == {"fakeopt": "1.0"}
+    assert json.loads((work / "results" / "report.json").read_text())["versions"]["fakeopt"] == (
+        "1.0"
+    )
+    assert dry_run(work, env=env) == {}
+    install_fake(site, "1.1")
+    counts = dry_run(work, env=env)
+    assert counts["train"] == 1  # the fake cell; Adam's stays

@@ -44,7 +44,13 @@ from optreg.study.matrix import jobs, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
 from optreg.study.extensions import extension_warnings, unused_entries
-from optreg.extensions import cell_modules, search_path, split_target
+from optreg.extensions import (
+    cell_modules,
+    cell_packages,
+    module_packages,
+    search_path,
+    split_target,
+)
 from optreg.report.figures import FIGURES, figures_for
 
 try:
@@ -171,6 +177,15 @@ def get_train_inputs(wildcards):
     if modules:
         inputs["user_code"] = user_code(modules)
     return inputs
+
+
+def get_train_packages(wildcards):
+    """The installed packages (name -> version) the cell's own optimizer, model or data set
+    come from; empty for built-ins."""
+    settings = wildcard_job(wildcards).cell.settings
+    return module_packages(
+        cell_packages(settings), search_path(config.get("extensions_path", ()))
+    )
 
 
 def get_train_job(wildcards):

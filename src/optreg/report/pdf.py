@@ -209,14 +209,27 @@ def cost_section(cost_csv: str | os.PathLike, labels: dict[str, dict[str, str]])
     return {"rows": rows, "studies": totals}
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages that produced the numbers and the report."""
+def versions(runs: list[pd.DataFrame] = ()) -> dict[str, str]:
+    """Versions of Python and the packages that produced the numbers and the report, then
+    those the study's own optimizers, models and data sets came from, as the runs recorded
+    them (`packages` of each run's provenance; two versions of one package both shown)."""
     out = {"python": platform.python_version()}
     for package in VERSIONED:
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             out[package] = "not installed"
+    recorded: dict[str, set[str]] = {}
+    for table in runs:
+        column = table.get("packages", [])
+        for cell in column:
+            if not isinstance(cell, str):
+                continue
+            for pin in filter(None, cell.split(";")):
+                name, _, version = pin.partition("==")
+                recorded.setdefault(name, set()).add(version)
+    for name in sorted(set(recorded) - set(out)):
+        out[name] = " / ".join(sorted(recorded[name]))
     return out
 
 
@@ -275,7 +288,7 @@ def report_data(
         "extensions": describe_extensions(config),
         "device": str(first_runs["device"].iloc[0]),
         "torch_threads": int(first_runs["torch_threads"].iloc[0]),
-        "versions": versions(),
+        "versions": versions(list(runs.values())),
         "studies": sections,
         "total_runs": sum(s["runs"] for s in sections),
         "total_diverged": sum(s["diverged"] for s in sections),

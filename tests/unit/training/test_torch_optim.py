@@ -317,3 +317,30 @@ def test_a_keyword_whose_use_cannot_be_told_is_warned_about():
 
     refused, warnings = unknown_keywords(Opaque, "my:Opaque", {"gamma": 0.5})
     assert refused == [] and len(warnings) == 1 and "'gamma'" in warnings[0]
+
+
+def test_a_run_records_the_package_its_optimizer_came_from(digits_file, tmp_path):
+    import importlib.metadata
+
+    from optreg.records import read_run
+    from optreg.training.job import run_job
+
+    paths = run_job(
+        data_path=digits_file,
+        out_dir=tmp_path / "runs",
+        study="s",
+        combination="c",
+        factors={},
+        settings=cell("pytorch_optimizer:SAM", {"base_optimizer": SGD_CLASS}, epochs=1),
+        phase="tune-eval",
+        tuning_seeds=[0],
+        seeds=[5],
+        lr_grid=[0.05],
+        lr_limits=[0.05, 0.05],
+        default_lr=0.05,
+    )
+    packages = read_run(paths[0])["provenance"]["packages"]
+    assert packages == {
+        "pytorch_optimizer": importlib.metadata.version("pytorch_optimizer"),
+        "torch": torch.__version__.split("+")[0],
+    }
