@@ -26,6 +26,17 @@ def project_with(root: Path, dest: Path, preset: str, shrink) -> Path:
     return work
 
 
+@pytest.mark.parametrize("preset", ["lion.yaml", "extras.yaml", "third_party.yaml"])
+def test_an_examples_comment_says_what_it_runs(root, preset):
+    """The header comment names each data set the example trains and its epochs."""
+    text = (root / "examples" / preset).read_text()
+    header = text.split("\n\n")[0].lower()
+    config = yaml.safe_load(text)
+    for problem in config["problems"].values():
+        assert problem["dataset"] in header, (preset, problem["dataset"])
+    assert f"{config['defaults']['epochs']} epochs" in header, preset
+
+
 def edit(path: Path) -> None:
     time.sleep(0.01)
     path.write_text(path.read_text() + "\n# edited by a test\n")
@@ -209,9 +220,12 @@ def test_an_upgrade_of_an_optimizers_package_is_recorded_and_reruns_its_cells(ro
     snakemake(work, env=env)
     run = next((work / "results" / "studies").glob("third_party/*/*fake*/*/*.json"))
     assert json.loads(run.read_text())["provenance"]["packages"] == {"fakeopt": "1.0"}
-    assert json.loads((work / "results" / "report.json").read_text())["versions"]["fakeopt"] == (
-        "1.0"
-    )
+    report = json.loads((work / "results" / "report.json").read_text())
+    assert report["versions"]["fakeopt"] == "1.0"
+    # Adam's cell stacked, the torch.optim one run at a time: the method text says so.
+    execution = report["execution"]
+    assert (execution["stacked"], execution["single"]) == (1, 1)
+    assert execution["single_optimizers"] == ["fake"]
     assert dry_run(work, env=env) == {}
     install_fake(site, "1.1")
     counts = dry_run(work, env=env)

@@ -179,6 +179,13 @@ def get_train_inputs(wildcards):
     return inputs
 
 
+def get_lr_free_optimizers():
+    """The config's optimizers that set their own step size (`lr_free`), for the figures."""
+    return [
+        name for name, entry in config["optimizers"].items() if entry.get("lr_free")
+    ]
+
+
 def get_train_packages(wildcards):
     """The installed packages (name -> version) the cell's own optimizer, model or data set
     come from; empty for built-ins."""
