@@ -310,6 +310,18 @@ def test_a_usable_third_party_optimizer_is_accepted(smoke_config, user_dir, entr
     assert extension_warnings(smoke_config) == []
 
 
+def test_snakemake_warns_naming_a_keyword_whose_use_cannot_be_told(smoke_config, user_dir):
+    (user_dir / "opaque_optim.py").write_text(
+        "import torch\n\n\nclass Opaque(torch.optim.SGD):\n"
+        "    def __init__(self, params, lr, **kwargs):\n"
+        "        super().__init__(params, lr=lr)\n"
+    )
+    entry = {"class": "opaque_optim:Opaque", "default_lr": 0.1, "kwargs": {"gamma": 0.5}}
+    validate_config(add(smoke_config, entry))  # accepted: it may use gamma
+    (line,) = extension_warnings(smoke_config)
+    assert line.startswith("optimizers.mine.kwargs: 'gamma' is not a named parameter of")
+
+
 def test_a_keyword_whose_use_cannot_be_told_is_warned_about():
     class Opaque(torch.optim.SGD):
         def __init__(self, params, lr, **kwargs):  # no docstring listing its parameters
