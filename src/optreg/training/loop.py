@@ -353,12 +353,12 @@ def _closure(model, optimizer, xb, yb, kind: str, strength: float, by_hand: bool
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        if by_hand:
-            losses, _ = model.loss_and_gradients(xb, yb)
-            loss = losses.sum() / losses.shape[1]
-            if in_loss:
-                add_penalty_gradients(model.weights, kind, strength)
-                with torch.no_grad():
+        if by_hand:  # gradients by hand, as in the loop: no graph (the step enables grad)
+            with torch.no_grad():
+                losses, _ = model.loss_and_gradients(xb, yb)
+                loss = losses.sum() / losses.shape[1]
+                if in_loss:
+                    add_penalty_gradients(model.weights, kind, strength)
                     loss = loss + penalty(model.weights, kind, strength).sum()
             return loss
         losses = _cross_entropy(model(xb), yb)
