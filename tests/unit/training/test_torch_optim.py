@@ -52,11 +52,17 @@ def cell(target: str, kwargs=None, epochs: int = 2) -> dict:
         ),
     ],
 )
+@pytest.mark.parametrize("backward", ["by hand", "autograd"])
 def test_a_closure_optimizer_trains_as_its_documented_loop(
-    digits, target, kwargs, lr, plain_kwargs, rel
+    digits, monkeypatch, target, kwargs, lr, plain_kwargs, rel, backward
 ):
     """LBFGS and SAM get a closure recomputing the loss on the same batch: each run equals
-    the textbook loop calling `step(closure)`, as torch and pytorch_optimizer document."""
+    the textbook loop calling `step(closure)`, as torch and pytorch_optimizer document,
+    whether the model's backward is written out (the built-in MLP) or autograd's."""
+    if backward == "autograd":
+        from optreg.training.models import StackedMLP
+
+        monkeypatch.delattr(StackedMLP, "loss_and_gradients")
     cfg = cell(target, kwargs)
     assert needs_closure(extend.load(target), extend.resolve_arguments(kwargs), lr)
     (result,) = train_runs(digits, cfg, [lr], [3], CPU, max_stack=1)
@@ -356,3 +362,32 @@ def test_a_run_records_the_package_its_optimizer_came_from(digits_file, tmp_path
         "pytorch_optimizer": importlib.metadata.version("pytorch_optimizer"),
         "torch": torch.__version__.split("+")[0],
     }
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs", "lr", "penalty"),
+    [
+        ("pytorch_optimizer:SAM", {"base_optimizer": SGD_CLASS}, 0.05, "l1"),
+        ("pytorch_optimizer:SAM", {"base_optimizer": SGD_CLASS}, 0.05, "l2"),
+    ],
+)
+def test_a_closure_includes_the_penalty_whichever_the_backward(
+    digits, monkeypatch, target, kwargs, lr, penalty
+):
+    """The closure's loss and gradients carry the cell's penalty: the by-hand MLP and
+    autograd train the same run, and the penalty changes it. (SAM: LBFGS, penalized, is
+    unstable enough here that rounding alone moves its second epoch by 2%.)"""
+    from optreg.training.models import StackedMLP
+
+    def run(strength):
+        cfg = {**cell(target, kwargs), "penalty": penalty, "strength": strength}
+        (result,) = train_runs(digits, cfg, [lr], [1], CPU, max_stack=1)
+        return [h["val_loss"] for h in result["history"]]
+
+    by_hand, none = run(0.01), run(0.0)
+    monkeypatch.delattr(StackedMLP, "loss_and_gradients")
+    autograd = run(0.01)
+    # The penalty moves the losses by far more than the two backwards differ.
+    apart = max(abs(a - b) for a, b in zip(by_hand, autograd, strict=True))
+    moved = max(abs(a - b) for a, b in zip(by_hand, none, strict=True))
+    assert apart <= 1e-3 * max(by_hand) and moved > max(1e-3, 5 * apart)
