@@ -10,4 +10,5 @@ plot_figure(
     snakemake.params.factors,
     snakemake.output.png,
     snakemake.output.pdf,
+    lr_free=snakemake.params.lr_free,
 )

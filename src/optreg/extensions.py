@@ -117,11 +117,86 @@ def load(target: str, folders=None):
     return obj
 
 
+# ---------------------------------------------------------------- classes as arguments
+def class_argument(value) -> str | None:
+    """The import path a keyword value names as `{class: "module:attribute"}`, else None.
+
+    A YAML value cannot be a class; an argument that must be one (SAM's `base_optimizer`)
+    is written `{class: "torch.optim:SGD"}` and passed as the object that path names."""
+    if isinstance(value, dict) and set(value) == {"class"} and isinstance(value["class"], str):
+        return value["class"]
+    return None
+
+
+def resolve_arguments(kwargs: dict, folders=None) -> dict:
+    """`kwargs` with each `{class: "module:attribute"}` value replaced by what it names."""
+    resolved = {}
+    for key, value in kwargs.items():
+        target = class_argument(value)
+        resolved[key] = value if target is None else load(target, folders)
+    return resolved
+
+
 # ---------------------------------------------------------------- config checks
 def cell_modules(settings: dict) -> list[str]:
     """The user modules the train jobs of a cell import."""
     specs = [settings.get("optimizer_spec", {}).get("class"), settings["model"].get("factory")]
     return [split_target(t)[0] for t in specs if t]
+
+
+def cell_packages(settings) -> list[str]:
+    """The modules a cell's user extensions import from, class arguments included (SAM's
+    `base_optimizer`): those whose installed package versions the cell's records name."""
+    modules = cell_modules(settings)
+    spec = settings.get("optimizer_spec") or {}
+    for value in (spec.get("kwargs") or {}).values():
+        target = class_argument(value)
+        if target:
+            modules.append(split_target(target)[0])
+    return modules
+
+
+_distributions: dict | None = None
+
+
+def module_packages(modules, folders=None) -> dict[str, str]:
+    """Distribution name -> installed version of the package each module's top-level
+    package comes from (`pytorch_optimizer` -> `pytorch-optimizer`), sorted by name. A module
+    found in the search path (the user's own file, tracked by its content) or in no
+    installed distribution is left out."""
+    import importlib.metadata
+
+    global _distributions
+    modules = [m for m in modules if m]
+    if not modules:
+        return {}
+    if _distributions is None:  # a scan of every installed distribution: once a process
+        _distributions = importlib.metadata.packages_distributions()
+    folders = current_path() if folders is None else folders
+    out = {}
+    for module in modules:
+        top = module.split(".")[0]
+        if module_file(top, folders) is not None:
+            continue
+        for dist in _distributions.get(top, []):
+            try:
+                out[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return dict(sorted(out.items()))
+
+
+def config_packages(config: dict) -> dict[str, str]:
+    """`module_packages` of every optimizer, model and data set the config names."""
+    modules = []
+    for section, key in SECTIONS.items():
+        for entry in (config.get(section) or {}).values():
+            modules.append(split_target(entry[key])[0])
+            for value in (entry.get("kwargs") or {}).values():
+                target = class_argument(value)
+                if target:
+                    modules.append(split_target(target)[0])
+    return module_packages(modules, search_path(config.get("extensions_path", ())))
 
 
 def user_names(config: dict, section: str) -> list[str]:
@@ -156,6 +231,8 @@ def describe_extensions(config: dict) -> list[str]:
     lines = []
     for section, key in SECTIONS.items():
         for name, entry in config.get(section, {}).items():
-            arguments = ", ".join(f"{k}={v}" for k, v in entry.get("kwargs", {}).items())
+            arguments = ", ".join(
+                f"{k}={class_argument(v) or v}" for k, v in entry.get("kwargs", {}).items()
+            )
             lines.append(f"{kinds[section]} {name}: {entry[key]}({arguments})")
     return lines

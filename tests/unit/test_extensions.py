@@ -684,3 +684,27 @@ def test_a_user_dataset_is_verified_like_a_builtin_one(data_dir):
     (data_dir / "b2.pt").replace(data_dir / "blobs.pt")  # another set's content, old record
     with pytest.raises(DataError, match="differs from the fingerprint"):
         load_verified(data_dir / "blobs.pt")
+
+
+# ---------------------------------------------------------------- packages of user code
+def test_the_packages_user_code_comes_from_are_named_with_their_versions(user_dir):
+    import importlib.metadata
+
+    pytest.importorskip("pytorch_optimizer")
+    settings = {
+        "optimizer_spec": {
+            "class": "pytorch_optimizer:SAM",
+            "kwargs": {"base_optimizer": {"class": "torch.optim:SGD"}, "rho": 0.05},
+        },
+        "model": {"model": "mine", "factory": "my_model:mlp"},
+    }
+    modules = extend.cell_packages(settings)
+    assert modules == ["pytorch_optimizer", "my_model", "torch.optim"]
+    (user_dir / "mine" / "my_model.py").write_text("def mlp():\n    pass\n")
+    packages = extend.module_packages(modules)
+    # The user's own file is tracked by its content, not a version: left out.
+    assert packages == {
+        "pytorch_optimizer": importlib.metadata.version("pytorch_optimizer"),
+        "torch": importlib.metadata.version("torch"),
+    }
+    assert extend.module_packages(["my_optim"]) == {}

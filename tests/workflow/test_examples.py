@@ -26,6 +26,17 @@ def project_with(root: Path, dest: Path, preset: str, shrink) -> Path:
     return work
 
 
+@pytest.mark.parametrize("preset", ["lion.yaml", "extras.yaml", "third_party.yaml"])
+def test_an_examples_comment_says_what_it_runs(root, preset):
+    """The header comment names each data set the example trains and its epochs."""
+    text = (root / "examples" / preset).read_text()
+    header = text.split("\n\n")[0].lower()
+    config = yaml.safe_load(text)
+    for problem in config["problems"].values():
+        assert problem["dataset"] in header, (preset, problem["dataset"])
+    assert f"{config['defaults']['epochs']} epochs" in header, preset
+
+
 def edit(path: Path) -> None:
     time.sleep(0.01)
     path.write_text(path.read_text() + "\n# edited by a test\n")
@@ -132,3 +143,90 @@ def test_a_file_of_ones_own_in_a_module_deployment(root, tmp_path):
     assert set(summary["optimizer"]) == {"adam", "lion"}
     edit(work / "my_optim.py")
     assert dry_run(work)["train"] == 1
+
+
+# The optimizers of issue 21 that need more than `zero_grad(); backward(); step()`, and two
+# that do not (Lion; Prodigy, learning-rate-free), from their real packages.
+THIRD_PARTY = ["lion", "prodigy", "sam", "lbfgs", "schedulefree"]
+
+
+def small_third_party(config: dict) -> None:
+    config["protocol"].update(
+        lr_grid=[0.01, 0.1], lr_limits=[0.01, 0.1], tuning_seeds=[0], evaluation_seeds=[100, 101]
+    )
+    config["defaults"]["epochs"] = 2
+    config["studies"]["third_party"]["factors"]["optimizer"] = THIRD_PARTY
+    config["optimizers"] = {k: v for k, v in config["optimizers"].items() if k in THIRD_PARTY}
+
+
+def test_third_party_optimizers_run_as_their_packages_document_to_the_report(root, tmp_path):
+    pytest.importorskip("pytorch_optimizer")
+    pytest.importorskip("schedulefree")
+    work = project_with(root, tmp_path / "third", "third_party.yaml", small_third_party)
+    snakemake(work)
+    summary = pd.read_csv(work / "results" / "studies" / "third_party" / "summary.csv")
+    assert set(summary["optimizer"]) == set(THIRD_PARTY)
+    # Each learns (10 classes) at its tuned or its own rate; Prodigy, learning-rate-free,
+    # only at its own 1.0: the grid's 0.1 scales its step size estimate too far down.
+    best = summary.groupby("optimizer")["test_accuracy_mean"].max()
+    assert (best > 0.8).all(), best
+    report = json.loads((work / "results" / "report.json").read_text())
+    assert (
+        "optimizer sam: pytorch_optimizer:SAM(base_optimizer=torch.optim:SGD, rho=0.05, "
+        "momentum=0.9)" in report["extensions"]
+    )
+    assert (work / "results" / "report.pdf").stat().st_size > 0
+
+
+FAKE_PACKAGE = """\
+import torch
+
+
+class Fake(torch.optim.SGD):
+    \"\"\"Plain SGD from an installed package.
+
+    Args:
+        params: the parameters.
+        lr: the learning rate.
+    \"\"\"
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+"""
+
+
+def install_fake(site: Path, version: str) -> None:
+    """A distribution `fakeopt` of `version`, installed by being on PYTHONPATH."""
+    for old in site.glob("fakeopt-*.dist-info"):
+        shutil.rmtree(old)
+    info = site / f"fakeopt-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: fakeopt\nVersion: {version}\n")
+    (info / "top_level.txt").write_text("fakeopt\n")
+    (site / "fakeopt").mkdir(exist_ok=True)
+    (site / "fakeopt" / "__init__.py").write_text(FAKE_PACKAGE)
+
+
+def test_an_upgrade_of_an_optimizers_package_is_recorded_and_reruns_its_cells(root, tmp_path):
+    def only_fake(config: dict) -> None:
+        small_third_party(config)
+        config["optimizers"] = {"fake": {"class": "fakeopt:Fake", "default_lr": 0.1}}
+        config["studies"]["third_party"]["factors"]["optimizer"] = ["adam", "fake"]
+
+    work = project_with(root, tmp_path / "fake", "third_party.yaml", only_fake)
+    site = tmp_path / "site"
+    install_fake(site, "1.0")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    snakemake(work, env=env)
+    run = next((work / "results" / "studies").glob("third_party/*/*fake*/*/*.json"))
+    assert json.loads(run.read_text())["provenance"]["packages"] == {"fakeopt": "1.0"}
+    report = json.loads((work / "results" / "report.json").read_text())
+    assert report["versions"]["fakeopt"] == "1.0"
+    # Adam's cell stacked, the torch.optim one run at a time: the method text says so.
+    execution = report["execution"]
+    assert (execution["stacked"], execution["single"]) == (1, 1)
+    assert execution["single_optimizers"] == ["fake"]
+    assert dry_run(work, env=env) == {}
+    install_fake(site, "1.1")
+    counts = dry_run(work, env=env)
+    assert counts["train"] == 1  # the fake cell; Adam's stays

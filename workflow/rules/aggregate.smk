@@ -117,6 +117,8 @@ rule plot:
     threads: config["threads"]["plot"]
     params:
         factors=get_study_factors,
+        # Optimizers that set their own step size, marked so in the figures.
+        lr_free=get_lr_free_optimizers(),
     script:
         "../../scripts/plot.py"
 

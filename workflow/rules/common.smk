@@ -44,8 +44,14 @@ from optreg.naming import RUN_DIR
 from optreg.study.matrix import jobs, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
-from optreg.study.extensions import unused_entries
-from optreg.extensions import cell_modules, search_path, split_target
+from optreg.study.extensions import extension_warnings, unused_entries
+from optreg.extensions import (
+    cell_modules,
+    cell_packages,
+    module_packages,
+    search_path,
+    split_target,
+)
 from optreg.report.figures import FIGURES, figures_for
 
 try:
@@ -75,6 +81,9 @@ JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.train
 DATASETS = sorted({j.cell.settings.dataset for j in JOBS.values()})
 # An optimizer, model or data set of the user's that no study uses is a forgotten step.
 for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
+    logger.warning(f"Warning: {_line}")
+# A keyword a **kwargs optimizer may swallow unused, where that cannot be told.
+for _line in extension_warnings(config):
     logger.warning(f"Warning: {_line}")
 STUDIES = list(config["studies"])
 
@@ -173,6 +182,22 @@ def get_train_inputs(wildcards):
     if modules:
         inputs["user_code"] = user_code(modules)
     return inputs
+
+
+def get_lr_free_optimizers():
+    """The config's optimizers that set their own step size (`lr_free`), for the figures."""
+    return [
+        name for name, entry in config["optimizers"].items() if entry.get("lr_free")
+    ]
+
+
+def get_train_packages(wildcards):
+    """The installed packages (name -> version) the cell's own optimizer, model or data set
+    come from; empty for built-ins."""
+    settings = wildcard_job(wildcards).cell.settings
+    return module_packages(
+        cell_packages(settings), search_path(config.get("extensions_path", ()))
+    )
 
 
 def get_train_job(wildcards):

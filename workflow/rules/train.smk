@@ -19,6 +19,9 @@ rule train:
     params:
         job=get_train_job,
         device=config["device"],
+        # The installed versions of the packages the cell's own code comes from: a change
+        # (an upgrade of pytorch-optimizer) reruns exactly the cells that use it.
+        packages=get_train_packages,
     script:
         "../../scripts/train.py"
 

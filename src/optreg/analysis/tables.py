@@ -77,6 +77,10 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
                 "torch_threads": r["provenance"]["torch_threads"],
                 "stacked_runs": r["provenance"]["stacked_seeds"],
                 "settings_hash": r["provenance"]["settings_hash"],
+                # The installed packages the cell's own code came from (name==version;...).
+                "packages": ";".join(
+                    f"{k}=={v}" for k, v in r["provenance"].get("packages", {}).items()
+                ),
             }
         )
     table = pd.DataFrame(rows)

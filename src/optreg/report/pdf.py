@@ -242,14 +242,60 @@ def cost_section(cost_csv: str | os.PathLike, labels: dict[str, dict[str, str]])
     return {"rows": rows, "studies": totals}
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages that produced the numbers and the report."""
+def execution(runs: dict[str, pd.DataFrame]) -> dict:
+    """How the cells actually trained, from their runs: how many trained their runs as one
+    stacked model and how many one run at a time (each run's `stacked_runs`: a torch.optim
+    optimizer, or a model torch.func cannot stack), with those cells' optimizers; and the
+    mini-batch size and epochs, as one value or one per study where they differ."""
+    stacked, single, single_optimizers = 0, 0, set()
+    batches, epochs = {}, {}
+    for name, table in runs.items():
+        for _, cell in table.groupby("combination"):
+            if len(cell) > 1 and int(cell["stacked_runs"].max()) == 1:
+                single += 1
+                single_optimizers.update(str(o) for o in cell["optimizer"].unique())
+            else:
+                stacked += 1
+        batches[name] = sorted({int(v) for v in table["batch_size"]})
+        epochs[name] = sorted({int(v) for v in table["epochs"]})
+
+    def text(values: dict[str, list[int]]) -> str:
+        distinct = {v for vs in values.values() for v in vs}
+        if len(distinct) == 1:
+            return str(distinct.pop())
+        return "; ".join(f"{', '.join(map(str, vs))} in {name}" for name, vs in values.items())
+
+    return {
+        "cells": stacked + single,
+        "stacked": stacked,
+        "single": single,
+        "single_optimizers": sorted(single_optimizers),
+        "batch_size": text(batches),
+        "epochs": text(epochs),
+    }
+
+
+def versions(runs: list[pd.DataFrame] = ()) -> dict[str, str]:
+    """Versions of Python and the packages that produced the numbers and the report, then
+    those the study's own optimizers, models and data sets came from, as the runs recorded
+    them (`packages` of each run's provenance; two versions of one package both shown)."""
     out = {"python": platform.python_version()}
     for package in VERSIONED:
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             out[package] = "not installed"
+    recorded: dict[str, set[str]] = {}
+    for table in runs:
+        column = table.get("packages", [])
+        for cell in column:
+            if not isinstance(cell, str):
+                continue
+            for pin in filter(None, cell.split(";")):
+                name, _, version = pin.partition("==")
+                recorded.setdefault(name, set()).add(version)
+    for name in sorted(set(recorded) - set(out)):
+        out[name] = " / ".join(sorted(recorded[name]))
     return out
 
 
@@ -372,7 +418,8 @@ def report_data(
         "extensions": describe_extensions(config),
         "device": str(first_runs["device"].iloc[0]),
         "torch_threads": int(first_runs["torch_threads"].iloc[0]),
-        "versions": versions(),
+        "versions": versions(list(runs.values())),
+        "execution": execution(runs),
         "studies": sections,
         "total_runs": sum(s["runs"] for s in sections),
         "total_diverged": sum(s["diverged"] for s in sections),

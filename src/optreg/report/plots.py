@@ -41,13 +41,26 @@ def _untangle_x_labels(fig: Figure) -> None:
 
 
 def make_figure(
-    name: str, tables: dict[str, pd.DataFrame], factors: list[str], orders: Orders = None
+    name: str,
+    tables: dict[str, pd.DataFrame],
+    factors: list[str],
+    orders: Orders = None,
+    lr_free=(),
 ) -> Figure:
     """Draw figure `name` from `tables` (keyed by table name: 'summary', 'tuning', 'history').
 
     `orders` optionally maps a factor to the order of its values (e.g. the
     config's lists); the default is the package's canonical order, else sorted.
     """
+    # `lr_free`: the optimizers that set their own step size (config: `lr_free`); each table
+    # with an `optimizer` column gets an `lr_free` column the figures mark them by.
+    if lr_free:
+        tables = {
+            key: frame.assign(lr_free=frame["optimizer"].isin(list(lr_free)))
+            if "optimizer" in frame
+            else frame
+            for key, frame in tables.items()
+        }
     if name not in FIGURES:
         raise KeyError(f"unknown figure {name!r}; known: {', '.join(FIGURES)}")
     spec = FIGURES[name]
@@ -86,8 +99,13 @@ def save_figure(fig: Figure, png_path: str | os.PathLike, pdf_path: str | os.Pat
 
 
 def plot_figure(
-    name: str, tables: dict[str, str | os.PathLike], factors: list[str], png_path, pdf_path
+    name: str,
+    tables: dict[str, str | os.PathLike],
+    factors: list[str],
+    png_path,
+    pdf_path,
+    lr_free=(),
 ) -> None:
     """Workflow entry: read the tables the figure needs from CSV, draw it, save PNG and PDF."""
     frames = {key: read_table(tables[key]) for key in FIGURES[name].inputs}
-    save_figure(make_figure(name, frames, factors), png_path, pdf_path)
+    save_figure(make_figure(name, frames, factors, lr_free=lr_free), png_path, pdf_path)

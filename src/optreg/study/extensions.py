@@ -13,6 +13,7 @@ from optreg.data.registry import dataset_entries
 from optreg.extensions import (
     SECTIONS,
     ExtensionError,
+    class_argument,
     load,
     module_file,
     optimizer_kind,
@@ -147,6 +148,15 @@ def check_config(config: dict) -> list[str]:
             elif not callable(obj):
                 problems.append(f"{where}.{key}: {entry[key]!r} is not callable")
                 continue
+            if section == "optimizers":
+                arguments, wrong = _class_arguments(where, entry["kwargs"], folders)
+                if wrong:
+                    problems += wrong
+                    continue
+                unknown = unknown_keywords(obj, entry[key], arguments)[0]
+                if unknown:
+                    problems += [f"{where}.kwargs.{k}: {message}" for k, message in unknown]
+                    continue
             problem = _call_problem(section, obj, entry["kwargs"])
             if problem:
                 problems.append(f"{where}.kwargs: {entry[key]} {problem}")
@@ -155,6 +165,10 @@ def check_config(config: dict) -> list[str]:
                     _check_stacked_rule(obj, entry[key], entry["kwargs"])
                 except ExtensionError as exc:
                     problems.append(f"{where}.{key}: {exc}")
+            elif section == "optimizers":
+                problem = _torch_trial(obj, arguments, float(entry["default_lr"]))
+                if problem:
+                    problems.append(f"{where}.{key}: {entry[key]} {problem}")
     default_lr = config["protocol"]["default_lr"]
     for name, entry in config.get("optimizers", {}).items():
         if name in builtin["optimizers"]:
@@ -166,6 +180,166 @@ def check_config(config: dict) -> list[str]:
                 f"({entry['default_lr']}); give it in one place"
             )
     return problems
+
+
+def _torch_trial(cls, arguments: dict, lr: float) -> str | None:
+    """`optreg.training.torch_optim.trial`: the jobs' own code, where torch is. Imported by
+    name, as the stacked rules' trial is reached through their class: this module only
+    reads configs, and the scripts that read them (plot, report) must not count the
+    training code among their code inputs, which would rerun them when it changes."""
+    import importlib
+
+    return importlib.import_module("optreg.training.torch_optim").trial(cls, arguments, lr)
+
+
+def _class_arguments(where: str, kwargs: dict, folders) -> tuple[dict, list[str]]:
+    """`kwargs` with each `{class: "module:attribute"}` value imported (a class or function
+    passed as an argument: SAM's `base_optimizer`), and a line for each that cannot be."""
+    arguments, problems = dict(kwargs), []
+    for key, value in kwargs.items():
+        target = class_argument(value)
+        if target is None:
+            if isinstance(value, dict) and "class" in value:
+                problems.append(
+                    f"{where}.kwargs.{key}: a class argument is written "
+                    '{class: "module:attribute"} and holds nothing else; got '
+                    f"keys {sorted(value)}"
+                )
+            continue
+        try:
+            arguments[key] = load(target, folders)
+        except Exception as exc:
+            problems.append(f"{where}.kwargs.{key}.class: {_import_failure(target, folders, exc)}")
+    return arguments, problems
+
+
+def _documented(cls) -> tuple[set[str], bool, bool]:
+    """The parameter names `cls`'s docstring documents (Google, numpy or Sphinx style),
+    whether it has such a section at all, and whether it documents `**kwargs`."""
+    import re
+
+    doc = inspect_doc(cls)
+    section = re.search(r"^\s*(Args|Arguments|Parameters|Keyword Arguments)\s*:?\s*$", doc, re.M)
+    names = set(re.findall(r"^\s*\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:", doc, re.M))
+    names |= set(re.findall(r":param\s+(?:\w+\s+)?(\w+)\s*:", doc))
+    kwargs = bool(re.search(r"^\s*\*\*\w+|:param\s+\*\*", doc, re.M))
+    return names, bool(section) or ":param" in doc, kwargs
+
+
+def inspect_doc(cls) -> str:
+    """The docstrings of `cls` and of its `__init__`, its own only (not inherited: a
+    subclass with a new signature does not take its base's documented parameters)."""
+    import inspect
+
+    own = [vars(cls).get("__doc__"), getattr(vars(cls).get("__init__"), "__doc__", None)]
+    return "\n".join(inspect.cleandoc(doc) for doc in own if isinstance(doc, str))
+
+
+def unknown_keywords(cls, target: str, kwargs: dict) -> tuple[list[tuple[str, str]], list[str]]:
+    """The keywords a class taking `**kwargs` would swallow: (key, reason) for each it is
+    known not to take, and a warning for each that cannot be decided.
+
+    A key its signature names is taken (a signature without `**kwargs` is checked by
+    binding it). Any other is looked up where `**kwargs` goes: a class among the arguments
+    (SAM's `base_optimizer`, whose keywords it forwards) takes it by the same rule; else the
+    docstring's parameters name it. A class whose docstring lists its parameters without
+    `**kwargs` swallows the key unused (pytorch_optimizer's classes put it in their
+    defaults): refused. One with no such list, or that documents `**kwargs` without a class
+    to forward it to: a warning naming the key."""
+    import difflib
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return [], []
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return [], []
+    named = {
+        n
+        for n, p in parameters.items()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
+    documented, has_list, documents_kwargs = _documented(cls)
+    forwarded = [
+        v for k, v in kwargs.items() if k in named and isinstance(v, type) and v is not cls
+    ]
+    refused, warnings = [], []
+    for key in kwargs:
+        if key in named or key == "lr":
+            continue
+        if forwarded:
+            takers = [c for c in forwarded if _takes(c, key, {})]
+            if takers:
+                continue
+            names = " or ".join(f"{c.__module__}:{c.__qualname__}" for c in forwarded)
+            refused.append(
+                (
+                    key,
+                    f"neither {target} nor {names} (the class it passes its other keywords "
+                    f"to) takes {key!r}{_did_you_mean(key, named, forwarded)}",
+                )
+            )
+        elif key in documented:
+            continue
+        elif has_list and not documents_kwargs:
+            close = difflib.get_close_matches(key, sorted(named), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            refused.append(
+                (
+                    key,
+                    f"{target} takes no parameter {key!r}: it accepts **kwargs and would "
+                    f"ignore it without a word (its parameters: {', '.join(sorted(named))}){hint}",
+                )
+            )
+        else:
+            warnings.append(
+                f"{key!r} is not a named parameter of {target}, which takes **kwargs: "
+                "whether it uses it cannot be told here"
+            )
+    return refused, warnings
+
+
+def _takes(cls, key: str, kwargs: dict) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return True
+    if key in parameters:
+        return True
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return False
+    return not unknown_keywords(cls, cls.__name__, {key: None})[0]
+
+
+def _did_you_mean(key: str, named, classes) -> str:
+    import difflib
+    import inspect
+
+    names = set(named)
+    for c in classes:
+        with contextlib.suppress(TypeError, ValueError):
+            names |= set(inspect.signature(c).parameters)
+    close = difflib.get_close_matches(key, sorted(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def extension_warnings(config: dict) -> list[str]:
+    """A line for each keyword of a user optimizer that may be swallowed unused (see
+    `unknown_keywords`); the workflow logs them as warnings before any job."""
+    lines = []
+    folders = search_path(config.get("extensions_path", ()))
+    for name, entry in (config.get("optimizers") or {}).items():
+        try:
+            cls = load(entry["class"], folders)
+            arguments = _class_arguments("", entry.get("kwargs", {}), folders)[0]
+        except Exception:  # reported by check_config
+            continue
+        for line in unknown_keywords(cls, entry["class"], arguments)[1]:
+            lines.append(f"optimizers.{name}.kwargs: {line}")
+    return lines
 
 
 def with_extensions(settings: dict, config: dict) -> dict:

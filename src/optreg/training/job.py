@@ -25,6 +25,7 @@ import torch
 
 from optreg import __version__
 from optreg.data.prepared import Prepared, load_verified
+from optreg.extensions import cell_packages, module_packages
 from optreg.io import canonical_hash
 from optreg.naming import FUSED
 from optreg.origin import code_origin
@@ -49,12 +50,16 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) -> dict:
+def provenance(
+    device: torch.device, stacked: int, gpu_id: str | None = None, packages: dict | None = None
+) -> dict:
     """Versions and machine facts recorded with every run, including the device it used.
 
     `device` names the hardware (`cpu` or the GPU's model), `torch_device` is torch's name
     for it in the job (`cpu`, `cuda:1`), `gpu_id` the machine's id of that GPU (its index,
-    or its CUDA_VISIBLE_DEVICES entry; null on the CPU).
+    or its CUDA_VISIBLE_DEVICES entry; null on the CPU). `packages`: the installed packages
+    the cell's own optimizer, model or data set come from, by distribution name
+    (`optreg.extensions.module_packages`); empty for a cell of built-ins.
     """
     return {
         "python": sys.version.split()[0],
@@ -69,6 +74,7 @@ def provenance(device: torch.device, stacked: int, gpu_id: str | None = None) ->
         "gpu_id": gpu_id,
         "torch_threads": torch.get_num_threads(),
         "stacked_seeds": stacked,
+        "packages": dict(packages or {}),
     }
 
 
@@ -329,7 +335,8 @@ def _train_records(training: _Training, runs, step, selection, started, watch=No
     )
     by_run = dict(zip(distinct, trained, strict=True))
     wall = time.perf_counter() - started
-    base = provenance(device, min(len(distinct), limit or len(distinct)), training.gpu_id)
+    packages = module_packages(cell_packages(training.job["settings"]))
+    base = provenance(device, min(len(distinct), limit or len(distinct)), training.gpu_id, packages)
     return [
         (
             run.filename,

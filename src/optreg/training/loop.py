@@ -184,9 +184,11 @@ class Stack:
         optimizer = build_optimizer(settings, model.parameters(), [lrs[i] for i in alive])
         optimizer.steps = saved["optimizer"]["steps"]
         optimizer.state = {
-            name: [t.to(device) for t in tensors]
+            name: [t.to(device) if isinstance(t, torch.Tensor) else t for t in tensors]
             for name, tensors in saved["optimizer"]["state"].items()
         }
+        if "groups" in saved["optimizer"]:  # a torch.optim optimizer's param groups
+            optimizer.groups = saved["optimizer"]["groups"]
         orders, order_of = _shuffles(seeds)
         for generator, state in zip(orders, saved["orders"], strict=True):
             generator.set_state(state)
@@ -212,7 +214,11 @@ class Stack:
             "next_batch": self.next_batch,
             "alive": self.alive,
             "params": [p.detach() for p in self.model.parameters()],
-            "optimizer": {"steps": self.optimizer.steps, "state": self.optimizer.state},
+            "optimizer": {
+                "steps": self.optimizer.steps,
+                "state": self.optimizer.state,
+                **({"groups": self.optimizer.groups} if hasattr(self.optimizer, "groups") else {}),
+            },
             "orders": [g.get_state() for g in self.orders],
             "perms": self.perms,
             "loss_sum": self.loss_sum,
@@ -294,6 +300,9 @@ def _train_epoch(stack: Stack, data, settings: Settings, device, watch, start: f
     # The built-in MLP's backward is written out (StackedMLP.loss_and_gradients); other
     # models go through autograd.
     by_hand = hasattr(model, "loss_and_gradients")
+    # Schedule-free optimizers keep two iterates: the one trained here (train mode) and the
+    # average evaluated (eval mode, `_end_epoch`); the others have no modes.
+    optimizer.train()
     for first in range(stack.next_batch, n, batch_size):
         xb, yb = _batch(x_train, y_train, stack.perms[:, first : first + batch_size], device)
         if by_hand:
@@ -316,7 +325,12 @@ def _train_epoch(stack: Stack, data, settings: Settings, device, watch, start: f
             predicted = _predictions(logits.detach())
         if shrink_before:
             before_step(model.weights, kind, strength, optimizer.lr)
-        optimizer.step()
+        if optimizer.needs_closure:
+            # LBFGS and SAM-style rules evaluate the loss again (at other parameters) within
+            # their step: on this same batch, the loss the batch's records already hold.
+            optimizer.step(_closure(model, optimizer, xb, yb, kind, strength, by_hand, in_loss))
+        else:
+            optimizer.step()
         if threshold_after:
             after_step(model.weights, kind, strength, optimizer.lr)
         stack.loss_sum.add_(losses.sum(1))
@@ -333,12 +347,39 @@ def _train_epoch(stack: Stack, data, settings: Settings, device, watch, start: f
             )
 
 
+def _closure(model, optimizer, xb, yb, kind: str, strength: float, by_hand: bool, in_loss: bool):
+    """The closure of an optimizer that needs one: zero the gradients, the loss of batch
+    `xb`, `yb` (with the penalty) and its gradients at the current parameters; the loss."""
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        if by_hand:  # gradients by hand, as in the loop: no graph (the step enables grad)
+            with torch.no_grad():
+                losses, _ = model.loss_and_gradients(xb, yb)
+                loss = losses.sum() / losses.shape[1]
+                if in_loss:
+                    add_penalty_gradients(model.weights, kind, strength)
+                    loss = loss + penalty(model.weights, kind, strength).sum()
+            return loss
+        losses = _cross_entropy(model(xb), yb)
+        loss = losses.sum() / losses.shape[1]
+        if in_loss:
+            loss = loss + penalty(model.weights, kind, strength).sum()
+        loss.backward()
+        return loss.detach()
+
+    return closure
+
+
 def _end_epoch(stack: Stack, data, settings: Settings, device, watch, start: float) -> None:
     """Validate, record each run's epoch, drop the runs that turned non-finite."""
     n, epochs, epoch = len(data.y["train"]), settings.epochs, stack.epoch
+    stack.optimizer.eval()
     val_loss, val_acc = _evaluate(
         stack.model, data.x["val"], data.y["val"], settings.batch_size, device
     )
+    # Back to training mode at once: a checkpoint holds a stack in training.
+    stack.optimizer.train()
     train_loss = (stack.loss_sum / n).tolist()
     train_acc = (stack.correct / n).tolist()
     val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
@@ -384,6 +425,8 @@ def _finish(stack: Stack, data, settings: Settings, device) -> tuple[list[dict],
     """Test the runs still alive; each run's final metrics, weight statistics, parameters."""
     model, results = stack.model, stack.results
     final_parameters = [None] * len(results)
+    # The records hold what is evaluated: a schedule-free optimizer's average, not y.
+    stack.optimizer.eval()
     if stack.alive:
         test_loss, test_acc = _evaluate(
             model, data.x["test"], data.y["test"], settings.batch_size, device

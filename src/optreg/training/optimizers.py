@@ -41,9 +41,19 @@ class Optimizer:
         self.lr = lr
         self.rates = [per_slice(lr, p) for p in params]  # lr viewed to broadcast per tensor
 
+    # A stacked rule's step reads the gradients the loop computed: it needs no closure.
+    needs_closure = False
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+    def train(self) -> None:
+        """Called before training steps; a rule with a train mode of its own (schedule-free)
+        overrides it and `eval`, called before every evaluation."""
+
+    def eval(self) -> None:
+        """Called before every validation and test evaluation and the final weights."""
 
     @torch.no_grad()
     def step(self) -> None:

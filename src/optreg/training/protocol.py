@@ -1,7 +1,8 @@
 """The tuning protocol: which runs each job trains, and how a learning rate is chosen.
 
 Tuning trains every rate of the grid on the tuning seeds. Evaluation chooses the
-rate from the tuning runs' final validation accuracy (never from test data), then
+rate from the tuning runs' final validation accuracy (never from test data; ties on the
+validation loss, `choose_value`), then
 trains the evaluation seeds at that rate (protocol `tuned`) and at the optimizer's
 customary default rate (protocol `oneshot`). A job does one of the two (`tune`,
 `eval`) or both in turn (`tune-eval`, see `optreg.study.matrix.jobs`).
@@ -33,33 +34,62 @@ class Run:
         return run_file(self.lr, self.seed, self.protocol)
 
 
+def choose_value(accuracy: dict, loss: dict, grid=None):
+    """The value (a learning rate, a penalty strength) to choose: the key of `accuracy`
+    (mean validation accuracy per value, only the eligible values) highest there; ties
+    (equal to 1e-12) go to the lowest mean validation `loss`, then to the value nearest the
+    middle of `grid` (all values tried, sorted; by position, so a grid holding 0 works),
+    then to the smaller value. A missing or non-finite loss ranks last.
+
+    Accuracy saturates on easy data (every rate at validation accuracy 1.0): ties going to
+    the smallest rate then chose the rate with the worst validation loss of the grid."""
+    if not accuracy:
+        raise ValueError("no value to choose from")
+    grid = sorted(grid if grid is not None else accuracy)
+    middle = (len(grid) - 1) / 2
+    top = max(accuracy.values())
+    tied = [v for v, a in accuracy.items() if math.isclose(a, top, rel_tol=1e-12, abs_tol=1e-12)]
+
+    def rank(value):
+        value_loss = loss.get(value)
+        finite = value_loss is not None and math.isfinite(value_loss)
+        return (value_loss if finite else math.inf, abs(grid.index(value) - middle), value)
+
+    return min(tied, key=rank)
+
+
 def select_lr(tuning: list[dict]) -> dict:
     """The grid rate with the best mean final validation accuracy over the tuning seeds.
 
-    A rate at which any tuning seed diverged is never chosen; ties go to the smaller
-    rate. Returns the choice with its evidence (mean validation accuracy and diverged
-    seeds per rate) and whether it lies on the edge of the grid.
+    A rate at which any tuning seed diverged is never chosen; ties go to the lower mean
+    validation loss, then to the rate nearest the grid's middle (`choose_value`). Returns
+    the choice with its evidence (mean validation accuracy and loss and diverged seeds per
+    rate) and whether it lies on the edge of the grid.
     """
     by_lr: dict[float, list[dict]] = {}
     for record in tuning:
         by_lr.setdefault(float(record["settings"]["lr"]), []).append(record)
     grid = sorted(by_lr)
-    means, diverged = {}, {}
+    means, losses, diverged = {}, {}, {}
     for lr in grid:
-        runs = by_lr[lr]
-        diverged[lr] = sum(r["diverged"] for r in runs)
-        values = [r["final"]["val_accuracy"] for r in runs if not r["diverged"]]
+        runs = [r for r in by_lr[lr] if not r["diverged"]]
+        diverged[lr] = len(by_lr[lr]) - len(runs)
+        values = [r["final"]["val_accuracy"] for r in runs]
         means[lr] = sum(values) / len(values) if values and not diverged[lr] else math.nan
+        val_losses = [r["final"].get("val_loss") for r in runs]
+        known = values and not diverged[lr] and all(v is not None for v in val_losses)
+        losses[lr] = sum(val_losses) / len(val_losses) if known else math.nan
     eligible = [lr for lr in grid if not math.isnan(means[lr])]
     if not eligible:
         cell = tuning[0]["combination"] if tuning else "?"
         raise ValueError(f"{cell}: every learning rate of the grid diverged on some tuning seed")
-    best = max(eligible, key=lambda lr: (means[lr], -lr))
+    best = choose_value({lr: means[lr] for lr in eligible}, losses, grid)
     return {
         "lr": best,
         "on_grid_edge": len(grid) > 1 and best in (grid[0], grid[-1]),
         "grid": grid,
         "val_accuracy_mean": [None if math.isnan(means[lr]) else means[lr] for lr in grid],
+        "val_loss_mean": [None if not math.isfinite(losses[lr]) else losses[lr] for lr in grid],
         "diverged": [diverged[lr] for lr in grid],
         "tuning_seeds": sorted({r["seed"] for r in tuning}),
     }

@@ -106,6 +106,7 @@ def textbook_epochs(
     penalty: str = "none",
     strength: float = 0.0,
     lr: float = 0.0,
+    closure: bool = False,
 ) -> list[dict]:
     """Train `model` in place for `epochs` epochs of mini-batches of the prepared `data`'s
     training split, shuffled each epoch by `order` (None: torch's global generator); one
@@ -115,7 +116,13 @@ def textbook_epochs(
     `penalty` at `strength`: `l1` and `l2` are added to the loss, `l1_prox` is a proximal
     step after each update and `wd` decoupled weight decay, by the optimizer where it has its
     own (AdamW) and by hand before each step otherwise; the last two need the rate `lr`.
+
+    Third-party optimizers as their packages document them: with `closure`, each step is
+    `optimizer.step(closure)`, the closure recomputing the loss and gradients on the same
+    batch (`torch.optim.LBFGS`; pytorch_optimizer's SAM, after the first backward); an
+    optimizer with `train()` and `eval()` (schedulefree) switches with the model.
     """
+    modes = all(callable(getattr(optimizer, m, None)) for m in ("train", "eval"))
     if penalty not in PENALTIES:
         raise ValueError(f"unknown penalty {penalty!r}; known: {', '.join(PENALTIES)}")
     weights = [m.weight for m in model.modules() if isinstance(m, WEIGHTED)]
@@ -125,6 +132,8 @@ def textbook_epochs(
     history = []
     for _ in range(epochs):
         model.train()
+        if modes:
+            optimizer.train()
         perm = torch.randperm(n, generator=order)
         total, correct = 0.0, 0
         for first in range(0, n, batch_size):
@@ -141,7 +150,17 @@ def textbook_epochs(
                 if decay_by_hand:
                     for w in weights:
                         w.mul_(1 - 2 * lr * strength)
-            optimizer.step()
+            if closure:
+
+                def again(idx=idx):
+                    optimizer.zero_grad()
+                    again_loss = F.cross_entropy(model(x[idx]), y[idx])
+                    again_loss.backward()
+                    return again_loss
+
+                optimizer.step(again)
+            else:
+                optimizer.step()
             with torch.no_grad():
                 if penalty == "l1_prox":
                     for w in weights:
@@ -149,6 +168,8 @@ def textbook_epochs(
             total += loss.item() * len(idx)
             correct += (out.argmax(1) == y[idx]).sum().item()
         model.eval()
+        if modes:
+            optimizer.eval()
         with torch.no_grad():
             out = model(data.x["val"])
             val_loss = F.cross_entropy(out, data.y["val"]).item()

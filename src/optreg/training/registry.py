@@ -29,6 +29,8 @@ class OptimizerEntry:
     default_lr: float
     kwargs: dict[str, Any] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
+    # Sets its own step size (Prodigy): `lr` only scales it; the figures say so.
+    lr_free: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ def optimizer_entries(config: dict | None = None) -> dict[str, OptimizerEntry]:
         entries.setdefault(
             name,
             OptimizerEntry(
-                name, entry["class"], float(entry["default_lr"]), dict(entry.get("kwargs", {}))
+                name,
+                entry["class"],
+                float(entry["default_lr"]),
+                dict(entry.get("kwargs", {})),
+                lr_free=bool(entry.get("lr_free", False)),
             ),
         )
     return entries

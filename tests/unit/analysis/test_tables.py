@@ -16,16 +16,20 @@ from optreg.analysis.tables import (
     time_to_target,
     tuning_table,
 )
-from optreg.training.protocol import plan_runs, select_lr
+from optreg.training.protocol import choose_value, plan_runs, select_lr
 
 
-def record(lr, seed, val, diverged=False):
+def record(lr, seed, val, diverged=False, val_loss=0.5):
     return {
         "combination": "c",
         "seed": seed,
         "settings": {"lr": lr},
         "diverged": diverged,
-        "final": {"val_accuracy": None if diverged else val, "test_accuracy": None},
+        "final": {
+            "val_accuracy": None if diverged else val,
+            "val_loss": None if diverged else val_loss,
+            "test_accuracy": None,
+        },
     }
 
 
@@ -47,9 +51,27 @@ def test_selection_never_picks_a_rate_where_a_seed_diverged_and_flags_the_edge()
     assert choice["diverged"] == [0, 0, 1]
 
 
-def test_selection_ties_go_to_the_smaller_rate():
-    tuning = [record(0.1, 0, 0.9), record(0.01, 0, 0.9)]
-    assert select_lr(tuning)["lr"] == 0.01
+def test_selection_ties_go_to_the_lower_validation_loss():
+    # Every rate at validation accuracy 1.0 (saturated): the smallest rate, which ties went
+    # to, has the worst loss of the grid; the choice is the rate of the lowest loss.
+    losses = {1e-4: 0.9, 1e-3: 0.3, 1e-2: 0.05, 1e-1: 0.2}
+    tuning = [record(lr, s, 1.0, val_loss=v + s / 100) for lr, v in losses.items() for s in (0, 1)]
+    choice = select_lr(tuning)
+    assert choice["lr"] == 1e-2 and not choice["on_grid_edge"]
+    assert choice["val_loss_mean"] == pytest.approx([0.905, 0.305, 0.055, 0.205])
+
+
+def test_ties_on_accuracy_and_loss_go_to_the_middle_of_the_grid_then_the_smaller_value():
+    grid = [0.0, 1e-4, 1e-3, 1e-2, 1e-1]
+    flat = dict.fromkeys(grid, 0.9)
+    assert choose_value(flat, dict.fromkeys(grid, 0.2), grid) == 1e-3
+    assert choose_value(flat, {**dict.fromkeys(grid, 0.2), 0.0: 0.1}, grid) == 0.0
+    # Equally far from the middle: the smaller one; a missing loss ranks last.
+    even = [1e-3, 1e-2, 1e-1, 1.0]
+    assert choose_value(dict.fromkeys(even, 1.0), dict.fromkeys(even, 0.1), even) == 1e-2
+    assert choose_value({1e-2: 1.0, 1e-1: 1.0}, {1e-2: None, 1e-1: 0.3}, even) == 1e-1
+    # Accuracy first, whatever the losses.
+    assert choose_value({1e-2: 0.9, 1e-1: 0.95}, {1e-2: 0.01, 1e-1: 0.5}, even) == 1e-1
 
 
 def test_every_rate_diverged_is_an_error_naming_the_cell():

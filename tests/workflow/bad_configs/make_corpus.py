@@ -341,6 +341,59 @@ CASES += [
         "studies: key 1 is not text",
         lambda c: c["studies"].update({1: c["studies"].pop("problems")}),
     ),
+    # Third-party optimizers (pytorch-optimizer, the dev extras), tried before any job.
+    (
+        "class_argument_as_a_string",
+        "if 'base_optimizer' should be a class, write it {class: \"module:Class\"}",
+        lambda c: c.update(
+            optimizers={
+                "sam": {
+                    "class": "pytorch_optimizer:SAM",
+                    "default_lr": 0.05,
+                    "kwargs": {"base_optimizer": "torch.optim.SGD"},
+                }
+            }
+        ),
+    ),
+    (
+        "class_argument_not_importable",
+        "optimizers.sam.kwargs.base_optimizer.class: cannot import 'torch.optim:SGDD'",
+        lambda c: c.update(
+            optimizers={
+                "sam": {
+                    "class": "pytorch_optimizer:SAM",
+                    "default_lr": 0.05,
+                    "kwargs": {"base_optimizer": {"class": "torch.optim:SGDD"}},
+                }
+            }
+        ),
+    ),
+    (
+        "keyword_a_kwargs_class_would_swallow",
+        "optimizers.lion.kwargs.betaz: pytorch_optimizer:Lion takes no parameter 'betaz'",
+        lambda c: c.update(
+            optimizers={
+                "lion": {
+                    "class": "pytorch_optimizer:Lion",
+                    "default_lr": 0.0001,
+                    "kwargs": {"betaz": [0.9, 0.99]},
+                }
+            }
+        ),
+    ),
+    (
+        "keyword_the_base_optimizer_lacks",
+        "optimizers.sam.kwargs.momentun: neither pytorch_optimizer:SAM nor torch.optim.sgd:SGD",
+        lambda c: c.update(
+            optimizers={
+                "sam": {
+                    "class": "pytorch_optimizer:SAM",
+                    "default_lr": 0.05,
+                    "kwargs": {"base_optimizer": {"class": "torch.optim:SGD"}, "momentun": 0.9},
+                }
+            }
+        ),
+    ),
 ]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [

@@ -185,18 +185,41 @@ def cell_label(row, factors: list[str]) -> str:
     return label
 
 
-def palette(values: list, key: str) -> dict:
-    """A colorblind-safe color per value; canonical values keep their color across figures."""
-    colors = sns.color_palette("colorblind", 10)
+def _slots(values: list, key: str) -> dict:
+    """Each value's slot: a canonical value its place in the canonical order (the same in
+    every figure), the others the next free ones in turn."""
     known = list(KNOWN_ORDER.get(key, ()))
     out, spare = {}, len(known)
     for v in values:
         if v in known:
-            out[v] = colors[known.index(v) % len(colors)]
+            out[v] = known.index(v)
         else:
-            out[v] = colors[spare % len(colors)]
+            out[v] = spare
             spare += 1
     return out
+
+
+def _colors() -> list:
+    # The colorblind palette's 10, then tab20's 10 light shades: 20 distinct colors before
+    # any repeats (a study of 10-15 optimizers); markers (`markers`) tell them apart too.
+    return list(sns.color_palette("colorblind", 10)) + list(sns.color_palette("tab20"))[1::2]
+
+
+def palette(values: list, key: str) -> dict:
+    """A distinct color per value (colorblind-safe for the first 10); canonical values keep
+    their color across figures."""
+    colors = _colors()
+    return {v: colors[slot % len(colors)] for v, slot in _slots(values, key).items()}
+
+
+# Curve markers, one per value in the palette's slots; not "*" nor "x", which mark a
+# selected rate and a diverged one.
+MARKERS = ("o", "s", "^", "D", "v", "P", "<", ">", "h", "p", "d", "H", "8", "X", "1", "2")
+
+
+def markers(values: list, key: str) -> dict:
+    """A marker per value, in the palette's slots: with its color, each curve is told apart."""
+    return {v: MARKERS[slot % len(MARKERS)] for v, slot in _slots(values, key).items()}
 
 
 def panel_columns(n_panels: int) -> int:
@@ -296,8 +319,11 @@ def diverged_marker(where: str = "at bottom") -> Line2D:
     return Line2D([], [], ls="none", marker="x", mew=1.5, color="0.3", label=label)
 
 
-def mark_row(ax, xs, y: float, color, marker: str = "x", axes_y: bool = False) -> None:
-    """Markers at data x `xs` in a row at height `y` (data, or axes coordinates if `axes_y`)."""
+def mark_row(
+    ax, xs, y: float, color, marker: str = "x", axes_y: bool = False, size: float | None = None
+) -> None:
+    """Markers at data x `xs` in a row at height `y` (data, or axes coordinates if `axes_y`);
+    `size` in points (default: 8 for a star, 5 otherwise)."""
     if len(xs):
         star = marker == "*"
         where = blended_transform_factory(ax.transData, ax.transAxes) if axes_y else ax.transData
@@ -307,7 +333,7 @@ def mark_row(ax, xs, y: float, color, marker: str = "x", axes_y: bool = False) -
             transform=where,
             ls="none",
             marker=marker,
-            markersize=8 if star else 5,
+            markersize=size if size is not None else (8 if star else 5),
             mew=0.4 if star else 1.5,
             mfc=color,
             mec="black" if star else color,

@@ -68,3 +68,35 @@ def test_lr_sensitivity_marks_diverged_rates(study_frames):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     plt.close(fig)
     assert crosses == 1 and any("diverged" in t for t in legend)
+
+
+def test_lr_sensitivity_tells_fifteen_optimizers_apart_and_marks_the_lr_free(study_frames):
+    """15 optimizers that all chose the same rate: each curve has a color and marker of its
+    own, no two stars cover each other, and the learning-rate-free one is named so."""
+    tuning = study_frames["optimization"]["tuning"]
+    base = tuning[tuning["optimizer"] == tuning["optimizer"].iloc[0]]
+    base = base[base["activation"] == base["activation"].iloc[0]]
+    chosen = base.loc[base["selected"].astype(bool), "lr"].iloc[0]
+    names = [f"opt{i:02d}" for i in range(15)]
+    frames = [base.assign(optimizer=n, combination=f"{n}+relu") for n in names]
+    fifteen = pd.concat(frames).assign(selected=lambda f: f["lr"] == chosen)
+    fig = plots.make_figure("lr_sensitivity", {"tuning": fifteen}, ["optimizer"], lr_free=["opt03"])
+    fig.draw_without_rendering()
+    (ax,) = figure_panels(fig)
+    curves = [line for line in ax.get_lines() if line.get_marker() not in ("*", "x", "None")]
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for star in stars:
+        x, y = ax.transData.transform((star.get_xdata()[0], star.get_ydata()[0]))
+        half = star.get_markersize() / 72 * fig.dpi / 2
+        boxes.append((y - half, y + half))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert renderer is not None
+    plt.close(fig)
+    assert len(curves) == 15 and len(stars) == 15
+    styles = {(tuple(line.get_color()), line.get_marker()) for line in curves}
+    assert len(styles) == 15 and len({tuple(line.get_color()) for line in curves}) == 15
+    boxes.sort()
+    assert all(a[1] <= b[0] + 1e-6 for a, b in zip(boxes, boxes[1:], strict=False))
+    assert "opt03 (learning-rate-free)" in labels and "opt04" in labels
