@@ -44,6 +44,7 @@ from optreg.analysis.inference import (
 )
 from optreg.analysis.stats import holm, mean_ci
 from optreg.study.claims import DEFAULT_MARGIN, KINDS, load_claims
+from optreg.training.protocol import choose_value
 
 __all__ = ["DEFAULT_MARGIN", "KINDS", "evaluate_claims", "load_claims"]
 
@@ -543,8 +544,10 @@ def _judge_all_less(plan: _Plan, family: _Family) -> dict:
 
 def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tuple:
     """The `best_greater` cell chosen on the tuning seeds' validation accuracy at the rate the
-    cell is evaluated at (ties: lower validation loss, then the earlier level): never on an
-    evaluation seed. Returns the chosen row and the candidates' table, or None and why."""
+    cell is evaluated at, by the rule that chooses rates (`training.protocol.choose_value`:
+    ties to the lower validation loss, then the level nearest the grid's middle, then the
+    smaller): never on an evaluation seed. Returns the chosen row and the candidates' table,
+    or None and why."""
     if tuning is None or tuning.empty:
         return None, "no tuning runs to choose on (evaluation seeds never choose)"
     rates = evals.drop_duplicates("combination").set_index("combination")["lr"]
@@ -572,8 +575,13 @@ def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tu
             "(evaluation seeds never choose)"
         )
     table = pd.DataFrame(rows)
-    ranked = table.sort_values(["val", "loss", "order"], ascending=[False, True, True])
-    best = ranked.iloc[0]
+    # The rule that chooses learning rates, on the levels' positions in the sorted grid.
+    order = choose_value(
+        dict(zip(table["order"], table["val"], strict=True)),
+        dict(zip(table["order"], table["loss"], strict=True)),
+        grid=range(len(plan.rows)),
+    )
+    best = table[table["order"] == order].iloc[0]
     chosen = plan.rows[plan.rows["combination"].astype(str) == best["combination"]].iloc[0]
     return chosen, table
 
