@@ -588,6 +588,7 @@ def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tu
 
 def _judge_best_greater(plan: _Plan, family: _Family, tuning, evals) -> dict:
     chosen, table = _choose(plan, tuning, evals)
+    plan.chosen = (chosen, plan.than) if chosen is not None else None
     if chosen is None:
         return {
             "verdict": NOT_TESTED,
@@ -835,8 +836,6 @@ def evaluate_claims(
                 elif kind == "all_less":
                     judged = _judge_all_less(plan, family)
                 else:
-                    chosen, _ = _choose(plan, tuning.get(study), ev)
-                    plan.chosen = (chosen, plan.than) if chosen is not None else None
                     judged = _judge_best_greater(plan, family, tuning.get(study), ev)
                 rows.append({**base, **judged})
             findings += rows
