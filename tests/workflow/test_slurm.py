@@ -32,6 +32,9 @@ from conftest import copy_project
 pytestmark = pytest.mark.workflow
 
 LIMIT_S = 480  # a guard against hangs: the smoke study takes 2.5 to 5 min on 2 cores
+# The resubmission test's guard: room for the third attempt (3 minutes) its assertions allow
+# when the job trains slower than calibrated (seen: 1.6 times, under a busy CI machine).
+RESUBMIT_LIMIT_S = 720
 
 
 def run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -72,13 +75,15 @@ def test_smoke_study_runs_on_slurm_and_its_jobs_complete_in_sacct(slurm, root, t
     # Group jobs ask for `--cores` CPUs; give them what one node of this cluster has.
     cpus = min(int(c) for c in run("sinfo", "-h", "-o", "%c").stdout.split())
     cmd = [
-        "timeout", "-k", "10", str(LIMIT_S),
+        "timeout", "-k", "10", str(RESUBMIT_LIMIT_S),
         sys.executable, "-m", "snakemake",
         "--profile", "profiles/slurm",
         "--profile", str(root / "tests" / "slurm" / "profile"),
         "--cores", str(cpus),
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=LIMIT_S + 30)
+    proc = subprocess.run(
+        cmd, cwd=work, capture_output=True, text=True, timeout=RESUBMIT_LIMIT_S + 30
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 124, f"timed out after {LIMIT_S} s:\n{out[-6000:]}"
     assert proc.returncode == 0, out[-6000:]
@@ -134,7 +139,7 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
     work = copy_project(root, tmp_path)
     (work / "config" / "config.yaml").write_text(yaml.safe_dump(raw))
     cmd = [
-        "timeout", "-k", "10", str(LIMIT_S),
+        "timeout", "-k", "10", str(RESUBMIT_LIMIT_S),
         sys.executable, "-m", "snakemake",
         "--profile", "profiles/slurm",
         "--profile", str(root / "tests" / "slurm" / "profile"),
@@ -142,7 +147,9 @@ def test_a_train_job_past_its_time_limit_resumes_when_resubmitted(slurm, root, t
     ]  # fmt: skip
     # Typically 4 to 5 minutes: 1 minute and up to 30 s more until SLURM stops the first
     # attempt, Snakemake noticing it, the second attempt, then the reference run here.
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=LIMIT_S + 30)
+    proc = subprocess.run(
+        cmd, cwd=work, capture_output=True, text=True, timeout=RESUBMIT_LIMIT_S + 30
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
 
