@@ -13,6 +13,8 @@ build_report(
     studies=snakemake.params.studies,
     config=snakemake.params.config,
     cost=snakemake.input.cost,
+    convergence=snakemake.input.convergence,
+    budgets=snakemake.input.budgets,
     output=snakemake.output.pdf,
     data_output=snakemake.output.data,
 )

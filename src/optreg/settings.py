@@ -99,6 +99,11 @@ class Settings(Mapping):
     model: ModelSpec
     data: dict
     optimizer_spec: OptimizerSpec | None = None
+    # The learning-rate schedule (`optreg.training.schedules`); last, so that it can default.
+    schedule: str = "constant"
+    # Epochs before the last at which the test split is evaluated too (budget marks): the
+    # runs read at a shorter budget.
+    marks: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings | Mapping) -> Settings:
@@ -119,6 +124,8 @@ class Settings(Mapping):
             model=ModelSpec.of(settings["model"]),
             data=copy.deepcopy(dict(settings["data"])),
             optimizer_spec=None if spec is None else OptimizerSpec(spec["class"], spec["kwargs"]),
+            schedule=settings.get("schedule", "constant"),
+            marks=tuple(settings.get("marks", ())),
         )
 
     @property
@@ -130,12 +137,14 @@ class Settings(Mapping):
         record = {
             f.name: _plain(getattr(self, f.name))
             for f in fields(self)
-            if f.name not in ("model", "optimizer_spec")
+            if f.name not in ("model", "optimizer_spec", "marks")
         }
         record["model"] = self.model.to_dict()
         # The record's key order: the cell's settings, its model and data, then a user
         # optimizer's spec.
         ordered = {k: record[k] for k in (*SETTING_FIELDS, "model", "data")}
+        if self.marks:  # only where set: cells without marks keep their records
+            ordered["marks"] = list(self.marks)
         if self.optimizer_spec is not None:
             ordered["optimizer_spec"] = self.optimizer_spec.to_dict()
         return ordered
@@ -163,4 +172,5 @@ SETTING_FIELDS = (
     "momentum",
     "epochs",
     "batch_size",
+    "schedule",
 )

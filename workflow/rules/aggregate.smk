@@ -166,6 +166,38 @@ rule findings:
         "../../scripts/findings.py"
 
 
+rule budgets:
+    """Whether each evaluated cell had converged, and the claims judged at every budget mark."""
+    input:
+        unpack(get_budget_tables),
+        findings=f"{RESULTS}/findings.csv",
+        claims=CLAIMS,
+        code=code("budgets.py"),
+    output:
+        convergence=report(
+            f"{RESULTS}/convergence.csv",
+            caption="../report/convergence.rst",
+            category="Findings",
+            labels={"table": "convergence", "format": "CSV"},
+        ),
+        budgets=report(
+            f"{RESULTS}/budgets.csv",
+            caption="../report/budgets.rst",
+            category="Findings",
+            labels={"table": "budgets", "format": "CSV"},
+        ),
+    log:
+        "logs/budgets.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
+    params:
+        factors=get_all_factors,
+        own=get_own_values,
+    script:
+        "../../scripts/budgets.py"
+
+
 # The report's cost section; `snakemake results/cost.csv` builds it alone.
 rule cost:
     """Sum the train jobs' measured time and memory per cell: what each study cost."""

@@ -297,6 +297,8 @@ def get_report_inputs(wildcards):
         "figures": [f for s in STUDIES for f in study_figures(s) if f.endswith(".png")],
         "findings": f"{RESULTS}/findings.csv",
         "interactions": f"{RESULTS}/interactions.csv",
+        "convergence": f"{RESULTS}/convergence.csv",
+        "budgets": f"{RESULTS}/budgets.csv",
         "cost": f"{RESULTS}/cost.csv",
     }
 
@@ -335,6 +337,15 @@ def get_findings_tables(wildcards):
     }
 
 
+def get_budget_tables(wildcards):
+    return {
+        f"{study}_{name}": path
+        for study in STUDIES
+        for name, path in study_tables(study).items()
+        if name in ("runs", "history")
+    }
+
+
 def get_all_factors(wildcards):
     return {study: study_factors(study) for study in STUDIES}
 
@@ -360,6 +371,7 @@ def get_final_output():
     run (whose failed jobs' outputs are removed) the next run would report old results.
     """
     outputs = [f"{RESULTS}/report.pdf", f"{RESULTS}/findings.csv"]
+    outputs += [f"{RESULTS}/convergence.csv", f"{RESULTS}/budgets.csv"]
     outputs += [f"{RESULTS}/data/{d}.{ext}" for d in DATASETS for ext in ("pt", "json")]
     outputs += [run_dir(j) for j in JOBS.values()]
     for study in STUDIES:

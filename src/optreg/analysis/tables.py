@@ -108,6 +108,9 @@ def history_table(records: list[dict]) -> pd.DataFrame:
         "train_accuracy",
         "val_loss",
         "val_accuracy",
+        # At the budget marks and the last epoch only (optreg.settings.Settings.marks).
+        "test_loss",
+        "test_accuracy",
         "elapsed_s",
     ]
     return pd.DataFrame(rows, columns=columns)

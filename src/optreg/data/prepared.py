@@ -163,3 +163,43 @@ def load_verified(
             "--forcerun prepare_data"
         )
     return data
+
+
+def train_subset(data: Prepared, size: int | None, seed: int) -> Prepared:
+    """`data` with its training split cut to `size` samples (None: as it is): a stratified
+    subset, each class keeping its share (largest remainders), drawn by `seed`; validation
+    and test unchanged. The same `size` and `seed` give the same subset, so every run of a
+    cell, and every cell of a problem, trains on the same samples."""
+    if size is None:
+        return data
+    y = data.y["train"]
+    n = len(y)
+    if size > n:
+        raise DataError(
+            f"{data.meta['dataset']}: train_size {size} is more than the {n} samples of its "
+            "training split"
+        )
+    if size == n:
+        return data
+    generator = torch.Generator().manual_seed(seed)
+    labels = y.cpu()
+    classes, counts = labels.unique(return_counts=True)
+    quota = counts.double() * size / n
+    take = quota.floor().long()
+    remainders = (quota - take).tolist()
+    for index in sorted(range(len(classes)), key=lambda i: (-remainders[i], i))[
+        : size - int(take.sum())
+    ]:
+        take[index] += 1
+    chosen = []
+    for label, k in zip(classes.tolist(), take.tolist(), strict=True):
+        members = (labels == label).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:k]])
+    index = torch.cat(chosen).sort().values.to(y.device)
+    return Prepared(
+        x={**data.x, "train": data.x["train"].index_select(0, index.to(data.x["train"].device))},
+        y={**data.y, "train": y.index_select(0, index)},
+        meta={**data.meta, "train_size": size},
+        sha256=data.sha256,
+        streamed=data.streamed,
+    )

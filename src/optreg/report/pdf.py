@@ -358,6 +358,63 @@ def interaction_rows(interactions: pd.DataFrame, studies: list[str]) -> list[dic
     ]
 
 
+def budget_section(convergence: pd.DataFrame, budgets: pd.DataFrame, studies: list[str]) -> dict:
+    """Whether training had converged (per study, the tuned cells), and each claim's verdict
+    at every budget the study was read at, with whether it holds across them."""
+    converged = []
+    for study in studies:
+        cells = convergence[(convergence["study"] == study) & (convergence["protocol"] == "tuned")]
+        if cells.empty:
+            continue
+        rising = cells[cells["converged"].astype(str) != "True"]
+        converged.append(
+            {
+                "study": study,
+                "epochs": ", ".join(str(int(e)) for e in sorted(cells["epochs"].unique())),
+                "cells": len(cells),
+                "converged": len(cells) - len(rising),
+                "train_accuracy": f"{100 * cells['train_accuracy'].min():.0f}–"
+                f"{100 * cells['train_accuracy'].max():.0f}",
+                "rising": [
+                    f"{r['combination']} ({100 * r['val_gain_last_fifth']:+.1f} points)"
+                    for r in rising.sort_values("val_gain_last_fifth", ascending=False)
+                    .head(6)
+                    .to_dict("records")
+                ],
+            }
+        )
+    rows = []
+    if not budgets.empty:
+        frame = _order(budgets, studies)
+        for (_, at, protocol), group in frame.groupby(["id", "at", "protocol"], sort=False):
+            group = group.sort_values("budget")
+            verdicts = [str(v) for v in group["verdict"]]
+            rows.append(
+                {
+                    "text": str(group["text"].iloc[0]),
+                    "at": str(at),
+                    "protocol": str(protocol),
+                    "by_budget": [
+                        {
+                            "budget": int(b),
+                            "verdict": str(v),
+                            "rate": f"{int(same)}/{int(cells)}",
+                        }
+                        for b, v, same, cells in zip(
+                            group["budget"],
+                            verdicts,
+                            group["same_rate"],
+                            group["cells"],
+                            strict=True,
+                        )
+                    ],
+                    "holds": len(set(verdicts)) == 1,
+                }
+            )
+    budget_list = sorted({int(b) for b in budgets["budget"]}) if not budgets.empty else []
+    return {"converged": converged, "claims": rows, "budgets": budget_list}
+
+
 def families(findings: pd.DataFrame, studies: list[str]) -> list[dict]:
     """The size of each study's confirmatory family under each protocol, and its seeds."""
     found = findings[findings["study"].isin(studies) & findings["family"].notna()]
@@ -385,10 +442,12 @@ def report_data(
     studies: dict,
     config: dict,
     cost: str | os.PathLike,
+    convergence: str | None = None,
+    budgets: str | None = None,
 ) -> dict:
     """The JSON document the Typst template renders (`findings`, `interactions`: the tables of
     `optreg.analysis.findings`, judged at `alpha`; `cost`: the cost table,
-    `optreg.analysis.cost`)."""
+    `optreg.analysis.cost`; `convergence`, `budgets`: those of `optreg.analysis.budgets`)."""
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
     runs = {name: read_table(spec["tables"]["runs"]) for name, spec in studies.items()}
     problems = config["problems"]
@@ -430,6 +489,11 @@ def report_data(
         "alpha": format_p(alpha, 1.0),
         "margins": sorted({f"{100 * float(m):g}" for m in read_table(findings)["margin"]}),
         "families": families(read_table(findings), list(studies)),
+        "budgets": (
+            budget_section(read_table(convergence), read_table(budgets), list(studies))
+            if convergence and budgets
+            else {"converged": [], "claims": [], "budgets": []}
+        ),
         "cost": cost_section(
             cost,
             {
@@ -452,6 +516,8 @@ def build_report(
     cost: str,
     output: str,
     data_output: str,
+    convergence: str | None = None,
+    budgets: str | None = None,
 ) -> None:
     """Write the report's data as JSON (`data_output`), then compile the template into `output`."""
     import typst
@@ -465,6 +531,8 @@ def build_report(
         studies=studies,
         config=config,
         cost=cost,
+        convergence=convergence,
+        budgets=budgets,
     )
     data_path = Path(data_output)
     write_json(data_path, data)

@@ -143,6 +143,7 @@ def cells(config: dict) -> list[Cell]:
         base = {k: copy.deepcopy(v) for k, v in config["defaults"].items()}
         base.update(copy.deepcopy(study.get("fixed", {})))
         base.setdefault("strength", 0.0)
+        base.setdefault("schedule", "constant")
         grid = tuple(sorted(float(v) for v in study.get("lr_grid", protocol["lr_grid"])))
         # Canonical key order: reordering a study's factors in the config renames nothing.
         keys = [k for k in FACTOR_KEYS if k in study["factors"]]
@@ -153,6 +154,8 @@ def cells(config: dict) -> list[Cell]:
             _normalize(merged, factors, f"studies.{name}")
             settings = {k: merged[k] for k in SETTING_KEYS}
             settings["strength"] = float(settings["strength"])
+            # Budget marks before the cell's last epoch (the last is a budget of its own).
+            settings["marks"] = sorted({m for m in merged.get("marks", []) if m < merged["epochs"]})
             problem = config["problems"][settings["problem"]]
             # Only the model's own sizes: a CNN setting never reruns an MLP cell.
             # (`dense` only when given, so that CNN cells without one keep their settings.)
@@ -175,6 +178,8 @@ def cells(config: dict) -> list[Cell]:
             # Where the raw files lie and whether they may be downloaded is not part of a run.
             split = {k: v for k, v in config["data"].items() if k not in not_split}
             settings["data"] = {"dataset": problem["dataset"], **split}
+            if "train_size" in problem:  # a subset of the training split: part of its runs
+                settings["data"]["train_size"] = problem["train_size"]
             # A generated set's arguments are part of its runs; no other set's runs see them.
             entry = datasets[problem["dataset"]]
             generation = entry.generation_args(config)

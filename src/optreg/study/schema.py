@@ -14,6 +14,7 @@ import yaml
 
 from optreg.data.registry import dataset_entries
 from optreg.training.registry import MODELS, OPTIMIZERS
+from optreg.training.schedules import SCHEDULES
 
 SCHEMA_FILE = "config.schema.yaml"
 
@@ -26,6 +27,7 @@ def config_schema() -> dict:
     text = resources.files("optreg").joinpath("schemas", SCHEMA_FILE).read_text()
     schema = yaml.safe_load(text)
     schema["$defs"]["optimizer"]["enum"] = list(OPTIMIZERS)
+    schema["$defs"]["schedule"]["enum"] = list(SCHEDULES)
     default_lr = schema["properties"]["protocol"]["properties"]["default_lr"]
     default_lr["properties"] = {
         name: {"$ref": "#/$defs/lr", "default": entry.default_lr}

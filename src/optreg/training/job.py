@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from optreg import __version__
-from optreg.data.prepared import Prepared, load_verified
+from optreg.data.prepared import Prepared, load_verified, train_subset
 from optreg.extensions import cell_packages, module_packages
 from optreg.io import canonical_hash
 from optreg.naming import FUSED
@@ -191,6 +191,9 @@ def run_job(
             dev = torch.device("cuda", slot.index)
         data = load_verified(data_path, device=dev)
         job["data_sha256"] = data.sha256
+        data = train_subset(
+            data, settings.data.get("train_size"), settings.data.get("split_seed", 0)
+        )
         checkpoints = None
         saved = None
         if checkpoint is not None:

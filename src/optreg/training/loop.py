@@ -27,6 +27,7 @@ from optreg.training.penalties import (
     penalty,
     penalty_hooks,
 )
+from optreg.training.schedules import schedule, steps_per_epoch
 from optreg.training.seeds import derived_seed
 from optreg.training.watch import Watch
 
@@ -300,11 +301,17 @@ def _train_epoch(stack: Stack, data, settings: Settings, device, watch, start: f
     # The built-in MLP's backward is written out (StackedMLP.loss_and_gradients); other
     # models go through autograd.
     by_hand = hasattr(model, "loss_and_gradients")
+    # A schedule scales every run's rate by the factor of the step about to be taken (its
+    # count is the optimizer's, which a checkpoint holds); a constant rate costs nothing.
+    factor = None if settings.schedule == "constant" else schedule(settings.schedule)
+    total_steps = epochs * steps_per_epoch(n, batch_size)
     # Schedule-free optimizers keep two iterates: the one trained here (train mode) and the
     # average evaluated (eval mode, `_end_epoch`); the others have no modes.
     optimizer.train()
     for first in range(stack.next_batch, n, batch_size):
         xb, yb = _batch(x_train, y_train, stack.perms[:, first : first + batch_size], device)
+        if factor is not None:
+            optimizer.scale(factor(optimizer.steps, total_steps))
         if by_hand:
             losses, predicted = model.loss_and_gradients(xb, yb)
             if in_loss:
@@ -378,6 +385,13 @@ def _end_epoch(stack: Stack, data, settings: Settings, device, watch, start: flo
     val_loss, val_acc = _evaluate(
         stack.model, data.x["val"], data.y["val"], settings.batch_size, device
     )
+    # At a budget mark, the test split too: the runs as a shorter budget leaves them.
+    marked = epoch in settings.marks and epoch < epochs
+    if marked:
+        test_loss, test_acc = _evaluate(
+            stack.model, data.x["test"], data.y["test"], settings.batch_size, device
+        )
+        test_loss, test_acc = test_loss.tolist(), test_acc.tolist()
     # Back to training mode at once: a checkpoint holds a stack in training.
     stack.optimizer.train()
     train_loss = (stack.loss_sum / n).tolist()
@@ -399,6 +413,14 @@ def _end_epoch(stack: Stack, data, settings: Settings, device, watch, start: flo
                     "train_accuracy": train_acc[slot],
                     "val_loss": val_loss[slot],
                     "val_accuracy": val_acc[slot],
+                    **(
+                        {
+                            "test_loss": _finite_or_none(test_loss[slot]),
+                            "test_accuracy": test_acc[slot],
+                        }
+                        if marked
+                        else {}
+                    ),
                     "elapsed_s": elapsed,
                 }
             )
@@ -441,6 +463,11 @@ def _finish(stack: Stack, data, settings: Settings, device) -> tuple[list[dict],
                 "test_loss": _finite_or_none(test_loss[slot].item()),
                 "test_accuracy": test_acc[slot].item(),
             }
+            # The last epoch is the last budget: its history entry has the test too.
+            last.update(
+                test_loss=results[pos]["final"]["test_loss"],
+                test_accuracy=results[pos]["final"]["test_accuracy"],
+            )
             results[pos]["weights"] = _weight_stats(model, slot)
             final_parameters[pos] = [p[slot].detach().clone() for p in model.parameters()]
     weight_count = sum(math.prod(w.shape[1:]) for w in model.weights)  # per run

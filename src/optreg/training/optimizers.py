@@ -34,12 +34,21 @@ class Optimizer:
     def __init__(self, params, lr: torch.Tensor):
         self.state: dict[str, list[torch.Tensor]] = {}
         self.steps = 0
+        self.factor = 1.0  # the schedule's factor of the step in progress (`scale`)
         self._use(list(params), lr)
 
     def _use(self, params: list, lr: torch.Tensor) -> None:
         self.params = params
-        self.lr = lr
-        self.rates = [per_slice(lr, p) for p in params]  # lr viewed to broadcast per tensor
+        self.base = lr  # each run's configured rate
+        self.lr = lr * self.factor if self.factor != 1.0 else lr.clone()  # the rate in use
+        self.rates = [per_slice(self.lr, p) for p in params]  # viewed to broadcast per tensor
+
+    def scale(self, factor: float) -> None:
+        """Train the next steps at `factor` times each run's configured rate (a schedule,
+        `optreg.training.schedules`): the rates every update and penalty step read."""
+        if factor != self.factor:
+            self.factor = factor
+            self.lr.copy_(self.base * factor)
 
     # A stacked rule's step reads the gradients the loop computed: it needs no closure.
     needs_closure = False
@@ -79,7 +88,7 @@ class Optimizer:
     def keep(self, mask: torch.Tensor, params) -> None:
         """Continue with `params` (the model's after it dropped the slices where `mask` is
         False) and drop the same slices from the rates and every state tensor."""
-        self._use(list(params), self.lr[mask])
+        self._use(list(params), self.base[mask])
         for name, tensors in self.state.items():
             self.state[name] = [t[mask] for t in tensors]
 

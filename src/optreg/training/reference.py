@@ -107,6 +107,7 @@ def textbook_epochs(
     strength: float = 0.0,
     lr: float = 0.0,
     closure: bool = False,
+    scheduler=None,
 ) -> list[dict]:
     """Train `model` in place for `epochs` epochs of mini-batches of the prepared `data`'s
     training split, shuffled each epoch by `order` (None: torch's global generator); one
@@ -121,6 +122,8 @@ def textbook_epochs(
     `optimizer.step(closure)`, the closure recomputing the loss and gradients on the same
     batch (`torch.optim.LBFGS`; pytorch_optimizer's SAM, after the first backward); an
     optimizer with `train()` and `eval()` (schedulefree) switches with the model.
+    `scheduler` (a `torch.optim.lr_scheduler`) is stepped after every optimizer step, as its
+    documentation has it for per-iteration schedules; the penalties' steps use its rate.
     """
     modes = all(callable(getattr(optimizer, m, None)) for m in ("train", "eval"))
     if penalty not in PENALTIES:
@@ -138,6 +141,7 @@ def textbook_epochs(
         total, correct = 0.0, 0
         for first in range(0, n, batch_size):
             idx = perm[first : first + batch_size]
+            rate = optimizer.param_groups[0]["lr"] if scheduler is not None else lr
             out = model(x[idx])
             loss = F.cross_entropy(out, y[idx])
             if penalty == "l1":
@@ -149,7 +153,7 @@ def textbook_epochs(
             with torch.no_grad():
                 if decay_by_hand:
                     for w in weights:
-                        w.mul_(1 - 2 * lr * strength)
+                        w.mul_(1 - 2 * rate * strength)
             if closure:
 
                 def again(idx=idx):
@@ -164,7 +168,9 @@ def textbook_epochs(
             with torch.no_grad():
                 if penalty == "l1_prox":
                     for w in weights:
-                        w.copy_(w.sign() * (w.abs() - lr * strength).clamp(min=0))
+                        w.copy_(w.sign() * (w.abs() - rate * strength).clamp(min=0))
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(idx)
             correct += (out.argmax(1) == y[idx]).sum().item()
         model.eval()

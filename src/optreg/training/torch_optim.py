@@ -78,7 +78,8 @@ class TorchOptimizer:
                 f"{cls.__name__} is a torch.optim optimizer: it trains one run at a time, "
                 f"got {lr.numel()} runs in one stack"
             )
-        self.cls, self.kwargs, self.lr = cls, resolve_arguments(kwargs), lr
+        self.cls, self.kwargs = cls, resolve_arguments(kwargs)
+        self.base, self.lr, self.factor = lr, lr.clone(), 1.0
         self.params = list(params)
         self.inner = cls(self.params, lr=lr.item(), **self.kwargs)
         self.has_modes = _has_modes(self.inner)
@@ -98,6 +99,15 @@ class TorchOptimizer:
         if self.has_modes:
             self.inner.eval()
 
+    def scale(self, factor: float) -> None:
+        """Train the next steps at `factor` times the configured rate (a schedule): the
+        param groups' `lr`, and `lr` for the penalties' steps."""
+        if factor != self.factor:
+            self.factor = factor
+            self.lr.copy_(self.base * factor)
+            for group in self.inner.param_groups:
+                group["lr"] = self.lr.item()
+
     def step(self, closure=None) -> None:
         """One step; `closure` (zero the gradients, recompute the loss on the same batch,
         backward, return the loss) goes to an optimizer that needs one."""
@@ -113,7 +123,7 @@ class TorchOptimizer:
         """Keep the run (`mask` [True]) on the model's new parameters, or drop it."""
         params = list(params)
         if not bool(mask.all()):
-            self.params, self.lr = params, self.lr[mask]
+            self.params, self.base, self.lr = params, self.base[mask], self.lr[mask]
             return
         state, groups = [self.inner.state.get(p, {}) for p in self.params], self.groups
         self.params = params

@@ -446,7 +446,11 @@ def test_missing_cell_factor_or_study_is_not_tested():
 
 def test_every_claim_is_judged_under_both_protocols(root):
     claims, alpha = load_claims(root / "config" / "claims.yaml")
-    factors = {"optimization": [*OPT_FACTORS, "depth"], "regularization": REG_FACTORS}
+    factors = {
+        "optimization": [*OPT_FACTORS, "depth"],
+        "regularization": REG_FACTORS,
+        "regularization_underfit": REG_FACTORS,
+    }
     grid = [(a, o) for a in ("relu", "sigmoid") for o in ("sgd", "momentum", "rmsprop", "adam")]
     opt = pd.concat(
         [
@@ -470,9 +474,9 @@ def test_every_claim_is_judged_under_both_protocols(root):
     findings, interactions = evaluate_claims(
         claims,
         alpha,
-        {"optimization": opt, "regularization": reg},
+        {"optimization": opt, "regularization": reg, "regularization_underfit": reg},
         factors,
-        {"regularization": tuning},
+        {"regularization": tuning, "regularization_underfit": tuning},
     )
     by_depth = [c for c in claims if c.get("by") == "depth"]
     assert len(findings) == 2 * (2 * len(by_depth) + len(claims) - len(by_depth))
@@ -503,8 +507,13 @@ def test_config_claims_load(root):
         "adam_rescues_sigmoid",
         "l1_hurts",
         "l2_helps",
+        "l1_hurts_underfit",
+        "l2_helps_underfit",
     ]
-    kinds = ["best", "best", "less", "less", "greater", "all_less", "best_greater"]
+    kinds = ["best", "best", "less", "less", "greater", "all_less", "best_greater"] + [
+        "all_less",
+        "best_greater",
+    ]
     assert [c["kind"] for c in claims] == kinds
     assert {c["margin"] for c in claims} == {0.01}
     assert [c["id"] for c in claims if c.get("by") == "depth"] == [c["id"] for c in claims[:5]]

@@ -16,15 +16,22 @@ def test_default_config_is_valid_and_matrix_has_expected_size(root):
     by_study = {}
     for c in cells(config):
         by_study.setdefault(c.study, []).append(c)
-    assert len(by_study["optimization"]) == 4 * 3 * 2  # optimizers x activations x depths
-    assert len(by_study["regularization"]) == 1 + 4 * 3  # none + 4 penalties x 3 strengths
-    assert len(by_study["problems"]) == 4 * 4
+    assert len(by_study["optimization"]) == 4 * 2 * 2  # optimizers x activations x depths
+    assert len(by_study["regularization"]) == 1 + 4 * 4  # none + 4 penalties x 4 strengths
+    assert len(by_study["regularization_underfit"]) == 1 + 4 * 4
+    assert len(by_study["problems"]) == 3 * 4
     # MNIST-1D is the default problem; depth 1 and 3 hidden layers of 100 units.
     deep = [c for c in by_study["optimization"] if c.factors["depth"] == 3]
     assert {tuple(c.settings["model"]["hidden"]) for c in deep} == {(100, 100, 100)}
     assert {c.settings["data"]["dataset"] for c in by_study["regularization"]} == {"mnist1d"}
+    # The regularization study where the network overfits: 2 x 256 on 800 training signals.
+    overfit = {tuple(c.settings["model"]["hidden"]) for c in by_study["regularization"]}
+    assert overfit == {(256, 256)}
+    assert {c.settings["data"]["train_size"] for c in by_study["regularization"]} == {800}
+    claimed = by_study["optimization"] + by_study["regularization"]
+    assert all(c.settings.epochs >= 40 for c in claimed)  # where training converged
     problems = {c.factors["problem"] for c in by_study["problems"]}
-    assert problems == {"mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"}
+    assert problems == {"digits_mlp", "digits_cnn", "cancer_mlp"}
     grid = config["protocol"]["lr_grid"]
     assert len(grid) >= 7 and max(grid) / min(grid) >= 1000
     assert len(config["protocol"]["tuning_seeds"]) >= 3

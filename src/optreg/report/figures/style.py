@@ -59,7 +59,14 @@ def _known_order() -> dict[str, tuple]:
         "penalty": tuple(enums["penalty"]["enum"]),
         # Configs name their problems, the package none: these are the default config's
         # (config/config.yaml), in its order; a test checks that they agree.
-        "problem": ("mnist1d_mlp", "mnist1d_cnn", "digits_mlp", "digits_cnn", "cancer_mlp"),
+        "problem": (
+            "mnist1d_mlp",
+            "mnist1d_overfit",
+            "mnist1d_cnn",
+            "digits_mlp",
+            "digits_cnn",
+            "cancer_mlp",
+        ),
     }
 
 
