@@ -23,14 +23,13 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    # 24 optimization cells (4 optimizers x 3 activations x 2 depths), 13 regularization
-    # (none + 4 penalties x 3 strengths), 16 problems (4 problems x 4 optimizers): one job each,
-    # but regularization's `none` cell is optimization's adam+relu one-layer cell, trained once.
-    assert len(jobs(config)) == len(cells(config)) == 24 + 13 + 16
-    shared = [j for j in jobs(config) if not j.trains]
-    assert [(j.study, j.cell.id) for j in shared] == [("regularization", "penalty-none_strength-0")]
-    assert shared[0].source.cell.id == "optimizer-adam_activation-relu_depth-1"
-    assert counts["train"] == 24 + 13 + 16 - 1
+    # 16 optimization cells (4 optimizers x 2 activations x 2 depths), 17 regularization and
+    # 17 regularization_underfit (none + 4 penalties x 4 strengths), 12 problems (3 problems
+    # x 4 optimizers): one job each. No cell is another study's: the regularization studies
+    # train at one rate (a grid of their own), on their own problem or grid.
+    assert len(jobs(config)) == len(cells(config)) == 16 + 17 + 17 + 12
+    assert all(j.trains for j in jobs(config))
+    assert counts["train"] == 16 + 17 + 17 + 12
     # MNIST-1D, digits and breast_cancer.
     assert counts["prepare_data"] == 3 and counts["report"] == 1
 
@@ -67,7 +66,12 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
         assert pngs and all(png.stat().st_size > 10_000 for png in pngs)
         assert len(list((base / "figures").glob("*.pdf"))) == len(pngs)
     findings = pd.read_csv(smoke / "results" / "findings.csv")
-    assert len(findings) == 7 * 2  # every claim under both protocols (no depth in the smoke)
+    # Every claim under both protocols (no depth in the smoke); the smoke has no
+    # regularization_underfit study, so its two claims are one "not tested" row each.
+    underfit = findings["id"].str.endswith("_underfit")
+    assert len(findings) == 7 * 2 + 2 and underfit.sum() == 2
+    assert (findings[underfit]["verdict"] == "not tested").all()
+    findings = findings[~underfit]
     # The smoke's optimization study has no plain SGD: the one claim about it is not tested.
     # Nor is "L2 helps" at Adam's default rate (0.001), which is off the smoke's grid: its
     # strength could only be chosen on evaluation seeds there, which never choose.
@@ -85,6 +89,12 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     assert set(findings["verdict"]) <= set(VERDICTS)
     interactions = pd.read_csv(smoke / "results" / "interactions.csv")
     assert list(interactions.columns) == INTERACTION_COLUMNS  # no depth: no rows
+    # Budgets: every evaluated cell's convergence; each claim of a study it runs at the mark
+    # (2 epochs, config/smoke.yaml) and at the whole budget (3).
+    convergence = pd.read_csv(smoke / "results" / "convergence.csv")
+    assert len(convergence) == 2 * (6 + 5 + 4) and convergence["epochs"].eq(3).all()
+    budgets = pd.read_csv(smoke / "results" / "budgets.csv")
+    assert len(budgets) == 2 * len(findings) and set(budgets["budget"]) == {2, 3}
 
     from pypdf import PdfReader
 
@@ -93,6 +103,7 @@ def test_smoke_study_writes_runs_tables_figures_and_report(smoke):
     text = "".join(page.extract_text() for page in pdf.pages)
     assert "Sigmoid+Momentum" in text and "Study optimization" in text
     assert "What it cost" in text and (smoke / "results" / "cost.csv").exists()
+    assert "Had training converged?" in text and "at a shorter budget?" in text
     # Across problems: interquartile means with intervals, not a mean rank.
     assert "interquartile mean" in text and "Average rank" not in text
     assert list((smoke / "logs").rglob("*.log"))
