@@ -232,6 +232,8 @@ def model_table(data, settings: dict, runs_list: list[int], repeats: int) -> Non
         seconds = interleaved({k: (lambda f=f: cpu_seconds(f)) for k, f in ways.items()}, repeats)
         peaks.append(matmul_peak())
         per_runs[runs] = seconds
+        done = {k: f"{statistics.median(v):.2f}" for k, v in seconds.items()}
+        print(f"{runs} runs: median CPU s {done}", flush=True)
     peak = statistics.median(peaks)
     header = " | ".join(f"{r} run{'s' if r > 1 else ''}" for r in runs_list)
     print(f"\n{settings['problem']} {settings['model']}: samples per CPU-s\n")
