@@ -69,18 +69,26 @@ def _batches(x: torch.Tensor, y: torch.Tensor, perms: torch.Tensor, first: int, 
              device):  # fmt: skip
     """(start, inputs [S, B, ...], labels [S, B]) of each batch of the epoch's data order
     `perms` [S, n] from sample `first` on. The inputs of as many whole batches as fit in
-    `GATHER_BYTES` are gathered (and moved to `device`) at once, and the batches are slices
-    of them: one gather and one move per chunk instead of two each per batch, the same
-    values. A chunk never starts but at a batch boundary, so the batches are the same
-    wherever training resumes."""
-    n = perms.shape[1]
-    sample_bytes = perms.shape[0] * x[:1].numel() * x.element_size()
-    per_chunk = max(1, GATHER_BYTES // max(1, sample_bytes * batch_size)) * batch_size
-    for start in range(first, n, per_chunk):
-        xs, ys = _batch(x, y, perms[:, start : start + per_chunk], device)
-        for offset in range(0, xs.shape[1], batch_size):
-            stop = offset + batch_size
-            yield start + offset, xs[:, offset:stop], ys[:, offset:stop]
+    `GATHER_BYTES` are gathered (and moved to `device`) at once, batch-major, and each batch
+    is one contiguous block of them, laid out as `_batch` lays it out: one gather and one
+    move per chunk instead of two each per batch, the same values. (Slices of a run-major
+    chunk were strided across runs, and the batched products copied them.) A chunk never
+    starts but at a batch boundary, so the batches are the same wherever training resumes."""
+    stack, n = perms.shape
+    sample_bytes = stack * x[:1].numel() * x.element_size()
+    per_chunk = max(1, GATHER_BYTES // max(1, sample_bytes * batch_size))
+    for start in range(first, n, per_chunk * batch_size):
+        idx = perms[:, start : start + per_chunk * batch_size]
+        whole = idx.shape[1] // batch_size  # whole batches; the epoch's last may be short
+        if whole:
+            # Batch-major [K, S, B]: each batch one contiguous [S, B, ...] block, as alone.
+            rows = idx[:, : whole * batch_size].reshape(stack, whole, batch_size).transpose(0, 1)
+            xs, ys = _batch(x, y, rows, device)
+            for k in range(whole):
+                yield start + k * batch_size, xs[k], ys[k]
+        if whole * batch_size < idx.shape[1]:
+            xb, yb = _batch(x, y, idx[:, whole * batch_size :], device)
+            yield start + whole * batch_size, xb, yb
 
 
 @torch.no_grad()
