@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CORES ?= 8
+# Snakemake's --cores: all of the machine's (more only oversubscribes one-thread train jobs:
+# bench/README.md, 239 s with --cores 8 against 194 s with --cores 2 on 2 cores).
+CORES ?= all
 
 .PHONY: setup study test lint bench perf clean
 

@@ -1,6 +1,7 @@
 """This checkout's training against another revision's, side by side: CPU seconds per stack.
 
 Usage: python bench/versus.py REV [--optimizers adam sgd] [--epochs 5] [--repeats 5]
+                               [--problem mnist1d_mlp] [--runs 1 5 21 64]
 
 REV (a commit, tag or branch) is checked out into a temporary folder (`git worktree`). Each
 repetition runs one child process per tree, taking turns; each child imports `optreg` from
@@ -11,6 +12,10 @@ all at the cell's default rate so that none diverges) of every model of the defa
 prints each tree's median CPU seconds and the median over repetitions of the ratio within one
 repetition: CPU time of the benchmark's children, which does not change when other processes
 take turns on the cores (their contention for caches and memory still shows).
+
+REV may also be a folder holding another copy of the project (its `src` and `config`), used
+as it is. `--problem` trains another problem's models (the default problem's by default);
+`--runs` trains stacks of these sizes (seeds 0, 1, ...) instead of the tuning stack.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ CHILD = r"""
 import json, sys, tempfile, time
 from pathlib import Path
 root, optimizer, epochs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+problem, sizes = sys.argv[4], [int(r) for r in sys.argv[5].split(",") if r]
 sys.path.insert(0, str(root / "src"))
 import torch
 from optreg.study.matrix import cells
@@ -42,7 +48,7 @@ chosen = {}
 for cell in cells(config):
     s = cell.settings
     if (s["problem"], s["optimizer"], s["activation"], s["penalty"]) == (
-        defaults["problem"], optimizer, "relu", "none"
+        problem or defaults["problem"], optimizer, "relu", "none"
     ):
         chosen.setdefault(json.dumps(s["model"]), cell)
 out = {}
@@ -54,19 +60,24 @@ with tempfile.TemporaryDirectory() as tmp:
     data = load_prepared(path)
     for model, cell in chosen.items():
         settings = {**cell.settings, "lr": cell.default_lr, "epochs": epochs}
-        seeds = list(config["protocol"]["tuning_seeds"]) * len(cell.lr_grid)
-        lrs = [cell.default_lr] * len(seeds)
-        train_runs(data, settings, lrs, seeds, torch.device("cpu"))
-        start = time.process_time()
-        train_runs(data, settings, lrs, seeds, torch.device("cpu"))
-        out[f"{cell.settings['problem']} {model} ({len(seeds)} runs)"] = time.process_time() - start
+        tuning = list(config["protocol"]["tuning_seeds"]) * len(cell.lr_grid)
+        for seeds in [list(range(size)) for size in sizes] or [tuning]:
+            lrs = [cell.default_lr] * len(seeds)
+            train_runs(data, settings, lrs, seeds, torch.device("cpu"))
+            start = time.process_time()
+            train_runs(data, settings, lrs, seeds, torch.device("cpu"))
+            name = f"{cell.settings['problem']} {model} ({len(seeds)} runs)"
+            out[name] = time.process_time() - start
 print(json.dumps(out))
 """
 
 
-def child(root: Path, optimizer: str, epochs: int) -> dict:
+def child(root: Path, optimizer: str, epochs: int, problem: str, runs: list[int]) -> dict:
     """CPU seconds per stack of one child process training with `root`'s code."""
-    done = python_child(CHILD, str(root), optimizer, str(epochs), what=f"training in {root}")
+    sizes = ",".join(map(str, runs))
+    done = python_child(
+        CHILD, str(root), optimizer, str(epochs), problem, sizes, what=f"training in {root}"
+    )
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -76,22 +87,27 @@ def main() -> None:
     parser.add_argument("--optimizers", nargs="+", default=["adam", "sgd"])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--problem", default="", help="a problem of the config (its models)")
+    parser.add_argument("--runs", type=int, nargs="*", default=[], help="stack sizes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="optreg-versus-") as tmp:
-        other = Path(tmp) / "other"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.rev],
-            check=True,
-        )
+        given = Path(args.rev).is_dir()
+        other = Path(args.rev) if given else Path(tmp) / "other"
+        if not given:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(other), args.rev],
+                check=True,
+            )
         try:
+            job = (args.epochs, args.problem, args.runs)
             print(f"{args.epochs} epochs, one torch thread, {args.repeats} repetitions")
             print(f"| stack | optimizer | {args.rev} CPU s | this checkout CPU s | ratio |")
             print("| --- | --- | --- | --- | --- |")
             for optimizer in args.optimizers:
                 times = interleaved(
                     {
-                        "other": lambda o=optimizer: child(other, o, args.epochs),
-                        "this": lambda o=optimizer: child(ROOT, o, args.epochs),
+                        "other": lambda o=optimizer: child(other, o, *job),
+                        "this": lambda o=optimizer: child(ROOT, o, *job),
                     },
                     args.repeats,
                     rotate=False,  # each repetition: the other revision, then this one
@@ -106,9 +122,11 @@ def main() -> None:
                         flush=True,
                     )
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=False
-            )
+            if not given:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)],
+                    check=False,
+                )
 
 
 if __name__ == "__main__":

@@ -203,6 +203,7 @@ rule cost:
     """Sum the train jobs' measured time and memory per cell: what each study cost."""
     input:
         benchmarks=get_cost_benchmarks,
+        runs=get_cost_run_dirs,
         code=code("cost.py"),
     output:
         cost=report(

@@ -425,8 +425,8 @@ def remove_finished_checkpoints():
 
 
 def get_cost_jobs(wildcards):
-    """Every train job that trains (once, whatever studies share it): its benchmark file
-    and its wildcards.
+    """Every train job that trains (once, whatever studies share it): its benchmark file,
+    its own `usage.tsv` (getrusage at its end) and its wildcards.
 
     Read from rule train's own output and benchmark patterns, so that the cost table
     follows them; optreg.analysis.cost sums a cell's jobs (its seed blocks and phases).
@@ -439,6 +439,7 @@ def get_cost_jobs(wildcards):
         jobs.append(
             {
                 "benchmark": apply_wildcards(train.benchmark, job_wildcards),
+                "usage": f"{run_dir(job)}/usage.tsv",
                 "wildcards": dict(job_wildcards),
             }
         )
@@ -447,3 +448,8 @@ def get_cost_jobs(wildcards):
 
 def get_cost_benchmarks(wildcards):
     return [job["benchmark"] for job in get_cost_jobs(wildcards)]
+
+
+def get_cost_run_dirs(wildcards):
+    """The train jobs' folders: their `usage.tsv` files are in them."""
+    return sorted({os.path.dirname(job["usage"]) for job in get_cost_jobs(wildcards)})

@@ -6,6 +6,12 @@ system seconds) among others. Snakemake samples memory and CPU once a second for
 30 s of a job and every 30 s after, so a job's CPU time is what it had used at its last
 sample (a lower bound, short by at most one interval), and a job that ends before the
 first sample has `NA` for both; the table keeps those as missing rather than zero.
+
+So a job's CPU time and peak memory come from the job itself where it wrote them: its
+`usage.tsv` beside its records (`optreg.training.job.process_usage`: `getrusage` of the
+job's process and its children at the end of the job, exact). The benchmark file gives the
+wall time, and the CPU time and memory of a job without that file (one written by an older
+version).
 """
 
 from __future__ import annotations
@@ -50,17 +56,29 @@ def read_benchmark(path: str | os.PathLike) -> dict[str, float]:
     }
 
 
+def read_usage(path: str | os.PathLike | None) -> dict[str, float]:
+    """A train job's own `usage.tsv` (`optreg.training.job.process_usage`) as cpu_s and
+    max_rss_mib; empty if it has none."""
+    if path is None or not os.path.exists(path):
+        return {}
+    with open(path, newline="") as fh:
+        row = list(csv.DictReader(fh, delimiter="\t"))[-1]
+    return {"cpu_s": float(row["cpu_s"]), "max_rss_mib": float(row["max_rss_mib"])}
+
+
 def cost_table(jobs: Iterable[Mapping]) -> pd.DataFrame:
     """One row per study cell: its train jobs, summed wall and CPU seconds, largest RSS.
 
-    `jobs` holds one mapping per train job: `benchmark` (its file) and `wildcards` (the
-    job's wildcards; all but the per-job ones, seed block and phase, name the cell).
+    `jobs` holds one mapping per train job: `benchmark` (its file), `wildcards` (the
+    job's wildcards; all but the per-job ones, seed block and phase, name the cell) and
+    optionally `usage` (its `usage.tsv`: where it exists, its CPU time and memory).
     """
     records = []
     for job in jobs:
         wildcards = {k: str(v) for k, v in job["wildcards"].items()}
         key = {k: v for k, v in wildcards.items() if k not in PER_JOB_WILDCARDS}
-        records.append({**key, **read_benchmark(job["benchmark"])})
+        measured = {**read_benchmark(job["benchmark"]), **read_usage(job.get("usage"))}
+        records.append({**key, **measured})
     if not records:
         return pd.DataFrame(columns=["study", "combination", *COST_COLUMNS])
     frame = pd.DataFrame.from_records(records)

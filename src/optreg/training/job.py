@@ -234,7 +234,7 @@ def run_job(
                 state.step = index
                 _run_step(training, steps[index], state, watch, lr_grid, default_lr, lr_limits)
     records = state.records
-    written = _write_together(out_dir, records)
+    written = _write_together(out_dir, records, usage=process_usage())
     if checkpoints is not None:
         # Kept until the workflow has the files (optreg.training.checkpoint.remove_finished):
         # a job stopped before Snakemake is done with it loses them, and writes them again
@@ -383,9 +383,36 @@ def run_record(
     }
 
 
-def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
+# The job's own CPU time and memory, beside its records (optreg.analysis.cost reads it): a
+# header and one row, tab-separated (not JSON: every *.json of the folder is a run's record).
+USAGE = "usage.tsv"
+
+
+def process_usage() -> dict:
+    """What this process has used so far, from `getrusage`: CPU seconds (user + system) of
+    the process itself and of its waited-for children, and its peak memory. Taken at the end
+    of a train job, it counts the whole job: the interpreter's start, the imports, loading
+    the data, the training; all but writing the files and exiting."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ru_maxrss is in KiB on Linux, in bytes on macOS.
+    per_mib = 1 << 20 if sys.platform == "darwin" else 1 << 10
+    return {
+        "cpu_s": round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 3),
+        "user_s": round(own.ru_utime, 3),
+        "system_s": round(own.ru_stime, 3),
+        "children_cpu_s": round(children.ru_utime + children.ru_stime, 3),
+        "max_rss_mib": round(max(own.ru_maxrss, children.ru_maxrss) / per_mib, 1),
+    }
+
+
+def _write_together(out_dir: str | os.PathLike, records, usage: dict | None = None) -> list[Path]:
     """Validate and write (file name, record) pairs into `out_dir`, all or none: into a
-    hidden temporary folder first, renamed to `out_dir` once every file is written."""
+    hidden temporary folder first, renamed to `out_dir` once every file is written; with
+    `usage` (`process_usage`), the job's `USAGE` file beside them (not in the manifest: it
+    says what the job cost, not what it computed)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -393,6 +420,9 @@ def _write_together(out_dir: str | os.PathLike, records) -> list[Path]:
         for name, record in records:
             write_run(tmp_dir / name, record)
         write_manifest(tmp_dir, [name for name, _ in records])
+        if usage is not None:
+            header, row = "\t".join(usage), "\t".join(str(v) for v in usage.values())
+            (tmp_dir / USAGE).write_text(f"{header}\n{row}\n")
         os.chmod(tmp_dir, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -293,15 +293,77 @@ class StackedCNN1d(Stacked):
         self._set_parameters(stack, convs, channels, sizes, seeds)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [S, B, classes] for flattened inputs [S, B, C*L] (or [B, C*L], shared)."""
+        """Logits [S, B, classes] for flattened inputs [S, B, C*L] (or [B, C*L], shared).
+
+        Each convolution is one batched product per layer over the unfolded windows, the
+        signal held [S, C, L, B] (the batch innermost, the MLP's feature-major layout):
+        W [S, out, C*k] @ windows [S, C*k, L_out*B]. A window's k taps are k strided slices
+        of the padded signal, each a run of whole batch rows, so unfolding is k block copies
+        and its backward k strided additions; the last layer's output [S, C, L, B] is already
+        the dense head's input [S, C*L, B]. Several times faster on a CPU than the grouped
+        convolution (groups=S) with the same products.
+        """
         stack, convs = self.stack, self.n_convs
-        x = self._runs_as_channels(x)
-        batch = x.shape[0]
+        if x.dim() == 2:
+            x = x.expand(stack, -1, -1)
+        batch = x.shape[1]
+        h = x.transpose(1, 2).reshape(stack, *self.input_shape, batch)  # [S, C, L, B]
         weights, biases = self.layers()
-        for w, b in zip(weights[:convs], biases[:convs], strict=True):
-            x = self.activation(F.conv1d(x, w.flatten(0, 1), b.flatten(), 2, 1, groups=stack))
-        x = x.reshape(batch, stack, -1).transpose(0, 1)
-        return self._dense_head(x, convs)
+        for w, b, k in zip(weights[:convs], biases[:convs], self.kernels, strict=True):
+            windows = _windows(h, k)  # [S, C*k, L_out, B]
+            length = windows.shape[2]
+            h = torch.baddbmm(b.unsqueeze(-1), w.flatten(2), windows.flatten(2))
+            h = self.activation(h).view(stack, -1, length, batch)
+        h = h.reshape(stack, -1, batch)  # [S, C*L, B]
+        last = len(weights) - 1
+        for i in range(convs, last + 1):
+            h = torch.baddbmm(biases[i], weights[i], h)
+            if i < last:
+                h = self.activation(h)
+        return h.transpose(1, 2)
+
+
+def _windows(h: torch.Tensor, k: int) -> torch.Tensor:
+    """The stride-2, padding-1 windows of signals h [S, C, L, B]: [S, C*k, L_out, B], tap j
+    of output position t at row 2t + j - 1 of the signal (zero outside it)."""
+    return _Windows.apply(h, k)
+
+
+class _Windows(torch.autograd.Function):
+    """`_windows` with its backward written out: k strided additions into one zeroed
+    gradient (autograd's own, through the slices, zeroes and adds k whole signals)."""
+
+    @staticmethod
+    def forward(h: torch.Tensor, k: int) -> torch.Tensor:
+        stack, channels, length, batch = h.shape
+        out = (length + 2 - k) // 2 + 1
+        windows = h.new_zeros(stack, channels, k, out, batch)
+        for j in range(k):
+            # Output t reads padded row 2t + j, signal row 2t + j - 1, where it exists.
+            first = 1 if j == 0 else 0  # t = 0 would read row -1 (the padding)
+            rows = range(2 * first + j - 1, length, 2)[: out - first]
+            if len(rows):
+                windows[:, :, j, first : first + len(rows)] = h[:, :, rows.start : rows.stop : 2]
+        return windows.view(stack, channels * k, out, batch)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        h, k = inputs
+        ctx.k, ctx.shape = k, h.shape
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        stack, channels, length, batch = ctx.shape
+        k = ctx.k
+        out = grad.shape[2]
+        grad = grad.view(stack, channels, k, out, batch)
+        result = grad.new_zeros(ctx.shape)
+        for j in range(k):
+            first = 1 if j == 0 else 0
+            rows = range(2 * first + j - 1, length, 2)[: out - first]
+            if len(rows):
+                result[:, :, rows.start : rows.stop : 2] += grad[:, :, j, first : first + len(rows)]
+        return result, None
 
 
 def build_mlp(spec: ModelSpec, meta: dict, activation: str, seeds) -> StackedMLP:

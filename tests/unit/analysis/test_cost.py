@@ -53,6 +53,28 @@ def test_cost_sums_a_cells_jobs_and_keeps_its_largest_memory(tmp_path):
     assert math.isnan(rows["reg", "a"].cpu_s) and rows["reg", "a"].wall_s == 0.5
 
 
+def test_a_jobs_own_usage_gives_its_cpu_and_memory(tmp_path):
+    """A job's usage.tsv (getrusage at its end) replaces Snakemake's sampled CPU and memory;
+    a job without one keeps its benchmark's figures."""
+    usage = tmp_path / "usage.tsv"
+    usage.write_text("cpu_s\tuser_s\tmax_rss_mib\n3.25\t3.0\t512.5\n")
+    jobs = [
+        {
+            "benchmark": bench(tmp_path / "1", 2.0, 700, "NA"),
+            "usage": str(usage),
+            "wildcards": {"study": "s", "combination": "a"},
+        },
+        {
+            "benchmark": bench(tmp_path / "2", 1.0, 300, 0.5),
+            "usage": str(tmp_path / "missing.tsv"),
+            "wildcards": {"study": "s", "combination": "b"},
+        },
+    ]
+    rows = {r.combination: r for r in cost_table(jobs).itertuples()}
+    assert (rows["a"].wall_s, rows["a"].cpu_s, rows["a"].max_rss_mib) == (2.0, 3.25, 512.5)
+    assert (rows["b"].cpu_s, rows["b"].max_rss_mib) == (0.5, 300)
+
+
 def test_phases_of_a_cell_are_summed_too(tmp_path):
     jobs = [
         {"benchmark": bench(tmp_path / p, 1.0, 100, 1.0), "wildcards": w}

@@ -45,6 +45,11 @@ def test_a_train_job_loads_no_heavy_module(digits_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     loaded = set(json.loads(proc.stdout.splitlines()[-1]))
     assert len(list(out.glob("lr-*_seed-*.json"))) == 4  # the job really trained
+    # Its own CPU time and memory (getrusage), beside the records: the whole process's,
+    # from its start (importing torch alone takes a good part of a CPU second).
+    header, row = (out / "usage.tsv").read_text().splitlines()
+    usage = dict(zip(header.split("\t"), map(float, row.split("\t")), strict=True))
+    assert usage["cpu_s"] >= usage["user_s"] > 0.2 and usage["max_rss_mib"] > 50
     assert {"torch", "optreg.training.loop", "optreg.data.prepared"} <= loaded
     heavy = [name for name in HEAVY if name in loaded]
     assert heavy == [], f"a train job imported {heavy}"
