@@ -170,6 +170,14 @@ def cells(config: dict) -> list[Cell]:
                         f"but problem '{settings['problem']}' is a {problem['model']}"
                     )
                 hidden = settings["model"]["hidden"]
+                if not hidden and len(shape) == 1:
+                    # A linear model (hidden: []) has no layer to repeat or to widen.
+                    given, needs = ("depth", "width") if "depth" in shape else ("width", "depth")
+                    raise ConfigError(
+                        f"studies.{name}: {given} on problem '{settings['problem']}', a linear "
+                        f"model (hidden: []), needs a {needs} too (a fixed one or a factor), "
+                        "or a problem with a hidden layer"
+                    )
                 depth = shape.get("depth", len(hidden))
                 settings["model"]["hidden"] = [shape.get("width", hidden[0])] * depth
             # Where the raw files lie and whether they may be downloaded is not part of a run.

@@ -7,6 +7,7 @@ problem naming the key.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 from typing import Any
@@ -102,9 +103,14 @@ def validate_config(config: dict, source: str = "config") -> dict:
             if problem is not None and problem not in config["problems"]:
                 problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
     low, high = protocol["lr_limits"]
+    if low > high:
+        problems.append(
+            f"protocol.lr_limits: [{low:g}, {high:g}] must be [lowest, highest]; "
+            f"write [{high:g}, {low:g}]"
+        )
     for where, grid in grids:
         problems += _duplicates(where, grid)
-        if grid and not low <= min(grid) <= max(grid) <= high:
+        if grid and low <= high and not low <= min(grid) <= max(grid) <= high:
             problems.append(
                 f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
                 f"{where} spans [{min(grid):g}, {max(grid):g}]"
@@ -140,13 +146,26 @@ def _check_shapes(config: dict) -> list[str]:
     for name, problem in config["problems"].items():
         if problem["model"] != "cnn":
             continue
+        kernel, n = problem.get("kernel") or [], len(problem["channels"])
+        if len(kernel) > n:
+            problems.append(
+                f"problems.{name}.kernel: {len(kernel)} kernel sizes {kernel} for {n} "
+                f"convolutions (channels {problem['channels']}); give at most one per convolution"
+            )
+            continue
         entry = entries[problem["dataset"]]
         shape = entry.shape(entry.generation_args(config))
         if shape is None:
             continue  # a data set the registry has no shape of: its model checks it in the job
+        if kernel and len(shape) == 3:
+            problems.append(
+                f"problems.{name}.kernel: kernel sizes apply to a 1-D CNN (signals), but "
+                f"'{problem['dataset']}' holds {'x'.join(map(str, shape))} images, whose 2-D "
+                "CNN uses 3x3 kernels; remove `kernel`"
+            )
+            continue
         if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
-            n = len(problem["channels"])
-            kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
+            kernels = [*kernel, *[3] * n][:n]
             if conv1d_length(shape[1], kernels) < 1:
                 setting = entry.shape_setting(1)
                 longer = f" or a longer signal ({setting})" if setting else ""
@@ -177,11 +196,31 @@ def _check_shapes(config: dict) -> list[str]:
 
 def _check_paths(config: dict) -> list[str]:
     """Configured paths of the wrong kind (a missing data root is prepare_data's to report:
-    with data.download it does not exist before that job)."""
+    with data.download it does not exist before that job), and `extensions_path` folders
+    that are missing or files: modules would silently not be found there."""
+    problems = []
     root = config["data"]["root"]
     if os.path.exists(root) and not os.path.isdir(root):
-        return [f"data.root: '{root}' is a file; it must be the folder the data sets lie in"]
-    return []
+        problems.append(
+            f"data.root: '{root}' is a file; it must be the folder the data sets lie in"
+        )
+    for i, folder in enumerate(config["extensions_path"]):
+        if os.path.isdir(folder):
+            continue
+        where = f"extensions_path[{i}]: '{folder}'"
+        if os.path.exists(folder):
+            problems.append(f"{where} is a file; list the folder that holds the module")
+            continue
+        parent, base = os.path.split(os.path.normpath(folder))
+        names = os.listdir(parent or ".") if os.path.isdir(parent or ".") else []
+        close = difflib.get_close_matches(
+            base, [n for n in names if os.path.isdir(os.path.join(parent or ".", n))], 1
+        )
+        hint = f" (did you mean '{os.path.join(parent, close[0])}'?)" if close else ""
+        problems.append(
+            f"{where} does not exist{hint}; it is relative to the working directory {os.getcwd()}"
+        )
+    return problems
 
 
 def _duplicates(where: str, values) -> list[str]:

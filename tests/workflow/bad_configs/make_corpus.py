@@ -395,6 +395,99 @@ CASES += [
         ),
     ),
 ]
+
+
+def linear(c, study: dict) -> None:
+    """A linear digits problem (hidden: []) and a study of it."""
+    c["problems"]["digits_linear"] = {"dataset": "digits", "model": "mlp", "hidden": []}
+    c["studies"]["linear"] = {"fixed": {"problem": "digits_linear"}, **study}
+
+
+# Issue 24: paths, protocol values, factors and model shapes.
+CASES += [
+    (
+        "extensions_path_missing",
+        "extensions_path[0]: 'my_optimizers' does not exist; it is relative to the working directory",
+        lambda c: c.update(extensions_path=["my_optimizers"]),
+    ),
+    (
+        "extensions_path_typo",
+        "extensions_path[0]: 'scirpts' does not exist (did you mean 'scripts'?); it is relative "
+        "to the working directory",
+        lambda c: c.update(extensions_path=["scirpts"]),
+    ),
+    (
+        "extensions_path_is_a_file",
+        "extensions_path[0]: 'workflow/Snakefile' is a file; list the folder that holds the module",
+        lambda c: c.update(extensions_path=["workflow/Snakefile"]),
+    ),
+    (
+        "lr_limits_inverted",
+        "protocol.lr_limits: [10, 1e-05] must be [lowest, highest]; write [1e-05, 10]",
+        lambda c: c["protocol"].update(lr_limits=[10.0, 0.00001]),
+    ),
+    (
+        "study_grid_outside_lr_limits",
+        "protocol.lr_limits: [0.001, 1] must contain every grid, but studies.optimization.lr_grid "
+        "spans [0.0001, 0.01]",
+        lambda c: (
+            c["protocol"].update(lr_limits=[0.001, 1.0]),
+            opt(c).update(lr_grid=[0.0001, 0.01]),
+        ),
+    ),
+    (
+        "target_as_percentage",
+        "protocol.target_val_accuracy: 50 is greater than the maximum of 1 (an accuracy is a "
+        "fraction: 50% is written 0.5)",
+        lambda c: c["protocol"].update(target_val_accuracy=50),
+    ),
+    (
+        "fixed_problem_not_defined",
+        "studies.regularization.fixed.problem: unknown problem 'digits'; problems:",
+        lambda c: reg(c)["fixed"].update(problem="digits"),
+    ),
+    (
+        "problem_key_as_factor",
+        "studies.optimization.factors.hidden: unknown key 'hidden'",
+        lambda c: opt(c)["factors"].update(hidden=[[8], [16]]),
+    ),
+    (
+        "problem_key_as_factor_hint",
+        "('hidden' is a key of a problem, not a setting: define one problem per value under "
+        "`problems` and vary `problem`)",
+        lambda c: opt(c)["factors"].update(hidden=[[8], [16]]),
+    ),
+    (
+        "depth_on_a_linear_model",
+        "studies.linear: depth on problem 'digits_linear', a linear model (hidden: []), needs a "
+        "width too",
+        lambda c: linear(c, {"factors": {"depth": [1, 2]}}),
+    ),
+    (
+        "width_on_a_linear_model",
+        "studies.linear: width on problem 'digits_linear', a linear model (hidden: []), needs a "
+        "depth too",
+        lambda c: linear(c, {"factors": {"width": [8, 16]}}),
+    ),
+    (
+        "kernel_on_a_2d_cnn",
+        "problems.digits_cnn.kernel: kernel sizes apply to a 1-D CNN (signals), but 'digits' "
+        "holds 1x8x8 images",
+        lambda c: c["problems"]["digits_cnn"].update(kernel=[3, 3]),
+    ),
+    (
+        "more_kernels_than_convolutions",
+        "problems.signal_cnn.kernel: 3 kernel sizes [5, 5, 5] for 2 convolutions",
+        lambda c: c["problems"].update(
+            signal_cnn={
+                "dataset": "mnist1d",
+                "model": "cnn",
+                "channels": [4, 8],
+                "kernel": [5, 5, 5],
+            }
+        ),
+    ),
+]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
     ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
