@@ -407,7 +407,8 @@ def linear(c, study: dict) -> None:
 CASES += [
     (
         "extensions_path_missing",
-        "extensions_path[0]: 'my_optimizers' does not exist; it is relative to the working directory",
+        "extensions_path[0]: 'my_optimizers' does not exist; it is relative to the working "
+        "directory",
         lambda c: c.update(extensions_path=["my_optimizers"]),
     ),
     (
@@ -547,6 +548,42 @@ RAW += [
         "duplicate_top_key",
         "key 'problems' is given twice, on lines 10 and 44",
         SMOKE + "problems:\n  digits_mlp: {dataset: digits, model: mlp, hidden: [32]}\n",
+    ),
+]
+
+
+def laughs(levels: int = 9, indent: str = "") -> str:
+    """YAML aliases nested ten times a level: a few lines that stand for 10^levels values."""
+    lines = [f"{indent}l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"{indent}l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# Issue 24: YAML that never finishes loading once its aliases are expanded.
+RAW += [
+    (
+        "billion_laughs_under_an_unknown_key",
+        "line 49, laughs.l4: holds more than 100,000 values once its aliases (*name) are expanded",
+        SMOKE + "laughs:\n" + laughs(indent="  "),
+    ),
+    (
+        "billion_laughs_in_kwargs",
+        "line 53, optimizers.lion.kwargs.l4: holds more than 100,000 values once its aliases",
+        SMOKE
+        + "optimizers:\n  lion:\n    class: torch.optim:SGD\n    default_lr: 0.1\n"
+        + "    kwargs:\n"
+        + laughs(indent="      "),
+    ),
+    (
+        "alias_loop",
+        "line 44, loop[1]: an alias (*name) refers to a value that contains it (a loop)",
+        SMOKE + "loop: &loop [1, *loop]\n",
+    ),
+    (
+        "nested_too_deep",
+        "values nest more than 32 levels deep",
+        SMOKE + "deep: " + "[" * 40 + "]" * 40 + "\n",
     ),
 ]
 
