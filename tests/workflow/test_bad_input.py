@@ -7,6 +7,7 @@ message must contain.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import shutil
 import subprocess
@@ -135,3 +136,27 @@ def test_snakemake_refuses_before_any_job(project, path):
     assert not PROJECT_FRAME.search(out), out
     assert not (project / "results").exists()
     assert not (project / "logs").exists()
+
+
+@pytest.mark.workflow
+def test_cuda_on_a_machine_without_a_gpu_is_refused_where_the_jobs_would_run_here(project):
+    """Issue 24: every train job failed. A dry run (which may plan a SLURM submission from a
+    login node without a GPU) only warns."""
+    shutil.copy(project / "config" / "smoke.yaml", project / "config" / "config.yaml")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no GPU, whatever this machine has
+    run = [sys.executable, "-m", "snakemake", "--cores", "1", "--config", "device=cuda"]
+    message = "device: 'cuda', but this machine shows no GPU (CUDA_VISIBLE_DEVICES='' hides"
+    proc = subprocess.run(run, cwd=project, capture_output=True, text=True, env=env, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert message in out, out
+    assert "Traceback (most recent call last)" not in out, out
+    assert not (project / "results").exists()
+    assert not (project / "logs").exists()
+    proc = subprocess.run(
+        [*run, "-n"], cwd=project, capture_output=True, text=True, env=env, timeout=120
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"Warning: {message}" in out, out
+    assert not (project / "results").exists()
