@@ -275,6 +275,9 @@ def share_runs(jobs: list[Job]) -> list[Job]:
 
 # A train job may run this much longer than its estimate before its time limit stops it.
 RUNTIME_MARGIN = 1.5
+# The longest time limit a train job is given: no cluster grants more, and a longer
+# estimate is a `run_epoch_s` in the wrong unit (or a product that overflows).
+MAX_RUNTIME_MINUTES = 365 * 24 * 60
 
 
 def train_runtime(job: Job, problems: dict) -> int:
@@ -284,3 +287,26 @@ def train_runtime(job: Job, problems: dict) -> int:
     settings = job.cell.settings
     seconds = job.runs * settings.epochs * problems[settings.problem]["run_epoch_s"]
     return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
+def runtime_problems(jobs: list[Job], problems: dict) -> list[str]:
+    """A line for each problem one of whose train jobs would be given more than
+    MAX_RUNTIME_MINUTES (or a non-finite time), with the job's estimate."""
+    lines = {}
+    for job in jobs:
+        if not job.trains:
+            continue
+        settings = job.cell.settings
+        seconds = job.runs * settings.epochs * problems[settings.problem]["run_epoch_s"]
+        if settings.problem in lines or (
+            math.isfinite(seconds) and RUNTIME_MARGIN * seconds / 60 <= MAX_RUNTIME_MINUTES
+        ):
+            continue
+        lines[settings.problem] = (
+            f"problems.{settings.problem}.run_epoch_s: a train job of study '{job.study}' "
+            f"({job.runs} runs x {settings.epochs} epochs x "
+            f"{problems[settings.problem]['run_epoch_s']:g} s) would be given "
+            f"{RUNTIME_MARGIN * seconds / 60:.3g} minutes, more than the limit of "
+            f"{MAX_RUNTIME_MINUTES:,} (a year); run_epoch_s is seconds per run and epoch"
+        )
+    return list(lines.values())

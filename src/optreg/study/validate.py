@@ -16,7 +16,7 @@ from optreg.data.registry import dataset_entries
 from optreg.naming import format_value
 from optreg.study.config_files import read_config_file
 from optreg.study.errors import ConfigError
-from optreg.study.matrix import jobs
+from optreg.study.matrix import jobs, runtime_problems
 from optreg.study.schema import (
     _describe,
     _fill_defaults,
@@ -24,6 +24,7 @@ from optreg.study.schema import (
     _validator_class,
     config_schema,
 )
+from optreg.training.registry import MODELS
 
 
 def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
@@ -123,15 +124,17 @@ def validate_config(config: dict, source: str = "config") -> dict:
         problems += check_config(config)
     if not problems:
         try:
-            total = sum(j.runs for j in jobs(config))
+            all_jobs = jobs(config)
         except ConfigError as exc:
             problems.append(str(exc))
         else:
+            total = sum(j.runs for j in all_jobs)
             if total > config["max_runs"]:
                 problems.append(
                     f"max_runs: the matrix has {total} runs, more than max_runs="
                     f"{config['max_runs']}; raise max_runs if this is meant"
                 )
+            problems += _check_sizes(config, all_jobs)
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return config
@@ -192,6 +195,48 @@ def _check_shapes(config: dict) -> list[str]:
                 f"'{problem['dataset']}'; at most {fit}"
             )
     return problems
+
+
+# Memory one process may be asked for: more than a large node holds is a typo, not a plan.
+MAX_BYTES = 64 * 10**9
+
+
+def _check_sizes(config: dict, all_jobs) -> list[str]:
+    """What the registries can estimate without loading anything, against MAX_BYTES and the
+    longest time limit: the data sets the jobs train on (their stratified split, a generated
+    set's size), one run's model with its gradients and optimizer state, and each train
+    job's time limit."""
+    entries, problems, seen = dataset_entries(config), [], set()
+    for dataset in dict.fromkeys(j.cell.settings.dataset for j in all_jobs):
+        problems += entries[dataset].size_problems(config, MAX_BYTES)
+    for job in all_jobs:
+        settings = job.cell.settings
+        model, entry = MODELS.get(settings["model"]["model"]), entries[settings.dataset]
+        shape = entry.shape(entry.generation_args(config))
+        if model is None or model.parameters is None or shape is None or not entry.classes:
+            continue
+        if settings.problem in seen:
+            continue
+        count = model.parameters(dict(settings["model"]), shape, entry.classes)
+        # float32 parameters, their gradients and up to two state tensors each (Adam).
+        need = 4 * 4 * count
+        if need > MAX_BYTES:
+            seen.add(settings.problem)
+            problems.append(
+                f"problems.{settings.problem}: one run of study '{job.study}' has a "
+                f"{settings['model']['model']} of {count:,} parameters "
+                f"(hidden {_widths(settings['model'].get('hidden', []))}), about "
+                f"{need / 1e9:,.0f} GB with its gradients and optimizer state, more than "
+                f"the limit of {MAX_BYTES / 1e9:.0f} GB"
+            )
+    return problems + runtime_problems(all_jobs, config["problems"])
+
+
+def _widths(hidden) -> str:
+    hidden = list(hidden)
+    if len(hidden) > 3 and len(set(hidden)) == 1:
+        return f"{len(hidden)} layers of {hidden[0]}"
+    return str(hidden)
 
 
 def _check_paths(config: dict) -> list[str]:

@@ -489,6 +489,57 @@ CASES += [
         ),
     ),
 ]
+
+
+def signal_problem(c, **mnist1d) -> None:
+    """An MNIST-1D MLP problem in the problems study, with these generation arguments."""
+    c["problems"]["signal_mlp"] = {"dataset": "mnist1d", "model": "mlp", "hidden": [16]}
+    c["studies"]["problems"]["factors"]["problem"].append("signal_mlp")
+    c.update(data={"mnist1d": mnist1d})
+
+
+# Issue 24: sizes no machine holds, refused with the estimate and the limit.
+CASES += [
+    (
+        "mlp_of_hundreds_of_gigabytes",
+        "problems.digits_mlp: one run of study 'optimization' has a mlp of 20,007,700,010 "
+        "parameters (hidden [100000, 100000, 100000]), about 320 GB with its gradients and "
+        "optimizer state, more than the limit of 64 GB",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=[100000] * 3),
+    ),
+    (
+        "mnist1d_of_terabytes",
+        "data.mnist1d: generating 'mnist1d' takes about 24.0 TB (10,000,000 samples of 100,000 "
+        "values as 8-byte floats, three copies), more than the limit of 64.0 GB",
+        lambda c: signal_problem(c, num_samples=10_000_000, final_seq_length=100_000),
+    ),
+    (
+        "run_epoch_s_overflows",
+        "problems.digits_mlp.run_epoch_s: a train job of study 'optimization' (8 runs x 3 "
+        "epochs x 1e+308 s) would be given inf minutes, more than the limit of 525,600",
+        lambda c: c["problems"]["digits_mlp"].update(run_epoch_s=1e308),
+    ),
+    (
+        "run_epoch_s_in_milliseconds",
+        "problems.cancer_mlp.run_epoch_s: a train job of study 'problems' (8 runs x 3 epochs x "
+        "5e+06 s) would be given 3e+06 minutes",
+        lambda c: c["problems"]["cancer_mlp"].update(run_epoch_s=5e6),
+    ),
+    (
+        "validation_part_smaller_than_the_classes",
+        "data.validation_fraction: a stratified split of the 1,437 rows left after the test "
+        "part of 'digits' takes 2 of them, leaving 1,435: each part needs a row of each of its "
+        "10 classes; use data.validation_fraction between 0.00557 and 0.794",
+        lambda c: c.update(data={"validation_fraction": 0.001}),
+    ),
+    (
+        "mnist1d_too_few_samples",
+        "data.validation_fraction: a stratified split of the 8 training rows of 'mnist1d' "
+        "takes 2 of them, leaving 6: each part needs a row of each of its 10 classes, and 8 "
+        "rows are too few for any fraction (raise data.mnist1d.num_samples)",
+        lambda c: signal_problem(c, num_samples=10),
+    ),
+]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
     ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
