@@ -22,6 +22,8 @@ from optreg.study.errors import ConfigError
 from optreg.study.validate import load_config, validate_config
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
+# The user modules the corpus names, by their path from the repository root.
+MODULES = "tests/workflow/bad_configs/modules"
 # Errors that Snakemake raises itself while reading the file, before the workflow runs.
 SNAKEMAKE_LEVEL = "Config file"
 # A frame of the package's or a script's code in the output: a crash, not a message. (For
@@ -112,7 +114,7 @@ def test_duplicate_key_at_any_depth_names_key_and_lines(tmp_path):
 @pytest.fixture(scope="module")
 def project(root, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("bad")
-    for name in ("workflow", "scripts", "config", "envs", "profiles", "src"):
+    for name in ("workflow", "scripts", "config", "envs", "profiles", "src", MODULES):
         shutil.copytree(root / name, work / name, symlinks=True)
     return work
 

@@ -155,7 +155,7 @@ def _stratified(
         f"them, leaving {rows - part:,}: each part needs a row of each of its "
         f"{entry.classes} classes"
     )
-    if rows < 2 * entry.classes:
+    if rows <= 2 * entry.classes:
         return [f"{cut}, and {rows:,} rows are too few for any fraction{more}"]
     low, high = entry.classes / rows * scale, (1 - entry.classes / rows) * scale
     return [f"{cut}; use {key} between {low:.3g} and {high:.3g}"]

@@ -540,6 +540,96 @@ CASES += [
         lambda c: signal_problem(c, num_samples=10),
     ),
 ]
+
+MODULES = "tests/workflow/bad_configs/modules"  # the user modules these cases name
+
+
+def user_optimizer(c, target: str) -> None:
+    c.update(extensions_path=[MODULES], optimizers={"mine": {"class": target, "default_lr": 0.1}})
+    opt(c)["factors"]["optimizer"].append("mine")
+
+
+def user_model(c, factory: str) -> None:
+    c.update(extensions_path=[MODULES], models={"mine": {"factory": f"models:{factory}"}})
+    c["problems"]["digits_mine"] = {"dataset": "digits", "model": "mine"}
+    c["studies"]["problems"]["factors"]["problem"].append("digits_mine")
+
+
+def user_data(c, loader: str) -> None:
+    c.update(extensions_path=[MODULES], datasets={"mine": {"loader": f"loaders:{loader}"}})
+    c["problems"]["mine_mlp"] = {"dataset": "mine", "model": "mlp"}
+    c["studies"]["problems"]["factors"]["problem"].append("mine_mlp")
+
+
+# Issue 24: user modules that misbehave at import, models and data that do not fit.
+LOADER = "datasets.mine.loader: dataset 'mine': "
+CASES += [
+    (
+        "module_exits_at_import",
+        "ExtensionError: the module exits while imported (SystemExit: 'usage: "
+        "script_module.py DATA OUT')",
+        lambda c: user_optimizer(c, "script_module:Scripted"),
+    ),
+    (
+        "module_parses_the_command_line_at_import",
+        "ExtensionError: the module exits while imported (SystemExit: 2; it printed: 'usage: "
+        "argv_module.py [-h] data",
+        lambda c: user_optimizer(c, "argv_module:Parsed"),
+    ),
+    (
+        "model_with_too_many_logits",
+        "models.mine.factory: models:too_many_logits (problem 'digits_mine', data set 'digits', "
+        "activation relu) maps a batch [2, 1, 8, 8] to shape [2, 20], not the logits [2, 10]",
+        lambda c: user_model(c, "too_many_logits"),
+    ),
+    (
+        "model_factory_returning_a_class",
+        "returned type, not a torch.nn.Module",
+        lambda c: user_model(c, "not_a_module"),
+    ),
+    (
+        "data_non_finite",
+        LOADER + "features hold NaN or infinite values",
+        lambda c: user_data(c, "non_finite"),
+    ),
+    (
+        "data_label_far_out_of_range",
+        LOADER + "labels run to 1000 but only 4 classes occur",
+        lambda c: user_data(c, "labels_out_of_range"),
+    ),
+    (
+        "data_label_gaps",
+        LOADER + "labels run to 6 but only 3 classes occur (never 1, 2, 4, 5): the model would "
+        "get 7 outputs; number the classes 0..2",
+        lambda c: user_data(c, "label_gaps"),
+    ),
+    (
+        "data_one_class",
+        LOADER + "every label is 0: one class, whose accuracy is 1.0 whatever the model learns",
+        lambda c: user_data(c, "one_class"),
+    ),
+    (
+        "data_lengths_differ",
+        LOADER + "features (60, 4) and labels (59,) must have the same, non-zero number of rows",
+        lambda c: user_data(c, "different_lengths"),
+    ),
+    (
+        "data_text_features",
+        LOADER + "features must be numbers, got <U1 (such as 'a')",
+        lambda c: user_data(c, "text_features"),
+    ),
+    (
+        "data_float_labels",
+        LOADER + "labels must be integers 0..classes-1, got float64 from 0.5 to 2.5",
+        lambda c: user_data(c, "float_labels"),
+    ),
+    (
+        "data_too_few_rows_for_a_stratified_split",
+        "data.test_fraction: a stratified split of the 12 rows of 'mine' takes 3 of them, "
+        "leaving 9: each part needs a row of each of its 6 classes, and 12 rows are too few",
+        lambda c: user_data(c, "too_few_rows"),
+    ),
+]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
     ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
