@@ -140,14 +140,16 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
-def _check_shapes(config: dict) -> list[str]:
-    """Each CNN problem against its data set's image size, known without loading the data."""
+def _check_shapes(config: dict, shapes: dict | None = None) -> list[str]:
+    """Each CNN problem against its data set's image size, known without loading the data;
+    with `shapes` (data set -> one sample's shape, a user set's as its loader returned it),
+    the problems on those sets only."""
     from optreg.data.shapes import conv1d_length
 
     entries = dataset_entries(config)
     problems = []
     for name, problem in config["problems"].items():
-        if problem["model"] != "cnn":
+        if problem["model"] != "cnn" or (shapes is not None and problem["dataset"] not in shapes):
             continue
         kernel, n = problem.get("kernel") or [], len(problem["channels"])
         if len(kernel) > n:
@@ -157,7 +159,10 @@ def _check_shapes(config: dict) -> list[str]:
             )
             continue
         entry = entries[problem["dataset"]]
-        shape = entry.shape(entry.generation_args(config))
+        if shapes is not None:
+            shape = tuple(shapes[problem["dataset"]])
+        else:
+            shape = entry.shape(entry.generation_args(config))
         if shape is None:
             continue  # a data set the registry has no shape of: its model checks it in the job
         if kernel and len(shape) == 3:

@@ -577,6 +577,12 @@ CASES += [
         lambda c: user_optimizer(c, "argv_module:Parsed"),
     ),
     (
+        "stacked_rule_with_non_finite_updates",
+        "optimizers.mine.class: stacked_nan:ZeroDivide (a trial of 3 steps on a stack of 3 runs "
+        "at rates 0.001, 0.01 and 0.1, gradients of N(0, 1)) turns the parameters non-finite",
+        lambda c: user_optimizer(c, "stacked_nan:ZeroDivide"),
+    ),
+    (
         "model_with_too_many_logits",
         "models.mine.factory: models:too_many_logits (problem 'digits_mine', data set 'digits', "
         "activation relu) maps a batch [2, 1, 8, 8] to shape [2, 20], not the logits [2, 10]",
@@ -622,6 +628,15 @@ CASES += [
         "data_float_labels",
         LOADER + "labels must be integers 0..classes-1, got float64 from 0.5 to 2.5",
         lambda c: user_data(c, "float_labels"),
+    ),
+    (
+        "cnn_on_a_user_table",
+        "problems.mine_cnn.model: a CNN needs images; data set 'mine' has 4 features per sample",
+        lambda c: (
+            user_data(c, "fits"),
+            c["problems"].update(mine_cnn={"dataset": "mine", "model": "cnn"}),
+            c["studies"]["problems"]["factors"]["problem"].append("mine_cnn"),
+        ),
     ),
     (
         "data_too_few_rows_for_a_stratified_split",
