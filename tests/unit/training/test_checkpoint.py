@@ -358,3 +358,37 @@ def test_a_train_jobs_runtime_follows_its_size(smoke_config):
     assert train_runtime(job, config["problems"]) == 1  # 8 x 3 x 1 s x 1.5: under a minute
     config["problems"]["digits_mlp"]["run_epoch_s"] = 60
     assert train_runtime(job, config["problems"]) == 36  # 8 x 3 run-epochs of a minute, x 1.5
+
+
+def test_a_job_killed_while_writing_a_checkpoint_keeps_the_previous_one(root, tmp_path):
+    """Issue 24: SIGKILL in the middle of `torch.save` (a checkpoint half written): the file
+    a rerun loads is still the previous checkpoint, whole."""
+    path = tmp_path / "job.pt"
+    script = f"""
+import sys, time, torch
+from optreg.training.checkpoint import Checkpoints
+ckpt = Checkpoints({str(path)!r}, "key", None)
+ckpt.save({{"step": 1, "weights": torch.ones(1000)}})
+def half_then_hang(obj, f):
+    with open(f, "wb") as fh:
+        fh.write(b"PK" + b"\\0" * 5000)
+        fh.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+torch.save = half_then_hang
+ckpt.save({{"step": 2, "weights": torch.zeros(1000)}})
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},  # this checkout's package
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    state = Checkpoints(path, "key", None).load()
+    assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(1000))
