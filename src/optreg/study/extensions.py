@@ -232,10 +232,10 @@ def _data_and_model_trials(config: dict, folders) -> list[str]:
         for name, spec in user_data.items():
             lines, fits[name] = trial(name, spec, config)
             problems += lines
-    from optreg.study.validate import _check_shapes
+    from optreg.study.shapes import check_shapes
 
     # The built-in CNN on a user set, now that its shape is known.
-    problems += _check_shapes(config, {n: fit[0] for n, fit in fits.items() if fit})
+    problems += check_shapes(config, {n: fit[0] for n, fit in fits.items() if fit})
     entries = dataset_entries(config)
     for name, entry in entries.items():
         if name not in fits and entry.classes:
