@@ -86,7 +86,10 @@ def read_run(path: str | os.PathLike) -> dict:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise MetricsError(f"{path}: metrics file is missing") from exc
+        raise MetricsError(
+            f"{path}: metrics file is missing; rerun its train job: "
+            f"snakemake --forcerun {path.parent}"
+        ) from exc
     except OSError as exc:
         raise MetricsError(f"{path}: not a readable metrics file: {exc}") from exc
     if hashlib.sha256(data).hexdigest() != _recorded_sha256(path):

@@ -286,6 +286,21 @@ def test_corrupt_metrics_file_fails_aggregation_by_name_and_others_go_on(smoke_c
     assert (studies / "optimization" / "runs.csv").stat().st_mtime_ns > before  # went on
 
 
+def test_a_deleted_metrics_file_is_named_with_what_to_do(smoke_clone):
+    """Issue 24: a metrics file deleted from a finished study (its job's folder, the rule's
+    output, is still there, so Snakemake sees nothing missing)."""
+    studies = smoke_clone / "results" / "studies"
+    gone = next((studies / "regularization").rglob("tuned_seed-11.json"))
+    gone.unlink()
+    proc = snakemake(smoke_clone, "-f", "results/studies/regularization/runs.csv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    folder = gone.parent.relative_to(smoke_clone)
+    assert f"{folder}/{gone.name}: metrics file is missing" in out, out
+    assert f"snakemake --forcerun {folder}" in out, out
+    assert not (studies / "regularization" / "runs.csv").exists()
+
+
 def test_a_deleted_product_is_redone_with_everything_after_it(smoke_clone):
     (smoke_clone / "results" / "data" / "digits.pt").unlink()
     counts = dry_run(smoke_clone)

@@ -387,10 +387,41 @@ def get_final_output():
 
 from snakemake.io import apply_wildcards
 
-from optreg.training.gpus import train_uses_gpu
+from optreg.training.gpus import missing_gpu, train_uses_gpu
 
 # Decided once per Snakemake call, without importing torch.
 TRAIN_ON_GPU = train_uses_gpu(config["device"])
+
+
+def jobs_run_here():
+    """Whether this `snakemake` call runs its jobs on this machine (no dry run, the local
+    executor), from its command line and profiles: Snakemake tells its executor only after
+    the workflow is read. None where that cannot be told (Snakemake called from Python).
+    """
+    import contextlib
+    import io
+
+    if "snakemake" not in sys.argv[0]:
+        return None
+    try:
+        from snakemake.cli import parse_args
+
+        with contextlib.redirect_stderr(
+            io.StringIO()
+        ):  # its profile line, said already
+            args = parse_args(sys.argv[1:])[1]
+    except (Exception, SystemExit):
+        return None
+    return args.executor in (None, "local") and not args.dryrun
+
+
+# device: cuda where no GPU is: refused when the jobs would run here; a dry run (which may
+# plan a cluster submission from a login node) or a submission only warns.
+_missing_gpu = missing_gpu(config["device"])
+if _missing_gpu and workflow.is_main_process and "SLURM_JOB_ID" not in os.environ:
+    if jobs_run_here():
+        raise WorkflowError(_missing_gpu)
+    logger.warning(f"Warning: {_missing_gpu}")
 
 
 def get_train_runtime(wildcards, attempt):

@@ -21,6 +21,8 @@ The kind of an entry says how its loader is called and how its samples are split
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -42,7 +44,9 @@ class DatasetEntry:
     width]); a dimension given as text is the generation argument that sets it, and None is a
     shape known only once the set is loaded (a config's own). `generation` is the key under
     the config's `data:` that holds a generated set's arguments, `ranges` those of its
-    arguments that are [low, high] pairs.
+    arguments that are [low, high] pairs. `classes` and `rows` (the rows of the pool, or
+    of the training and test parts) are known without loading a built-in set; `counts`
+    gives a generated set's `rows` and the bytes generating it takes from its arguments.
     """
 
     name: str
@@ -53,6 +57,9 @@ class DatasetEntry:
     generation: str | None = None
     ranges: tuple[str, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    classes: int | None = None
+    rows: tuple[int, ...] | None = None
+    counts: Callable[[dict], tuple[tuple[int, ...], int]] | None = None
 
     def generation_args(self, config: dict) -> dict | None:
         """The config's generation arguments of this set (`data.<generation>`); None for a
@@ -85,13 +92,112 @@ class DatasetEntry:
                 )
         return problems
 
+    def size_problems(self, config: dict, max_bytes: int) -> list[str]:
+        """A line for each part of this set's split that cannot hold one row of every class
+        (a stratified split needs one), and for a generated set larger than `max_bytes`;
+        from what the entry knows without loading the set."""
+        data, problems = config["data"], []
+        rows = self.rows
+        if self.counts is not None:
+            args = self.generation_args(config)
+            rows, need = self.counts(args)
+            if need > max_bytes:
+                problems.append(
+                    f"data.{self.generation}: generating '{self.name}' takes about "
+                    f"{_bytes(need)} ({rows[0] + rows[1]:,} samples of "
+                    f"{args['final_seq_length']:,} values as 8-byte floats, three copies), "
+                    f"more than the limit of {_bytes(max_bytes)}"
+                )
+                return problems
+        if rows is None or self.classes is None:
+            return problems
+        if len(rows) == 1:  # a pool: the test part, then validation out of the rest
+            test_fraction = data["test_fraction"]
+            problems += _stratified(self, "data.test_fraction", test_fraction, rows[0], "rows")
+            if not problems:
+                rest = rows[0] - math.ceil(test_fraction * rows[0])
+                problems += _stratified(
+                    self,
+                    "data.validation_fraction",
+                    data["validation_fraction"] / (1 - test_fraction),
+                    rest,
+                    "rows left after the test part",
+                    scale=1 - test_fraction,
+                )
+            return problems
+        if rows[1] < 1:
+            problems.append(
+                f"data.{self.generation}.train_split: leaves no test samples of the "
+                f"{sum(rows):,} of '{self.name}'"
+            )
+        more = f" (raise data.{self.generation}.num_samples)" if self.generation else ""
+        return problems + _stratified(
+            self,
+            "data.validation_fraction",
+            data["validation_fraction"],
+            rows[0],
+            "training rows",
+            more=more,
+        )
+
+
+def _stratified(
+    entry, key: str, fraction: float, rows: int, what: str, scale: float = 1.0, more: str = ""
+) -> list[str]:
+    """A line when `fraction` of `rows` (counted as scikit-learn's stratified split counts
+    them) or the rest is fewer rows than `entry` has classes; `scale` converts a fraction
+    of `rows` into the value of `key`, `more` is the key that makes more rows."""
+    part = math.ceil(fraction * rows)
+    if part >= entry.classes and rows - part >= entry.classes:
+        return []
+    cut = (
+        f"{key}: a stratified split of the {rows:,} {what} of '{entry.name}' takes {part:,} of "
+        f"them, leaving {rows - part:,}: each part needs a row of each of its "
+        f"{entry.classes} classes"
+    )
+    if rows <= 2 * entry.classes:
+        return [f"{cut}, and {rows:,} rows are too few for any fraction{more}"]
+    low, high = entry.classes / rows * scale, (1 - entry.classes / rows) * scale
+    return [f"{cut}; use {key} between {low:.3g} and {high:.3g}"]
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # unreachable
+
+
+def _mnist1d_counts(args: dict) -> tuple[tuple[int, int], int]:
+    """MNIST-1D's training and test samples (the `mnist1d` package's `make_dataset`: whole
+    classes of `num_samples // 10`, the first `train_split` of them for training), and the
+    bytes it holds while generating (a list of signals, their stack and the scaled copy)."""
+    total = args["num_samples"] // 10 * 10
+    train = int(total * args["train_split"])
+    length = max(args["final_seq_length"], args["template_len"] + args["padding"][1])
+    return (train, total - train), 3 * 8 * total * length
+
 
 _SOURCES = "optreg.data.sources"
 DATASETS: MappingProxyType[str, DatasetEntry] = MappingProxyType(
     {
-        "digits": DatasetEntry("digits", f"{_SOURCES}:load_digits", POOLED, (1, 8, 8), cnn=True),
+        "digits": DatasetEntry(
+            "digits",
+            f"{_SOURCES}:load_digits",
+            POOLED,
+            (1, 8, 8),
+            cnn=True,
+            classes=10,
+            rows=(1797,),
+        ),
         "breast_cancer": DatasetEntry(
-            "breast_cancer", f"{_SOURCES}:load_breast_cancer", POOLED, (30,)
+            "breast_cancer",
+            f"{_SOURCES}:load_breast_cancer",
+            POOLED,
+            (30,),
+            classes=2,
+            rows=(569,),
         ),
         # Signals of the length its generation arguments ask for.
         "mnist1d": DatasetEntry(
@@ -102,6 +208,8 @@ DATASETS: MappingProxyType[str, DatasetEntry] = MappingProxyType(
             cnn=True,
             generation="mnist1d",
             ranges=("padding",),
+            classes=10,
+            counts=_mnist1d_counts,
         ),
         "mnist": DatasetEntry(
             "mnist",
@@ -110,6 +218,8 @@ DATASETS: MappingProxyType[str, DatasetEntry] = MappingProxyType(
             (1, 28, 28),
             cnn=True,
             kwargs={"name": "mnist"},
+            classes=10,
+            rows=(60000, 10000),
         ),
         "fashion_mnist": DatasetEntry(
             "fashion_mnist",
@@ -118,6 +228,8 @@ DATASETS: MappingProxyType[str, DatasetEntry] = MappingProxyType(
             (1, 28, 28),
             cnn=True,
             kwargs={"name": "fashion_mnist"},
+            classes=10,
+            rows=(60000, 10000),
         ),
         "cifar10": DatasetEntry(
             "cifar10",
@@ -126,6 +238,8 @@ DATASETS: MappingProxyType[str, DatasetEntry] = MappingProxyType(
             (3, 32, 32),
             cnn=True,
             kwargs={"name": "cifar10"},
+            classes=10,
+            rows=(50000, 10000),
         ),
     }
 )

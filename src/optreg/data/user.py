@@ -26,23 +26,91 @@ from optreg.extensions import ExtensionError, load
 
 
 def _as_arrays(name: str, loaded) -> tuple:
+    """The loader's arrays, each pair checked: numeric, finite features and labels of the
+    same length, labels the integers 0..classes-1 with every class present (a gap would
+    make a model with outputs no label asks for) and at least two classes."""
     if not isinstance(loaded, tuple | list) or len(loaded) not in (2, 4):
         raise ExtensionError(
             f"dataset {name!r}: the loader must return (x, y) or (x_train, y_train, x_test, "
             f"y_test), got {type(loaded).__name__}"
         )
-    arrays = [np.asarray(a) for a in loaded]
+    try:
+        arrays = [np.asarray(a) for a in loaded]
+    except ValueError as exc:  # ragged rows
+        raise ExtensionError(f"dataset {name!r}: the loader's arrays are ragged: {exc}") from None
     for x, y in zip(arrays[::2], arrays[1::2], strict=True):
         if len(x) != len(y) or len(y) == 0 or y.ndim != 1:
             raise ExtensionError(
                 f"dataset {name!r}: features {x.shape} and labels {y.shape} must have the "
                 "same, non-zero number of rows, labels one per row"
             )
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+            raise ExtensionError(
+                f"dataset {name!r}: features must be numbers, got {x.dtype} (such as "
+                f"{x.flat[0].item()!r}); encode text or categories as numbers in the loader"
+            )
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise ExtensionError(f"dataset {name!r}: labels must be integers 0..classes-1")
+            raise ExtensionError(
+                f"dataset {name!r}: labels must be integers 0..classes-1, got {y.dtype} "
+                f"from {y.min().item()!r} to {y.max().item()!r}"
+            )
         if not np.isfinite(x.astype(np.float64)).all():
             raise ExtensionError(f"dataset {name!r}: features hold NaN or infinite values")
+    labels = np.unique(np.concatenate(arrays[1::2]))
+    if len(labels) < 2:
+        raise ExtensionError(
+            f"dataset {name!r}: every label is {labels[0]}: one class, whose accuracy is 1.0 "
+            "whatever the model learns"
+        )
+    if labels[-1] + 1 != len(labels):
+        missing = sorted(set(range(int(labels[-1]) + 1)) - set(labels.tolist()))
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        raise ExtensionError(
+            f"dataset {name!r}: labels run to {labels[-1]} but only {len(labels)} classes "
+            f"occur (never {shown}): the model would get {labels[-1] + 1} outputs; number "
+            f"the classes 0..{len(labels) - 1}"
+        )
+    if len(arrays) == 4:
+        absent = sorted(set(labels.tolist()) - set(np.unique(arrays[1]).tolist()))
+        if absent:
+            raise ExtensionError(
+                f"dataset {name!r}: classes {absent} occur in the test part only; the "
+                "training part must hold every class"
+            )
     return tuple(arrays)
+
+
+def trial(name: str, spec: dict, config: dict) -> tuple[list[str], tuple | None]:
+    """Problems with a user data set, found before any job by calling its loader as its
+    prepare job will and checking what it returns (`_as_arrays`) and that the config's
+    stratified split fits it (`optreg.data.registry`); and, when there are none, one
+    sample's shape and the number of classes (what a model must fit)."""
+    import dataclasses
+
+    entry = user_entry(name, spec)
+    where = f"datasets.{name}.loader"
+    try:
+        loaded = load(entry.loader)(**entry.kwargs)
+    except (Exception, SystemExit) as exc:  # the user's to see, verbatim
+        return [f"{where}: {entry.loader} fails: {type(exc).__name__}: {exc}"], None
+    try:
+        arrays = _as_arrays(name, loaded)
+    except ExtensionError as exc:
+        return [f"{where}: {exc}"], None
+    train = arrays[1]
+    classes = int(max(y.max() for y in arrays[1::2])) + 1
+    counts = np.bincount(train, minlength=classes)
+    if counts.min() < 2:
+        return [
+            f"{where}: dataset {name!r}: class {int(counts.argmin())} has {counts.min()} "
+            f"{'row' if counts.min() == 1 else 'rows'} in the "
+            f"{'pool' if len(arrays) == 2 else 'training part'}; a stratified split needs "
+            "at least two of each class"
+        ], None
+    rows = (len(train),) if len(arrays) == 2 else (len(train), len(arrays[3]))
+    sized = dataclasses.replace(entry, classes=classes, rows=rows)
+    problems = [f"{p} (the loader {entry.loader})" for p in sized.size_problems(config, 0)]
+    return problems, (tuple(arrays[0].shape[1:]), classes)
 
 
 def prepare_user_dataset(

@@ -78,6 +78,33 @@ def _defined_without_import(target: str, folders, exc: ModuleNotFoundError) -> b
     return attribute.split(".")[0] in defined
 
 
+def _load(target: str, folders):
+    """`load(target, folders)` as a job's import sees it: `sys.argv` only the module's file
+    (a job's command line is not the module's), what it prints kept for the message. A
+    module that exits while imported (a script turned module: `sys.exit`, or `argparse` on a
+    command line it was not given) raises ExtensionError saying so, instead of ending the
+    process that checks the config."""
+    import io
+    import sys
+
+    module = split_target(target)[0]
+    argv, printed = sys.argv, io.StringIO()
+    sys.argv = [str(module_file(module, folders) or module)]
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            return load(target, folders)
+    except SystemExit as exc:
+        said = " ".join(printed.getvalue().split())
+        raise ExtensionError(
+            f"the module exits while imported (SystemExit: {exc.code!r}"
+            + (f"; it printed: {said[-300:]!r}" if said else "")
+            + "): a script's code runs on import; put it under "
+            '`if __name__ == "__main__":` (and parse sys.argv only there)'
+        ) from None
+    finally:
+        sys.argv = argv
+
+
 def _import_failure(target: str, folders, exc: Exception) -> str:
     message = (
         f"cannot import {target!r} (searched {', '.join(map(str, folders))}): "
@@ -131,7 +158,7 @@ def check_config(config: dict) -> list[str]:
                 problems.append(f"{where}: '{name}' is a built-in name; choose another")
                 continue
             try:
-                obj = load(entry[key], folders)
+                obj = _load(entry[key], folders)
             except Exception as exc:  # any import failure is the user's to see, verbatim
                 if not (
                     isinstance(exc, ModuleNotFoundError)
@@ -169,6 +196,8 @@ def check_config(config: dict) -> list[str]:
                 problem = _torch_trial(obj, arguments, float(entry["default_lr"]))
                 if problem:
                     problems.append(f"{where}.{key}: {entry[key]} {problem}")
+    if not problems:
+        problems += _data_and_model_trials(config, folders)
     default_lr = config["protocol"]["default_lr"]
     for name, entry in config.get("optimizers", {}).items():
         if name in builtin["optimizers"]:
@@ -180,6 +209,67 @@ def check_config(config: dict) -> list[str]:
                 f"({entry['default_lr']}); give it in one place"
             )
     return problems
+
+
+def _data_and_model_trials(config: dict, folders) -> list[str]:
+    """Each user data set's loader called and its arrays checked (`optreg.data.user.trial`),
+    then each problem's user model built for its data set's shape and classes and run on
+    a batch (`optreg.training.funcmodel.trial`): what the prepare and train jobs would find,
+    found before any job. Where torch is (the jobs' code runs there); imported by name, as
+    in `_torch_trial`."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return []
+    from optreg.extensions import use_path
+
+    use_path(config.get("extensions_path", ()))  # where the jobs' `load` looks
+    problems, fits = [], {}
+    user_data = config.get("datasets", {})
+    if user_data:
+        trial = importlib.import_module("optreg.data.user").trial
+        for name, spec in user_data.items():
+            lines, fits[name] = trial(name, spec, config)
+            problems += lines
+    from optreg.study.shapes import check_shapes
+
+    # The built-in CNN on a user set, now that its shape is known.
+    problems += check_shapes(config, {n: fit[0] for n, fit in fits.items() if fit})
+    entries = dataset_entries(config)
+    for name, entry in entries.items():
+        if name not in fits and entry.classes:
+            shape = entry.shape(entry.generation_args(config))
+            fits[name] = None if shape is None else (shape, entry.classes)
+    models = config.get("models", {})
+    if not models:
+        return problems
+    model_trial = importlib.import_module("optreg.training.funcmodel").trial
+    activations = _activations(config)
+    for problem_name, problem in config["problems"].items():
+        spec = models.get(problem["model"])
+        fit = fits.get(problem["dataset"])
+        if spec is None or fit is None:
+            continue
+        for activation in activations:
+            line = model_trial(spec, fit[0], fit[1], activation)
+            if line:
+                problems.append(
+                    f"models.{problem['model']}.factory: {spec['factory']} (problem "
+                    f"'{problem_name}', data set '{problem['dataset']}', activation "
+                    f"{activation}) {line}"
+                )
+                break
+    return problems
+
+
+def _activations(config: dict) -> list[str]:
+    """Every activation a cell of the config may build its model with."""
+    found = [config["defaults"]["activation"]]
+    for study in config["studies"].values():
+        found.append(study.get("fixed", {}).get("activation"))
+        found += study["factors"].get("activation", [])
+    return [a for a in dict.fromkeys(found) if a]
 
 
 def _torch_trial(cls, arguments: dict, lr: float) -> str | None:
@@ -207,7 +297,7 @@ def _class_arguments(where: str, kwargs: dict, folders) -> tuple[dict, list[str]
                 )
             continue
         try:
-            arguments[key] = load(target, folders)
+            arguments[key] = _load(target, folders)
         except Exception as exc:
             problems.append(f"{where}.kwargs.{key}.class: {_import_failure(target, folders, exc)}")
     return arguments, problems

@@ -173,6 +173,14 @@ def cells(config: dict) -> list[Cell]:
                         f"but problem '{settings['problem']}' is a {problem['model']}"
                     )
                 hidden = settings["model"]["hidden"]
+                if not hidden and len(shape) == 1:
+                    # A linear model (hidden: []) has no layer to repeat or to widen.
+                    given, needs = ("depth", "width") if "depth" in shape else ("width", "depth")
+                    raise ConfigError(
+                        f"studies.{name}: {given} on problem '{settings['problem']}', a linear "
+                        f"model (hidden: []), needs a {needs} too (a fixed one or a factor), "
+                        "or a problem with a hidden layer"
+                    )
                 depth = shape.get("depth", len(hidden))
                 settings["model"]["hidden"] = [shape.get("width", hidden[0])] * depth
             # Where the raw files lie and whether they may be downloaded is not part of a run.
@@ -272,6 +280,9 @@ def share_runs(jobs: list[Job]) -> list[Job]:
 
 # A train job may run this much longer than its estimate before its time limit stops it.
 RUNTIME_MARGIN = 1.5
+# The longest time limit a train job is given: no cluster grants more, and a longer
+# estimate is a `run_epoch_s` in the wrong unit (or a product that overflows).
+MAX_RUNTIME_MINUTES = 365 * 24 * 60
 
 
 def train_runtime(job: Job, problems: dict) -> int:
@@ -281,3 +292,26 @@ def train_runtime(job: Job, problems: dict) -> int:
     settings = job.cell.settings
     seconds = job.runs * settings.epochs * problems[settings.problem]["run_epoch_s"]
     return max(1, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
+def runtime_problems(jobs: list[Job], problems: dict) -> list[str]:
+    """A line for each problem one of whose train jobs would be given more than
+    MAX_RUNTIME_MINUTES (or a non-finite time), with the job's estimate."""
+    lines = {}
+    for job in jobs:
+        if not job.trains:
+            continue
+        settings = job.cell.settings
+        seconds = job.runs * settings.epochs * problems[settings.problem]["run_epoch_s"]
+        if settings.problem in lines or (
+            math.isfinite(seconds) and RUNTIME_MARGIN * seconds / 60 <= MAX_RUNTIME_MINUTES
+        ):
+            continue
+        lines[settings.problem] = (
+            f"problems.{settings.problem}.run_epoch_s: a train job of study '{job.study}' "
+            f"({job.runs} runs x {settings.epochs} epochs x "
+            f"{problems[settings.problem]['run_epoch_s']:g} s) would be given "
+            f"{RUNTIME_MARGIN * seconds / 60:.3g} minutes, more than the limit of "
+            f"{MAX_RUNTIME_MINUTES:,} (a year); run_epoch_s is seconds per run and epoch"
+        )
+    return list(lines.values())

@@ -17,6 +17,8 @@ from optreg.training.registry import MODELS, OPTIMIZERS
 from optreg.training.schedules import SCHEDULES
 
 SCHEMA_FILE = "config.schema.yaml"
+# The keys of a problem (`problems.<name>`): not settings, so neither factors nor fixed.
+PROBLEM_KEYS = ("dataset", "model", "hidden", "channels", "dense", "kernel", "run_epoch_s")
 
 
 @cache
@@ -89,11 +91,27 @@ def _describe(error) -> str:
             hint = f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
             hints.append(hint)
         message = "; ".join(hints) + f"; allowed keys: {', '.join(allowed)}"
+        problem_keys = sorted(set(unexpected) & set(PROBLEM_KEYS))
+        if problem_keys and error.absolute_path and error.absolute_path[-1] in ("factors", "fixed"):
+            message += (
+                f" ({', '.join(map(repr, problem_keys))} is a key of a problem, not a setting: "
+                "define one problem per value under `problems` and vary `problem`)"
+            )
         where = _key_path([*error.absolute_path, unexpected[0]]) if unexpected else where
     elif error.validator == "uniqueItems":
         message = f"duplicate values in {error.instance}"
     elif error.validator == "minItems" and error.instance == []:
         message = "empty list; give at least one value"
+    elif (
+        error.validator == "maximum"
+        and error.schema.get("maximum") == 1
+        and str(where).endswith("accuracy")
+        and isinstance(error.instance, int | float)
+        and 1 < error.instance <= 100
+    ):
+        message += (
+            f" (an accuracy is a fraction: {error.instance:g}% is written {error.instance / 100:g})"
+        )
     elif error.validator == "type" and error.schema.get("type") == "integer":
         if isinstance(error.instance, float) and error.instance.is_integer():
             message += f" (write {int(error.instance)})"

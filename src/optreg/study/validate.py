@@ -7,6 +7,7 @@ problem naming the key.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import os
 from typing import Any
@@ -15,7 +16,7 @@ from optreg.data.registry import dataset_entries
 from optreg.naming import format_value
 from optreg.study.config_files import read_config_file
 from optreg.study.errors import ConfigError
-from optreg.study.matrix import jobs
+from optreg.study.matrix import jobs, runtime_problems
 from optreg.study.schema import (
     _describe,
     _fill_defaults,
@@ -23,6 +24,8 @@ from optreg.study.schema import (
     _validator_class,
     config_schema,
 )
+from optreg.study.shapes import check_shapes
+from optreg.training.registry import MODELS
 
 
 def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
@@ -78,7 +81,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {line}" for line in lines))
     _fill_defaults(config, schema)
 
-    problems = _check_shapes(config) + _check_paths(config)
+    problems = check_shapes(config) + _check_paths(config)
     protocol = config["protocol"]
     overlap = sorted(set(protocol["tuning_seeds"]) & set(protocol["evaluation_seeds"]))
     if overlap:
@@ -102,9 +105,14 @@ def validate_config(config: dict, source: str = "config") -> dict:
             if problem is not None and problem not in config["problems"]:
                 problems.append(_unknown_problem(f"studies.{name}.{where}", problem, config))
     low, high = protocol["lr_limits"]
+    if low > high:
+        problems.append(
+            f"protocol.lr_limits: [{low:g}, {high:g}] must be [lowest, highest]; "
+            f"write [{high:g}, {low:g}]"
+        )
     for where, grid in grids:
         problems += _duplicates(where, grid)
-        if grid and not low <= min(grid) <= max(grid) <= high:
+        if grid and low <= high and not low <= min(grid) <= max(grid) <= high:
             problems.append(
                 f"protocol.lr_limits: [{low:g}, {high:g}] must contain every grid, but "
                 f"{where} spans [{min(grid):g}, {max(grid):g}]"
@@ -117,71 +125,91 @@ def validate_config(config: dict, source: str = "config") -> dict:
         problems += check_config(config)
     if not problems:
         try:
-            total = sum(j.runs for j in jobs(config))
+            all_jobs = jobs(config)
         except ConfigError as exc:
             problems.append(str(exc))
         else:
+            total = sum(j.runs for j in all_jobs)
             if total > config["max_runs"]:
                 problems.append(
                     f"max_runs: the matrix has {total} runs, more than max_runs="
                     f"{config['max_runs']}; raise max_runs if this is meant"
                 )
+            problems += _check_sizes(config, all_jobs)
     if problems:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return config
 
 
-def _check_shapes(config: dict) -> list[str]:
-    """Each CNN problem against its data set's image size, known without loading the data."""
-    from optreg.data.shapes import conv1d_length
+# Memory one process may be asked for: more than a large node holds is a typo, not a plan.
+MAX_BYTES = 64 * 10**9
 
-    entries = dataset_entries(config)
-    problems = []
-    for name, problem in config["problems"].items():
-        if problem["model"] != "cnn":
-            continue
-        entry = entries[problem["dataset"]]
+
+def _check_sizes(config: dict, all_jobs) -> list[str]:
+    """What the registries can estimate without loading anything, against MAX_BYTES and the
+    longest time limit: the data sets the jobs train on (their stratified split, a generated
+    set's size), one run's model with its gradients and optimizer state, and each train
+    job's time limit."""
+    entries, problems, seen = dataset_entries(config), [], set()
+    for dataset in dict.fromkeys(j.cell.settings.dataset for j in all_jobs):
+        problems += entries[dataset].size_problems(config, MAX_BYTES)
+    for job in all_jobs:
+        settings = job.cell.settings
+        model, entry = MODELS.get(settings["model"]["model"]), entries[settings.dataset]
         shape = entry.shape(entry.generation_args(config))
-        if shape is None:
-            continue  # a data set the registry has no shape of: its model checks it in the job
-        if len(shape) == 2:  # signals [channels, length]: stride-2 convolutions
-            n = len(problem["channels"])
-            kernels = [*(problem.get("kernel") or []), *[3] * n][:n]
-            if conv1d_length(shape[1], kernels) < 1:
-                setting = entry.shape_setting(1)
-                longer = f" or a longer signal ({setting})" if setting else ""
-                problems.append(
-                    f"problems.{name}.channels: {n} stride-2 convolutions with kernels "
-                    f"{kernels} shrink the length-{shape[1]} signals of '{problem['dataset']}' "
-                    f"below one sample; use fewer convolutions{longer}"
-                )
+        if model is None or model.parameters is None or shape is None or not entry.classes:
             continue
-        if len(shape) != 3:
-            problems.append(
-                f"problems.{name}.model: a CNN needs images; data set '{problem['dataset']}' "
-                f"has {shape[0]} features per sample"
-            )
+        if settings.problem in seen:
             continue
-        _, h, w = shape
-        fit = 0
-        while min(h, w) >= 2:
-            fit, h, w = fit + 1, h // 2, w // 2
-        if len(problem["channels"]) > fit:
+        count = model.parameters(dict(settings["model"]), shape, entry.classes)
+        # float32 parameters, their gradients and up to two state tensors each (Adam).
+        need = 4 * 4 * count
+        if need > MAX_BYTES:
+            seen.add(settings.problem)
             problems.append(
-                f"problems.{name}.channels: {len(problem['channels'])} convolution blocks "
-                f"(each pools 2x2) do not fit the {'x'.join(map(str, shape))} images of "
-                f"'{problem['dataset']}'; at most {fit}"
+                f"problems.{settings.problem}: one run of study '{job.study}' has a "
+                f"{settings['model']['model']} of {count:,} parameters "
+                f"(hidden {_widths(settings['model'].get('hidden', []))}), about "
+                f"{need / 1e9:,.0f} GB with its gradients and optimizer state, more than "
+                f"the limit of {MAX_BYTES / 1e9:.0f} GB"
             )
-    return problems
+    return problems + runtime_problems(all_jobs, config["problems"])
+
+
+def _widths(hidden) -> str:
+    hidden = list(hidden)
+    if len(hidden) > 3 and len(set(hidden)) == 1:
+        return f"{len(hidden)} layers of {hidden[0]}"
+    return str(hidden)
 
 
 def _check_paths(config: dict) -> list[str]:
     """Configured paths of the wrong kind (a missing data root is prepare_data's to report:
-    with data.download it does not exist before that job)."""
+    with data.download it does not exist before that job), and `extensions_path` folders
+    that are missing or files: modules would silently not be found there."""
+    problems = []
     root = config["data"]["root"]
     if os.path.exists(root) and not os.path.isdir(root):
-        return [f"data.root: '{root}' is a file; it must be the folder the data sets lie in"]
-    return []
+        problems.append(
+            f"data.root: '{root}' is a file; it must be the folder the data sets lie in"
+        )
+    for i, folder in enumerate(config["extensions_path"]):
+        if os.path.isdir(folder):
+            continue
+        where = f"extensions_path[{i}]: '{folder}'"
+        if os.path.exists(folder):
+            problems.append(f"{where} is a file; list the folder that holds the module")
+            continue
+        parent, base = os.path.split(os.path.normpath(folder))
+        names = os.listdir(parent or ".") if os.path.isdir(parent or ".") else []
+        close = difflib.get_close_matches(
+            base, [n for n in names if os.path.isdir(os.path.join(parent or ".", n))], 1
+        )
+        hint = f" (did you mean '{os.path.join(parent, close[0])}'?)" if close else ""
+        problems.append(
+            f"{where} does not exist{hint}; it is relative to the working directory {os.getcwd()}"
+        )
+    return problems
 
 
 def _duplicates(where: str, values) -> list[str]:

@@ -202,3 +202,35 @@ def factory_arguments(factory, meta: dict, activation: str, kwargs: dict) -> dic
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     chosen = {k: v for k, v in offered.items() if takes_all or k in parameters}
     return {**chosen, **kwargs}
+
+
+def trial(spec: dict, input_shape, classes: int, activation: str) -> str | None:
+    """What keeps a user model (`spec`: its factory and kwargs) from fitting a problem
+    whose samples have `input_shape` and `classes` classes, found before any job: the
+    factory must return a `torch.nn.Module` mapping a batch [B, *input_shape] to logits
+    [B, classes] (more would train without a word, the extra outputs never a label's)."""
+    import math
+
+    input_shape = tuple(int(d) for d in input_shape)
+    meta = {
+        "input_shape": input_shape,
+        "n_features": math.prod(input_shape),
+        "n_classes": int(classes),
+    }
+    try:
+        module = _build_one(spec, meta, activation, 0)
+        module.eval()
+        with torch.no_grad():
+            out = module(torch.zeros(2, *input_shape))
+    except (Exception, SystemExit) as exc:  # the user's to see, verbatim
+        return (
+            f"fails on a batch [2, {', '.join(map(str, input_shape))}]: {type(exc).__name__}: {exc}"
+        )
+    shape = tuple(getattr(out, "shape", ()))
+    if not isinstance(out, torch.Tensor) or shape != (2, classes):
+        got = f"shape {list(shape)}" if isinstance(out, torch.Tensor) else type(out).__name__
+        return (
+            f"maps a batch [2, {', '.join(map(str, input_shape))}] to {got}, not the logits "
+            f"[2, {classes}] of its {classes} classes"
+        )
+    return None

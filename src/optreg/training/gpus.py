@@ -103,6 +103,25 @@ def train_uses_gpu(device: str, environ: Mapping[str, str] | None = None) -> boo
     return bool(visible_gpus(environ))
 
 
+def missing_gpu(device: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why train jobs run on this machine cannot use config `device` (`cuda` where this
+    machine shows no GPU: every train job would fail), or None. Only for jobs that run
+    where Snakemake runs: submitted to a cluster, they run on its GPU nodes."""
+    environ = os.environ if environ is None else environ
+    if device != "cuda" or visible_gpus(environ):
+        return None
+    hidden = (
+        f" (CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r} hides them all)"
+        if "CUDA_VISIBLE_DEVICES" in environ
+        else ""
+    )
+    return (
+        f"device: 'cuda', but this machine shows no GPU{hidden} and its train jobs run here: "
+        "each would fail. Use device: cpu (or auto, which trains on a GPU where there is "
+        "one), or submit the jobs to GPU nodes (--profile profiles/slurm)"
+    )
+
+
 @dataclass(frozen=True)
 class Slot:
     """The GPU a job holds: its torch index and the machine's name for it."""

@@ -9,6 +9,8 @@ config's `optimizers:` section adds entries of the same kind (`optimizer_entries
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +42,21 @@ class ModelEntry:
     A built-in model's `target` builds a stacked model (`optreg.training.models.Stacked`)
     as `build(spec, meta, activation, seeds)`; a config's own model is a factory of one
     `torch.nn.Module`, stacked with `torch.func` (`optreg.training.funcmodel`). `sizes` are
-    the problem keys that shape it, the only ones a cell's settings keep.
+    the problem keys that shape it, the only ones a cell's settings keep. `parameters`
+    counts one run's parameters from a cell's model settings, one sample's shape and the
+    number of classes, where that is known without building it.
     """
 
     name: str
     target: str
     sizes: tuple[str, ...] = ()
+    parameters: Callable[[dict, tuple[int, ...], int], int] | None = None
+
+
+def _mlp_parameters(model: dict, input_shape: tuple[int, ...], classes: int) -> int:
+    """Weights and biases of the dense layers through the features, `hidden` and classes."""
+    sizes = [math.prod(input_shape), *model.get("hidden", ()), classes]
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 _SGD = "optreg.training.optimizers:SGD"
@@ -58,7 +69,7 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 
 MODELS: dict[str, ModelEntry] = {
-    "mlp": ModelEntry("mlp", "optreg.training.models:build_mlp", ("hidden",)),
+    "mlp": ModelEntry("mlp", "optreg.training.models:build_mlp", ("hidden",), _mlp_parameters),
     # On signals [channels, length] a 1-D CNN, on images [channels, height, width] a 2-D.
     "cnn": ModelEntry("cnn", "optreg.training.models:build_cnn", ("channels", "dense", "kernel")),
 }

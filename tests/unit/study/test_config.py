@@ -279,3 +279,51 @@ def test_equal_jobs_of_one_study_keep_their_own_folders(smoke_config):
     shared = share_runs([job, twin, other])
     assert [j.trains for j in shared] == [True, True, False]
     assert shared[2].source is job
+
+
+# ---- reading config files (issue 24)
+def test_merge_keys_are_read_and_keys_given_beside_them_win(tmp_path):
+    from optreg.study.config_files import read_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "base: &base {epochs: 3, batch_size: 128}\n"
+        "a:\n  <<: *base\n  epochs: 4\n"
+        "b:\n  <<: [*base, {momentum: 0.5}]\n"
+    )
+    assert read_config_file(path) == yaml.safe_load(path.read_text())
+    assert read_config_file(path)["a"] == {"epochs": 4, "batch_size": 128}
+    path.write_text("a:\n  <<: {x: 1}\n  y: 2\n  y: 3\n")  # still a duplicate beside a merge
+    with pytest.raises(ConfigError, match="key 'y' is given twice, on lines 3 and 4"):
+        read_config_file(path)
+
+
+def test_a_config_file_past_its_bounds_is_refused_before_it_is_walked(tmp_path, monkeypatch):
+    from optreg.study import config_files
+    from optreg.study.config_files import read_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("protocol:\n  lr_grid: [" + ", ".join(["0.1"] * 300_000) + "]\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: 1,500,0\d\d bytes, more than .* 1,000,000"):
+        read_config_file(path)
+    # Exactly at the bound is read; one more value is refused (a smaller bound, read faster).
+    monkeypatch.setattr(config_files, "MAX_VALUES", 1000)
+    path.write_text("a: [" + ", ".join(["1"] * 997) + "]\n")  # 1000 with the mapping, key, list
+    assert len(read_config_file(path)["a"]) == 997
+    path.write_text("a: [" + ", ".join(["1"] * 998) + "]\n")
+    with pytest.raises(ConfigError, match="line 1, <top level>: holds more than 1,000 values"):
+        read_config_file(path)
+    path.write_text("a: [" + ", ".join(["1"] * 1000) + "]\n")
+    with pytest.raises(ConfigError, match="line 1, a: holds more than 1,000 values"):
+        read_config_file(path)
+    path.write_text("a: " + "[" * 31 + "]" * 31 + "\n")
+    assert read_config_file(path) is not None
+    path.write_text("a: " + "[" * 32 + "]" * 32 + "\n")
+    with pytest.raises(ConfigError, match="nest more than 32 levels deep"):
+        read_config_file(path)
+    path.write_text("a: " + "[" * 100_000 + "]" * 100_000 + "\n")  # deeper than Python recurses
+    with pytest.raises(ConfigError, match="nest more than 32 levels deep"):
+        read_config_file(path)
+    path.write_text("a: &a {b: *a}\n")
+    with pytest.raises(ConfigError, match=r"line 1, a.b: an alias .* \(a loop\)"):
+        read_config_file(path)

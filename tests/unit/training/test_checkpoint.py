@@ -290,6 +290,41 @@ def test_a_killed_and_a_terminated_train_job_resume_under_snakemake(root, tmp_pa
     assert math.isfinite(resumed["tuned_seed-10.json"]["final"]["test_accuracy"])
 
 
+@pytest.mark.workflow
+def test_sigterm_to_snakemake_alone_mid_run_ends_with_the_uninterrupted_results(root, tmp_path):
+    """Issue 24: SIGTERM to the `snakemake` process only (not its process group), as `kill
+    <pid>` sends it: Snakemake starts no new job, lets the running one finish (its results
+    kept and recorded) and exits non-zero; nothing is left to redo for that job, and its
+    records are those of an uninterrupted run."""
+    work = copy_project(root, tmp_path)
+    config = yaml.safe_load((work / "config" / "smoke.yaml").read_text())
+    config["defaults"]["epochs"] = 200
+    config["problems"]["digits_mlp"]["hidden"] = [256]
+    config["checkpoint"] = {"every_minutes": 0.01}
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    ckpt = work / checkpoint_path(TARGET)
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", TARGET]
+    first = subprocess.Popen(
+        cmd, cwd=work, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait_for(ckpt.exists, "checkpoint", first)  # well into training
+        os.kill(first.pid, signal.SIGTERM)
+        assert first.wait(timeout=300) != 0
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(first.pid, 0)  # no process of that run is left behind
+    assert dry_run(work, TARGET) == {}  # the job it let finish is recorded as done
+    finished = records(work / TARGET)
+    shutil.move(work / TARGET, tmp_path / "finished")
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)  # the reference trains from scratch
+    snakemake(work, TARGET)
+    assert records(work / TARGET) == finished
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -323,3 +358,37 @@ def test_a_train_jobs_runtime_follows_its_size(smoke_config):
     assert train_runtime(job, config["problems"]) == 1  # 8 x 3 x 1 s x 1.5: under a minute
     config["problems"]["digits_mlp"]["run_epoch_s"] = 60
     assert train_runtime(job, config["problems"]) == 36  # 8 x 3 run-epochs of a minute, x 1.5
+
+
+def test_a_job_killed_while_writing_a_checkpoint_keeps_the_previous_one(root, tmp_path):
+    """Issue 24: SIGKILL in the middle of `torch.save` (a checkpoint half written): the file
+    a rerun loads is still the previous checkpoint, whole."""
+    path = tmp_path / "job.pt"
+    script = f"""
+import sys, time, torch
+from optreg.training.checkpoint import Checkpoints
+ckpt = Checkpoints({str(path)!r}, "key", None)
+ckpt.save({{"step": 1, "weights": torch.ones(1000)}})
+def half_then_hang(obj, f):
+    with open(f, "wb") as fh:
+        fh.write(b"PK" + b"\\0" * 5000)
+        fh.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+torch.save = half_then_hang
+ckpt.save({{"step": 2, "weights": torch.zeros(1000)}})
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},  # this checkout's package
+    )
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    state = Checkpoints(path, "key", None).load()
+    assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(1000))

@@ -159,3 +159,13 @@ def test_train_jobs_declare_the_gpu_resource(root, tmp_path, config, resources):
     for block in blocks:
         line = next(ln for ln in block.splitlines() if "resources:" in ln)
         assert line.rstrip().endswith(resources), line
+
+
+def test_cuda_without_a_gpu_is_named_and_cpu_or_auto_never_are(tmp_path):
+    from optreg.training.gpus import missing_gpu
+
+    none = {"CUDA_VISIBLE_DEVICES": "-1"}
+    assert "device: 'cuda', but this machine shows no GPU" in missing_gpu("cuda", none)
+    assert missing_gpu("cuda", {"CUDA_VISIBLE_DEVICES": "0"}) is None
+    assert missing_gpu("cpu", none) is None
+    assert missing_gpu("auto", none) is None

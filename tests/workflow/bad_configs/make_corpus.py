@@ -395,6 +395,256 @@ CASES += [
         ),
     ),
 ]
+
+
+def linear(c, study: dict) -> None:
+    """A linear digits problem (hidden: []) and a study of it."""
+    c["problems"]["digits_linear"] = {"dataset": "digits", "model": "mlp", "hidden": []}
+    c["studies"]["linear"] = {"fixed": {"problem": "digits_linear"}, **study}
+
+
+# Issue 24: paths, protocol values, factors and model shapes.
+CASES += [
+    (
+        "extensions_path_missing",
+        "extensions_path[0]: 'my_optimizers' does not exist; it is relative to the working "
+        "directory",
+        lambda c: c.update(extensions_path=["my_optimizers"]),
+    ),
+    (
+        "extensions_path_typo",
+        "extensions_path[0]: 'scirpts' does not exist (did you mean 'scripts'?); it is relative "
+        "to the working directory",
+        lambda c: c.update(extensions_path=["scirpts"]),
+    ),
+    (
+        "extensions_path_is_a_file",
+        "extensions_path[0]: 'workflow/Snakefile' is a file; list the folder that holds the module",
+        lambda c: c.update(extensions_path=["workflow/Snakefile"]),
+    ),
+    (
+        "lr_limits_inverted",
+        "protocol.lr_limits: [10, 1e-05] must be [lowest, highest]; write [1e-05, 10]",
+        lambda c: c["protocol"].update(lr_limits=[10.0, 0.00001]),
+    ),
+    (
+        "study_grid_outside_lr_limits",
+        "protocol.lr_limits: [0.001, 1] must contain every grid, but studies.optimization.lr_grid "
+        "spans [0.0001, 0.01]",
+        lambda c: (
+            c["protocol"].update(lr_limits=[0.001, 1.0]),
+            opt(c).update(lr_grid=[0.0001, 0.01]),
+        ),
+    ),
+    (
+        "target_as_percentage",
+        "protocol.target_val_accuracy: 50 is greater than the maximum of 1 (an accuracy is a "
+        "fraction: 50% is written 0.5)",
+        lambda c: c["protocol"].update(target_val_accuracy=50),
+    ),
+    (
+        "fixed_problem_not_defined",
+        "studies.regularization.fixed.problem: unknown problem 'digits'; problems:",
+        lambda c: reg(c)["fixed"].update(problem="digits"),
+    ),
+    (
+        "problem_key_as_factor",
+        "studies.optimization.factors.hidden: unknown key 'hidden'",
+        lambda c: opt(c)["factors"].update(hidden=[[8], [16]]),
+    ),
+    (
+        "problem_key_as_factor_hint",
+        "('hidden' is a key of a problem, not a setting: define one problem per value under "
+        "`problems` and vary `problem`)",
+        lambda c: opt(c)["factors"].update(hidden=[[8], [16]]),
+    ),
+    (
+        "depth_on_a_linear_model",
+        "studies.linear: depth on problem 'digits_linear', a linear model (hidden: []), needs a "
+        "width too",
+        lambda c: linear(c, {"factors": {"depth": [1, 2]}}),
+    ),
+    (
+        "width_on_a_linear_model",
+        "studies.linear: width on problem 'digits_linear', a linear model (hidden: []), needs a "
+        "depth too",
+        lambda c: linear(c, {"factors": {"width": [8, 16]}}),
+    ),
+    (
+        "kernel_on_a_2d_cnn",
+        "problems.digits_cnn.kernel: kernel sizes apply to a 1-D CNN (signals), but 'digits' "
+        "holds 1x8x8 images",
+        lambda c: c["problems"]["digits_cnn"].update(kernel=[3, 3]),
+    ),
+    (
+        "more_kernels_than_convolutions",
+        "problems.signal_cnn.kernel: 3 kernel sizes [5, 5, 5] for 2 convolutions",
+        lambda c: c["problems"].update(
+            signal_cnn={
+                "dataset": "mnist1d",
+                "model": "cnn",
+                "channels": [4, 8],
+                "kernel": [5, 5, 5],
+            }
+        ),
+    ),
+]
+
+
+def signal_problem(c, **mnist1d) -> None:
+    """An MNIST-1D MLP problem in the problems study, with these generation arguments."""
+    c["problems"]["signal_mlp"] = {"dataset": "mnist1d", "model": "mlp", "hidden": [16]}
+    c["studies"]["problems"]["factors"]["problem"].append("signal_mlp")
+    c.update(data={"mnist1d": mnist1d})
+
+
+# Issue 24: sizes no machine holds, refused with the estimate and the limit.
+CASES += [
+    (
+        "mlp_of_hundreds_of_gigabytes",
+        "problems.digits_mlp: one run of study 'optimization' has a mlp of 20,007,700,010 "
+        "parameters (hidden [100000, 100000, 100000]), about 320 GB with its gradients and "
+        "optimizer state, more than the limit of 64 GB",
+        lambda c: c["problems"]["digits_mlp"].update(hidden=[100000] * 3),
+    ),
+    (
+        "mnist1d_of_terabytes",
+        "data.mnist1d: generating 'mnist1d' takes about 24.0 TB (10,000,000 samples of 100,000 "
+        "values as 8-byte floats, three copies), more than the limit of 64.0 GB",
+        lambda c: signal_problem(c, num_samples=10_000_000, final_seq_length=100_000),
+    ),
+    (
+        "run_epoch_s_overflows",
+        "problems.digits_mlp.run_epoch_s: a train job of study 'optimization' (8 runs x 3 "
+        "epochs x 1e+308 s) would be given inf minutes, more than the limit of 525,600",
+        lambda c: c["problems"]["digits_mlp"].update(run_epoch_s=1e308),
+    ),
+    (
+        "run_epoch_s_in_milliseconds",
+        "problems.cancer_mlp.run_epoch_s: a train job of study 'problems' (8 runs x 3 epochs x "
+        "5e+06 s) would be given 3e+06 minutes",
+        lambda c: c["problems"]["cancer_mlp"].update(run_epoch_s=5e6),
+    ),
+    (
+        "validation_part_smaller_than_the_classes",
+        "data.validation_fraction: a stratified split of the 1,437 rows left after the test "
+        "part of 'digits' takes 2 of them, leaving 1,435: each part needs a row of each of its "
+        "10 classes; use data.validation_fraction between 0.00557 and 0.794",
+        lambda c: c.update(data={"validation_fraction": 0.001}),
+    ),
+    (
+        "mnist1d_too_few_samples",
+        "data.validation_fraction: a stratified split of the 8 training rows of 'mnist1d' "
+        "takes 2 of them, leaving 6: each part needs a row of each of its 10 classes, and 8 "
+        "rows are too few for any fraction (raise data.mnist1d.num_samples)",
+        lambda c: signal_problem(c, num_samples=10),
+    ),
+]
+
+MODULES = "tests/workflow/bad_configs/modules"  # the user modules these cases name
+
+
+def user_optimizer(c, target: str) -> None:
+    c.update(extensions_path=[MODULES], optimizers={"mine": {"class": target, "default_lr": 0.1}})
+    opt(c)["factors"]["optimizer"].append("mine")
+
+
+def user_model(c, factory: str) -> None:
+    c.update(extensions_path=[MODULES], models={"mine": {"factory": f"models:{factory}"}})
+    c["problems"]["digits_mine"] = {"dataset": "digits", "model": "mine"}
+    c["studies"]["problems"]["factors"]["problem"].append("digits_mine")
+
+
+def user_data(c, loader: str) -> None:
+    c.update(extensions_path=[MODULES], datasets={"mine": {"loader": f"loaders:{loader}"}})
+    c["problems"]["mine_mlp"] = {"dataset": "mine", "model": "mlp"}
+    c["studies"]["problems"]["factors"]["problem"].append("mine_mlp")
+
+
+# Issue 24: user modules that misbehave at import, models and data that do not fit.
+LOADER = "datasets.mine.loader: dataset 'mine': "
+CASES += [
+    (
+        "module_exits_at_import",
+        "ExtensionError: the module exits while imported (SystemExit: 'usage: "
+        "script_module.py DATA OUT')",
+        lambda c: user_optimizer(c, "script_module:Scripted"),
+    ),
+    (
+        "module_parses_the_command_line_at_import",
+        "ExtensionError: the module exits while imported (SystemExit: 2; it printed: 'usage: "
+        "argv_module.py [-h] data",
+        lambda c: user_optimizer(c, "argv_module:Parsed"),
+    ),
+    (
+        "stacked_rule_with_non_finite_updates",
+        "optimizers.mine.class: stacked_nan:ZeroDivide (a trial of 3 steps on a stack of 3 runs "
+        "at rates 0.001, 0.01 and 0.1, gradients of N(0, 1)) turns the parameters non-finite",
+        lambda c: user_optimizer(c, "stacked_nan:ZeroDivide"),
+    ),
+    (
+        "model_with_too_many_logits",
+        "models.mine.factory: models:too_many_logits (problem 'digits_mine', data set 'digits', "
+        "activation relu) maps a batch [2, 1, 8, 8] to shape [2, 20], not the logits [2, 10]",
+        lambda c: user_model(c, "too_many_logits"),
+    ),
+    (
+        "model_factory_returning_a_class",
+        "returned type, not a torch.nn.Module",
+        lambda c: user_model(c, "not_a_module"),
+    ),
+    (
+        "data_non_finite",
+        LOADER + "features hold NaN or infinite values",
+        lambda c: user_data(c, "non_finite"),
+    ),
+    (
+        "data_label_far_out_of_range",
+        LOADER + "labels run to 1000 but only 4 classes occur",
+        lambda c: user_data(c, "labels_out_of_range"),
+    ),
+    (
+        "data_label_gaps",
+        LOADER + "labels run to 6 but only 3 classes occur (never 1, 2, 4, 5): the model would "
+        "get 7 outputs; number the classes 0..2",
+        lambda c: user_data(c, "label_gaps"),
+    ),
+    (
+        "data_one_class",
+        LOADER + "every label is 0: one class, whose accuracy is 1.0 whatever the model learns",
+        lambda c: user_data(c, "one_class"),
+    ),
+    (
+        "data_lengths_differ",
+        LOADER + "features (60, 4) and labels (59,) must have the same, non-zero number of rows",
+        lambda c: user_data(c, "different_lengths"),
+    ),
+    (
+        "data_text_features",
+        LOADER + "features must be numbers, got <U1 (such as 'a')",
+        lambda c: user_data(c, "text_features"),
+    ),
+    (
+        "data_float_labels",
+        LOADER + "labels must be integers 0..classes-1, got float64 from 0.5 to 2.5",
+        lambda c: user_data(c, "float_labels"),
+    ),
+    (
+        "cnn_on_a_user_table",
+        "problems.mine_cnn.model: a CNN needs images; data set 'mine' has 4 features per sample",
+        lambda c: (
+            user_data(c, "fits"),
+            c["problems"].update(mine_cnn={"dataset": "mine", "model": "cnn"}),
+            c["studies"]["problems"]["factors"]["problem"].append("mine_cnn"),
+        ),
+    ),
+    (
+        "data_too_few_rows_for_a_stratified_split",
+        "data.test_fraction: a stratified split of the 12 rows of 'mine' takes 3 of them, "
+        "leaving 9: each part needs a row of each of its 6 classes, and 12 rows are too few",
+        lambda c: user_data(c, "too_few_rows"),
+    ),
+]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
     ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
@@ -454,6 +704,42 @@ RAW += [
         "duplicate_top_key",
         "key 'problems' is given twice, on lines 10 and 44",
         SMOKE + "problems:\n  digits_mlp: {dataset: digits, model: mlp, hidden: [32]}\n",
+    ),
+]
+
+
+def laughs(levels: int = 9, indent: str = "") -> str:
+    """YAML aliases nested ten times a level: a few lines that stand for 10^levels values."""
+    lines = [f"{indent}l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"{indent}l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+# Issue 24: YAML that never finishes loading once its aliases are expanded.
+RAW += [
+    (
+        "billion_laughs_under_an_unknown_key",
+        "line 49, laughs.l4: holds more than 100,000 values once its aliases (*name) are expanded",
+        SMOKE + "laughs:\n" + laughs(indent="  "),
+    ),
+    (
+        "billion_laughs_in_kwargs",
+        "line 53, optimizers.lion.kwargs.l4: holds more than 100,000 values once its aliases",
+        SMOKE
+        + "optimizers:\n  lion:\n    class: torch.optim:SGD\n    default_lr: 0.1\n"
+        + "    kwargs:\n"
+        + laughs(indent="      "),
+    ),
+    (
+        "alias_loop",
+        "line 44, loop[1]: an alias (*name) refers to a value that contains it (a loop)",
+        SMOKE + "loop: &loop [1, *loop]\n",
+    ),
+    (
+        "nested_too_deep",
+        "values nest more than 32 levels deep",
+        SMOKE + "deep: " + "[" * 40 + "]" * 40 + "\n",
     ),
 ]
 
