@@ -141,6 +141,21 @@ class DatasetEntry:
         )
 
 
+def training_rows(entry, config: dict) -> int | None:
+    """How many rows `entry`'s training split holds under `config`'s split fractions (as
+    scikit-learn's stratified split counts them), or None where the entry does not know."""
+    data, rows = config["data"], entry.rows
+    if entry.counts is not None:
+        rows, _ = entry.counts(entry.generation_args(config))
+    if rows is None:
+        return None
+    if len(rows) == 1:  # a pool: the test part, then validation out of the rest
+        rest = rows[0] - math.ceil(data["test_fraction"] * rows[0])
+        fraction = data["validation_fraction"] / (1 - data["test_fraction"])
+        return rest - math.ceil(fraction * rest)
+    return rows[0] - math.ceil(data["validation_fraction"] * rows[0])
+
+
 def _stratified(
     entry, key: str, fraction: float, rows: int, what: str, scale: float = 1.0, more: str = ""
 ) -> list[str]:

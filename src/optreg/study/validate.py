@@ -12,7 +12,7 @@ import math
 import os
 from typing import Any
 
-from optreg.data.registry import dataset_entries
+from optreg.data.registry import dataset_entries, training_rows
 from optreg.naming import format_value
 from optreg.study.config_files import read_config_file
 from optreg.study.errors import ConfigError
@@ -145,6 +145,27 @@ def validate_config(config: dict, source: str = "config") -> dict:
 MAX_BYTES = 64 * 10**9
 
 
+def _train_size_problems(name: str, config: dict, entries) -> list[str]:
+    """A line when a problem's `train_size` asks for more rows than its data set's training
+    split holds, or for fewer than its classes (a stratified subset needs one of each)."""
+    problem = config["problems"][name]
+    size, entry = problem.get("train_size"), entries[problem["dataset"]]
+    if size is None:
+        return []
+    rows = training_rows(entry, config)
+    if rows is not None and size > rows:
+        return [
+            f"problems.{name}.train_size: {size:,} is more than the {rows:,} rows of the "
+            f"training split of '{entry.name}'"
+        ]
+    if entry.classes and size < entry.classes:
+        return [
+            f"problems.{name}.train_size: {size:,} rows cannot hold one of each of the "
+            f"{entry.classes} classes of '{entry.name}'"
+        ]
+    return []
+
+
 def _check_sizes(config: dict, all_jobs) -> list[str]:
     """What the registries can estimate without loading anything, against MAX_BYTES and the
     longest time limit: the data sets the jobs train on (their stratified split, a generated
@@ -153,6 +174,8 @@ def _check_sizes(config: dict, all_jobs) -> list[str]:
     entries, problems, seen = dataset_entries(config), [], set()
     for dataset in dict.fromkeys(j.cell.settings.dataset for j in all_jobs):
         problems += entries[dataset].size_problems(config, MAX_BYTES)
+    for name in dict.fromkeys(j.cell.settings.problem for j in all_jobs):
+        problems += _train_size_problems(name, config, entries)
     for job in all_jobs:
         settings = job.cell.settings
         model, entry = MODELS.get(settings["model"]["model"]), entries[settings.dataset]

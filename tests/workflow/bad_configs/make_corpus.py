@@ -645,6 +645,30 @@ CASES += [
         lambda c: user_data(c, "too_few_rows"),
     ),
 ]
+# The training protocol (issue 22): schedules, budget marks, training subsets.
+CASES += [
+    (
+        "unknown_schedule",
+        "defaults.schedule: 'linear' is not one of ['constant', 'cosine', 'warmup_cosine', 'step']",
+        lambda c: c["defaults"].update(schedule="linear"),
+    ),
+    (
+        "marks_as_a_factor",
+        "studies.optimization.factors.marks: unknown key 'marks'; allowed keys: activation",
+        lambda c: opt(c)["factors"].update(marks=[1, 2]),
+    ),
+    (
+        "train_size_beyond_the_training_split",
+        "problems.digits_mlp.train_size: 5,000 is more than the 1,077 rows of the training "
+        "split of 'digits'",
+        lambda c: c["problems"]["digits_mlp"].update(train_size=5000),
+    ),
+    (
+        "train_size_below_the_classes",
+        "problems.digits_mlp.train_size: 5 rows cannot hold one of each of the 10 classes",
+        lambda c: c["problems"]["digits_mlp"].update(train_size=5),
+    ),
+]
 # Typed with --config on config/smoke.yaml: (name, expect, entry).
 COMMAND_LINE = [
     ("config_nan_max_runs", "max_runs: nan is not a finite number", "max_runs=nan"),
@@ -702,7 +726,7 @@ RAW += [
     ),
     (
         "duplicate_top_key",
-        "key 'problems' is given twice, on lines 10 and 44",
+        "key 'problems' is given twice, on lines 10 and 46",
         SMOKE + "problems:\n  digits_mlp: {dataset: digits, model: mlp, hidden: [32]}\n",
     ),
 ]
@@ -720,12 +744,12 @@ def laughs(levels: int = 9, indent: str = "") -> str:
 RAW += [
     (
         "billion_laughs_under_an_unknown_key",
-        "line 49, laughs.l4: holds more than 100,000 values once its aliases (*name) are expanded",
+        "line 51, laughs.l4: holds more than 100,000 values once its aliases (*name) are expanded",
         SMOKE + "laughs:\n" + laughs(indent="  "),
     ),
     (
         "billion_laughs_in_kwargs",
-        "line 53, optimizers.lion.kwargs.l4: holds more than 100,000 values once its aliases",
+        "line 55, optimizers.lion.kwargs.l4: holds more than 100,000 values once its aliases",
         SMOKE
         + "optimizers:\n  lion:\n    class: torch.optim:SGD\n    default_lr: 0.1\n"
         + "    kwargs:\n"
@@ -733,7 +757,7 @@ RAW += [
     ),
     (
         "alias_loop",
-        "line 44, loop[1]: an alias (*name) refers to a value that contains it (a loop)",
+        "line 46, loop[1]: an alias (*name) refers to a value that contains it (a loop)",
         SMOKE + "loop: &loop [1, *loop]\n",
     ),
     (
