@@ -72,8 +72,9 @@ def test_a_finished_job_exits_0_with_every_file_and_its_whole_log(root, tmp_path
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr + (log.read_text() if log.exists() else "")
     names = sorted(p.name for p in out.iterdir())
-    # 2 rates x 2 tuning seeds, 2 protocols x 2 evaluation seeds, and the checksums
-    assert len(names) == 9 and "SHA256SUMS" in names
+    # 2 rates x 2 tuning seeds, 2 protocols x 2 evaluation seeds, the checksums and the
+    # job's own CPU and memory (usage.tsv, getrusage)
+    assert len(names) == 10 and "SHA256SUMS" in names and "usage.tsv" in names
     for name in names:
         if name.endswith(".json"):
             assert json.loads((out / name).read_text())["study"] == "s"
