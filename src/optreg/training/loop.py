@@ -92,13 +92,24 @@ def _batches(x: torch.Tensor, y: torch.Tensor, perms: torch.Tensor, first: int, 
             yield start + whole * batch_size, xb, yb
 
 
+# Samples times runs evaluated at once: a small stack evaluates several batches per forward
+# (per-call overhead dominates one run's batch of 64), a large one a batch at a time (more
+# would leave the cache). Measured on MNIST-1D's MLP, one thread: a 1-run validation in
+# 0.36x the CPU of batches of 64, 5 runs in 0.82x; 21 runs slower with any larger chunk.
+EVAL_RUN_SAMPLES = 1280
+
+
 @torch.no_grad()
 def _evaluate(model: Stacked, x: torch.Tensor, y: torch.Tensor, batch_size: int, device):
-    """Per-seed mean cross-entropy and accuracy on a whole split, `batch_size` samples at a
-    time: a whole split at once would hold every run's activations for every sample."""
+    """Per-seed mean cross-entropy and accuracy on a whole split, a whole number of batches
+    at a time (`EVAL_RUN_SAMPLES` samples times runs, at least one batch): a whole split at
+    once would hold every run's activations for every sample. Each sample's logits are the
+    same whatever the chunk; only the float32 sum of the losses is added up in another
+    order (a rounding-level difference in the mean loss; the accuracy is exact)."""
     loss_sum, correct = 0.0, 0
-    for first in range(0, len(y), batch_size):
-        xb, yb = x[first : first + batch_size].to(device), y[first : first + batch_size].to(device)
+    chunk = batch_size * max(1, EVAL_RUN_SAMPLES // (model.stack * batch_size))
+    for first in range(0, len(y), chunk):
+        xb, yb = x[first : first + chunk].to(device), y[first : first + chunk].to(device)
         logits = model(xb)
         loss_sum = loss_sum + _cross_entropy(logits, yb.expand(logits.shape[0], -1)).sum(1)
         correct = correct + (_predictions(logits) == yb).sum(1)
