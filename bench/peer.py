@@ -63,7 +63,8 @@ PROBLEMS = {"mlp": "mnist1d_mlp", "cnn": "mnist1d_cnn"}
 
 
 def model_settings(config: dict, model: str, epochs: int) -> dict:
-    """The default cell's settings with `model`: the 3-layer MLP or the MNIST-1D CNN."""
+    """The default cell's settings with `model`: the 3-layer MLP or the MNIST-1D CNN, from a
+    study of the config that trains it, or else from its `problems:` entry."""
     from optreg.study.matrix import cells
 
     defaults = config["defaults"]
@@ -74,7 +75,14 @@ def model_settings(config: dict, model: str, epochs: int) -> dict:
             continue
         if model == "cnn" or list(s["model"].get("hidden", [])) == [100, 100, 100]:
             return {**s, "lr": cell.default_lr, "epochs": epochs}
-    raise SystemExit(f"the config has no {PROBLEMS[model]} cell with the default settings")
+    # No study of the config trains it (the default config's CNN is in config/full.yaml):
+    # the cell its `problems:` entry makes with the default settings.
+    if PROBLEMS[model] not in config["problems"]:
+        raise SystemExit(f"the config has no problem {PROBLEMS[model]}")
+    fixed = {"problem": PROBLEMS[model], **({"depth": 3} if model == "mlp" else {})}
+    probe = {**config, "studies": {"bench": {"fixed": fixed, "factors": {"penalty": ["none"]}}}}
+    (cell,) = cells(probe)
+    return {**cell.settings, "lr": cell.default_lr, "epochs": epochs}
 
 
 def jax_trainer(settings: dict, meta: dict, x, y):

@@ -226,6 +226,16 @@ CASES = [
         "protocol.target_val_accuracy: 1.5 is greater than the maximum of 1",
         lambda c: c["protocol"].update(target_val_accuracy=1.5),
     ),
+    (
+        "retuning_seeds_that_tune",
+        "protocol.retuning_seeds: seeds [0] are also tuning seeds",
+        lambda c: c["protocol"].update(retuning_seeds=[0, 5]),
+    ),
+    (
+        "retuning_seeds_that_evaluate",
+        "protocol.retuning_seeds: seeds [10] are also evaluation seeds",
+        lambda c: c["protocol"].update(retuning_seeds=[5, 10]),
+    ),
 ]
 # Issue 15: the classes of bad input that got past validation. Non-finite numbers:
 NAN = float("nan")
