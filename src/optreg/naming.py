@@ -20,8 +20,9 @@ FUSED = "tune-eval"
 # A train job's folder of run records, under the results folder; its parts are the rule's
 # wildcards (workflow/rules/train.smk).
 RUN_DIR = "studies/{study}/{phase}/{combination}/seeds-{block}"
-# The protocols an evaluation run is recorded under: at the tuned rate, at the default rate.
-PROTOCOLS = ("tuned", "oneshot")
+# The protocols an evaluation run is recorded under (optreg.training.protocol): at the rate
+# tuned on the grid, at the default rate, tuned on a small grid, tuned on other seeds.
+PROTOCOLS = ("tuned", "oneshot", "small", "retuned")
 
 
 def run_dir(study: str, phase: str, combination: str, block: str) -> str:

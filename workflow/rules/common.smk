@@ -211,6 +211,7 @@ def get_train_job(wildcards):
         "phase": job.phase,
         "seeds": list(job.seeds),
         "tuning_seeds": list(job.tuning_seeds),
+        "retuning_seeds": list(job.cell.retuning_seeds),
         "lr_grid": list(job.cell.lr_grid),
         "default_lr": job.cell.default_lr,
         "lr_limits": config["protocol"]["lr_limits"],

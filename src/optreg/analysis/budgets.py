@@ -28,7 +28,7 @@ import yaml
 from scipy import stats as st
 
 from optreg.analysis.claims import evaluate_claims, load_claims
-from optreg.analysis.tables import read_table, tuning_table, write_csv
+from optreg.analysis.tables import read_table, tuning_runs, tuning_table, write_csv
 from optreg.study.claims import DEFAULT_MARGIN
 from optreg.training.protocol import choose_value
 
@@ -135,8 +135,8 @@ def runs_at(runs: pd.DataFrame, history: pd.DataFrame, mark: int) -> pd.DataFram
 def rate_at(runs: pd.DataFrame, history: pd.DataFrame, mark: int) -> pd.DataFrame:
     """Per cell: the rate its tuning would choose at `mark` (the same rule as at the end,
     `optreg.training.protocol.choose_value`, on the tuning runs' validation there) beside the
-    rate chosen for the whole budget."""
-    tuning = runs_at(runs[runs["phase"] == "tune"], history, mark)
+    rate chosen for the whole budget (protocol `tuned`, on its tuning seeds)."""
+    tuning = runs_at(tuning_runs(runs, "tuned"), history, mark)
     chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
     chosen = chosen.groupby("combination")["lr"].first()
     rows = []

@@ -112,6 +112,7 @@ FINDINGS_COLUMNS = [
     "family",
     "family_own",
     "seeds",
+    "contrast_cells",
 ]
 
 INTERACTION_COLUMNS = [
@@ -133,6 +134,8 @@ INTERACTION_COLUMNS = [
 PROTOCOL_PHRASES = {
     "tuned": "with tuned learning rates",
     "oneshot": "at the customary default rates",
+    "small": "with rates tuned on a small grid around the default",
+    "retuned": "with rates tuned again on other seeds",
 }
 
 RUN_COLUMNS = ("phase", "protocol", "combination", "seed", "test_accuracy")
@@ -542,12 +545,15 @@ def _judge_all_less(plan: _Plan, family: _Family) -> dict:
     return {"verdict": verdict, "evidence": evidence, "note": note, **numbers}
 
 
-def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tuple:
+def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame, protocol: str) -> tuple:
     """The `best_greater` cell chosen on the tuning seeds' validation accuracy at the rate the
     cell is evaluated at, by the rule that chooses rates (`training.protocol.choose_value`:
     ties to the lower validation loss, then the level nearest the grid's middle, then the
     smaller): never on an evaluation seed. Returns the chosen row and the candidates' table,
     or None and why."""
+    if tuning is not None and "protocol" in tuning:
+        # The tuning seeds of the protocol: the retuning seeds choose for `retuned`.
+        tuning = tuning[tuning["protocol"] == ("retuned" if protocol == "retuned" else "tuned")]
     if tuning is None or tuning.empty:
         return None, "no tuning runs to choose on (evaluation seeds never choose)"
     rates = evals.drop_duplicates("combination").set_index("combination")["lr"]
@@ -586,8 +592,8 @@ def _choose(plan: _Plan, tuning: pd.DataFrame | None, evals: pd.DataFrame) -> tu
     return chosen, table
 
 
-def _judge_best_greater(plan: _Plan, family: _Family, tuning, evals) -> dict:
-    chosen, table = _choose(plan, tuning, evals)
+def _judge_best_greater(plan: _Plan, family: _Family, tuning, evals, protocol: str) -> dict:
+    chosen, table = _choose(plan, tuning, evals, protocol)
     plan.chosen = (chosen, plan.than) if chosen is not None else None
     if chosen is None:
         return {
@@ -836,8 +842,10 @@ def evaluate_claims(
                 elif kind == "all_less":
                     judged = _judge_all_less(plan, family)
                 else:
-                    judged = _judge_best_greater(plan, family, tuning.get(study), ev)
-                rows.append({**base, **judged})
+                    judged = _judge_best_greater(plan, family, tuning.get(study), ev, protocol)
+                # The cells its contrasts compare (whether they had converged: the report).
+                named = sorted({c for pair in plan.contrasts for c in pair})
+                rows.append({**base, **judged, "contrast_cells": ";".join(named)})
             findings += rows
             found = _interactions(plans, family, protocol)
             adjusted = holm([r["p"] for r in found])

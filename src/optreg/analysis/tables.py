@@ -10,8 +10,10 @@ import pandas as pd
 
 from optreg.analysis.stats import mean_ci, pairwise_comparisons
 from optreg.io import atomic_path
+from optreg.naming import PROTOCOLS
 from optreg.records import read_run
 from optreg.study.matrix import MODEL_FACTORS, SETTING_KEYS
+from optreg.training.protocol import TUNING_PROTOCOLS
 
 SUMMARY_METRICS = (
     "test_accuracy",
@@ -67,6 +69,8 @@ def runs_table(records: list[dict]) -> pd.DataFrame:
                 # Rates added past the grid's edge before choosing (optreg.training.protocol).
                 "lr_extended": ";".join(f"{x:g}" for x in selection.get("extended", [])),
                 "lr_stopped_at_limit": selection.get("stopped_at_limit"),
+                # The seeds whose tuning runs chose the rate (optreg.training.protocol).
+                "tuning_seeds": ";".join(str(s) for s in selection.get("tuning_seeds", [])),
                 **r["final"],
                 **{k: v for k, v in r["weights"].items() if k != "near_zero_threshold"},
                 "diverged": r["diverged"],
@@ -183,34 +187,64 @@ def _stats(frame: pd.DataFrame, metrics) -> dict:
     return out
 
 
-def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
-    """Per cell and grid rate: validation accuracy over the tuning seeds; the rate selected."""
+def _seed_set(value) -> set[int]:
+    return {int(float(x)) for x in str(value).split(";") if x and x != "nan"}
+
+
+def tuning_runs(runs: pd.DataFrame, protocol: str = "tuned") -> pd.DataFrame:
+    """The tuning runs `protocol` chose its rates from: in each cell, those of the seeds its
+    evaluation records name (`tuning_seeds`: the tuning seeds for `tuned` and `small`, the
+    retuning seeds for `retuned`). A cell without such records: for `tuned`, all its tuning
+    runs; for another protocol, none."""
     tune = runs[runs["phase"] == "tune"]
-    chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == "tuned")]
-    extended = (
-        {
-            c: {float(x) for x in str(v).split(";") if x and x != "nan"}
-            for c, v in chosen.groupby("combination")["lr_extended"].first().items()
+    chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == protocol)]
+    named = {}
+    if "tuning_seeds" in chosen:
+        named = {
+            c: _seed_set(v)
+            for c, v in chosen.groupby("combination")["tuning_seeds"].first().items()
         }
-        if "lr_extended" in chosen
-        else {}
-    )
-    chosen = chosen.groupby("combination")["lr"].first()
+        named = {c: seeds for c, seeds in named.items() if seeds}
+    keep = [
+        seed in named[c] if c in named else protocol == "tuned"
+        for c, seed in zip(tune["combination"], tune["seed"], strict=True)
+    ]
+    return tune[keep]
+
+
+def tuning_table(runs: pd.DataFrame, factors: list[str]) -> pd.DataFrame:
+    """Per tuning protocol (`tuned`; `retuned`, on the retuning seeds), cell and grid rate:
+    validation accuracy over that protocol's tuning seeds; the rate it selected."""
     rows = []
-    for (combination, lr), group in tune.groupby(["combination", "lr"], sort=False):
-        rows.append(
+    for protocol in TUNING_PROTOCOLS:
+        tune = tuning_runs(runs, protocol)
+        chosen = runs[(runs["phase"] == "eval") & (runs["protocol"] == protocol)]
+        extended = (
             {
-                "combination": combination,
-                **{k: group[k].iloc[0] for k in factors},
-                "lr": lr,
-                "seeds": len(group),
-                "n_diverged": int(group["diverged"].sum()),
-                "selected": bool(chosen.get(combination) == lr),
-                # Added past the configured grid's edge, because the best rate lay on it.
-                "extension": any(abs(lr - x) <= 1e-9 * x for x in extended.get(combination, ())),
-                **_stats(group, ["val_accuracy", "val_loss", "train_loss"]),
+                c: {float(x) for x in str(v).split(";") if x and x != "nan"}
+                for c, v in chosen.groupby("combination")["lr_extended"].first().items()
             }
+            if "lr_extended" in chosen
+            else {}
         )
+        chosen = chosen.groupby("combination")["lr"].first()
+        for (combination, lr), group in tune.groupby(["combination", "lr"], sort=False):
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "combination": combination,
+                    **{k: group[k].iloc[0] for k in factors},
+                    "lr": lr,
+                    "seeds": len(group),
+                    "n_diverged": int(group["diverged"].sum()),
+                    "selected": bool(chosen.get(combination) == lr),
+                    # Added past the configured grid's edge, because the best rate lay on it.
+                    "extension": any(
+                        abs(lr - x) <= 1e-9 * x for x in extended.get(combination, ())
+                    ),
+                    **_stats(group, ["val_accuracy", "val_loss", "train_loss"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -259,8 +293,10 @@ def _joined(group: pd.DataFrame, column: str) -> str:
 def pairs_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Paired comparisons of every two cells on the same evaluation seeds, per protocol."""
     frames = []
-    for protocol in ("tuned", "oneshot"):
+    for protocol in PROTOCOLS:
         evals = runs[(runs["phase"] == "eval") & (runs["protocol"] == protocol)]
+        if evals.empty and frames:
+            continue  # a protocol the study's cells do not have (protocol.protocols)
         table = pairwise_comparisons(evals, "combination", "seed", "test_accuracy")
         table.insert(0, "protocol", protocol)
         frames.append(table)

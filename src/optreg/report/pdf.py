@@ -13,13 +13,16 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from optreg.analysis.claims import PROTOCOL_PHRASES, RULES, format_p
+from optreg.analysis.inference import MAX_SEEDS
+from optreg.analysis.stability import rate_changes, verdicts_by_protocol
 from optreg.analysis.tables import read_table
 from optreg.extensions import describe_extensions
 from optreg.io import atomic_path, write_json
-from optreg.naming import format_value
+from optreg.naming import PROTOCOLS, format_value
 from optreg.study.claims import load_claims
 
 VERSIONED = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "snakemake", "typst")
@@ -64,7 +67,11 @@ def cell_rows(summary: pd.DataFrame, factors: list[str]) -> list[dict]:
                 "near_zero": _number(t["near_zero_fraction_mean"], 3),
                 "epochs_to_target": _number(t["epochs_to_target_mean"], 1),
                 "reached": f"{int(t['reached_target'])}/{int(t['seeds'])}",
-                "diverged": int(t["n_diverged"] + (o["n_diverged"] if o is not None else 0)),
+                # At the same rate the default-rate runs are the tuned runs (trained once).
+                "diverged": int(
+                    t["n_diverged"]
+                    + (o["n_diverged"] if o is not None and o["lr"] != t["lr"] else 0)
+                ),
             }
         )
     return rows
@@ -166,6 +173,8 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
             for figure in spec["figures"].values()
         ],
     }
+    # Every cell tuned to its default rate: the default columns would repeat the tuned ones.
+    section["same_rates"] = name in default_rate_studies({name: runs})
     section["target"] = target_text(summary)
     if {"problem", "optimizer"} <= set(factors):
         section["across"] = across_problems(runs, summary)
@@ -318,11 +327,45 @@ def _order(frame: pd.DataFrame, studies: list[str]) -> pd.DataFrame:
     )
 
 
-def findings_rows(findings: pd.DataFrame, studies: list[str], alpha: float) -> list[dict]:
+# The protocols the summary's tables show: the fair one and the original's; the others
+# (a small grid, a second tuning) are compared with these in `tuning_section`.
+SHOWN = ("tuned", "oneshot")
+# A study whose every cell was tuned to its default rate has the same runs under both: its
+# rows are shown once, under this name.
+SAME = "same"
+
+
+def default_rate_studies(runs: dict[str, pd.DataFrame]) -> set[str]:
+    """The studies in which every cell's tuned rate is its default rate (a one-rate grid
+    holding the default): `tuned` and `oneshot` are one and the same set of runs there."""
+    out = set()
+    for study, frame in runs.items():
+        evals = frame[frame["phase"] == "eval"]
+        rates = evals.groupby(["combination", "protocol"])["lr"].first().unstack()
+        if {"tuned", "oneshot"} <= set(rates.columns) and np.allclose(
+            rates["tuned"].astype(float), rates["oneshot"].astype(float), rtol=1e-9, atol=0
+        ):
+            out.add(study)
+    return out
+
+
+def _shown(frame: pd.DataFrame, same: set[str]) -> pd.DataFrame:
+    """The rows of the shown protocols; in a study of `same`, the tuned rows only, as SAME."""
+    protocol = frame["protocol"].fillna("").astype(str)
+    twice = frame["study"].isin(same)
+    out = frame[protocol.isin(("", *SHOWN)) & ~(twice & (protocol == "oneshot"))].copy()
+    out.loc[twice & (protocol == "tuned"), "protocol"] = SAME
+    return out
+
+
+def findings_rows(
+    findings: pd.DataFrame, studies: list[str], alpha: float, same: set[str] = frozenset()
+) -> list[dict]:
     """One row per claim, level and protocol: its verdict, once, and the evidence it rests on
-    (effect in points, interval, Holm-adjusted p with the digits that place it against alpha)."""
+    (effect in points, interval, Holm-adjusted p with the digits that place it against alpha).
+    Only the protocols of SHOWN; those of a study in `same` once (`_shown`)."""
     rows = []
-    for r in _order(findings, studies).to_dict("records"):
+    for r in _order(_shown(findings, same), studies).to_dict("records"):
         effect = ""
         if pd.notna(r.get("diff")) and pd.notna(r.get("ci_low")):
             effect = f"{100 * r['diff']:+.2f} [{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}]"
@@ -345,7 +388,9 @@ def findings_rows(findings: pd.DataFrame, studies: list[str], alpha: float) -> l
     return rows
 
 
-def interaction_rows(interactions: pd.DataFrame, studies: list[str]) -> list[dict]:
+def interaction_rows(
+    interactions: pd.DataFrame, studies: list[str], same: set[str] = frozenset()
+) -> list[dict]:
     """Per `by:` claim and protocol: what the factor does to its contrast, as tested."""
     return [
         {
@@ -354,11 +399,16 @@ def interaction_rows(interactions: pd.DataFrame, studies: list[str]) -> list[dic
             "changes": bool(r["changes"]),
             "evidence": str(r["evidence"]),
         }
-        for r in _order(interactions, studies).to_dict("records")
+        for r in _order(_shown(interactions, same), studies).to_dict("records")
     ]
 
 
-def budget_section(convergence: pd.DataFrame, budgets: pd.DataFrame, studies: list[str]) -> dict:
+def budget_section(
+    convergence: pd.DataFrame,
+    budgets: pd.DataFrame,
+    studies: list[str],
+    same: set[str] = frozenset(),
+) -> dict:
     """Whether training had converged (per study, the tuned cells), and each claim's verdict
     at every budget the study was read at, with whether it holds across them."""
     converged = []
@@ -384,6 +434,7 @@ def budget_section(convergence: pd.DataFrame, budgets: pd.DataFrame, studies: li
             }
         )
     rows = []
+    budgets = _shown(budgets, same)
     if not budgets.empty:
         frame = _order(budgets, studies)
         for (_, at, protocol), group in frame.groupby(["id", "at", "protocol"], sort=False):
@@ -415,9 +466,92 @@ def budget_section(convergence: pd.DataFrame, budgets: pd.DataFrame, studies: li
     return {"converged": converged, "claims": rows, "budgets": budget_list}
 
 
-def families(findings: pd.DataFrame, studies: list[str]) -> list[dict]:
+def _seeds_text(row: dict) -> str:
+    """The seeds a tuned verdict took, and those that would decide it where it is open."""
+    if pd.isna(row.get("seeds")):
+        return ""
+    text = str(int(row["seeds"]))
+    if pd.notna(row.get("seeds_needed")):
+        text += f" ({int(row['seeds_needed'])})"
+    elif row.get("verdict_tuned") == "undecided":
+        text += f" (> {MAX_SEEDS})"
+    return text
+
+
+def _converged_text(row: dict, convergence: pd.DataFrame | None) -> str:
+    """Whether every cell the claim's contrasts compare had converged (tuned rate)."""
+    named = [c for c in str(row.get("contrast_cells") or "").split(";") if c and c != "nan"]
+    if convergence is None or convergence.empty or not named:
+        return ""
+    cells = convergence[
+        (convergence["study"] == row["study"])
+        & (convergence["protocol"] == "tuned")
+        & convergence["combination"].isin(named)
+    ]
+    if len(cells) < len(named):
+        return ""
+    rising = int((cells["converged"].astype(str) != "True").sum())
+    return "yes" if rising == 0 else f"{len(named) - rising} of {len(named)} cells"
+
+
+def tuning_section(
+    findings: pd.DataFrame,
+    runs: dict[str, pd.DataFrame],
+    convergence: pd.DataFrame | None = None,
+) -> dict:
+    """Each claim's verdict under every tuning budget and under the second tuning, whether
+    it is fragile, whether its cells had converged and how many seeds it took; per study, in
+    how many cells the second tuning chose the same rate."""
+    studies = list(runs)
+    claims = []
+    table = verdicts_by_protocol(_order(findings, studies))
+    for r in table.to_dict("records"):
+        verdicts = {p: r[f"verdict_{p}"] for p in PROTOCOLS}
+        if not (verdicts["small"] or verdicts["retuned"]):
+            continue  # a one-rate grid: no tuning to compare (default_rate_studies)
+        claims.append(
+            {
+                "text": str(r["text"]),
+                "at": str(r["at"]),
+                "verdicts": verdicts,
+                "fragile": "" if r["fragile"] is None else ("yes" if r["fragile"] else "no"),
+                "converged": _converged_text(r, convergence),
+                "seeds": _seeds_text(r),
+            }
+        )
+    rates = []
+    for study, frame in runs.items():
+        changes = rate_changes(frame)
+        if changes.empty:
+            continue
+        moved = changes[~changes["same_rate"].astype(bool)]
+        rates.append(
+            {
+                "study": study,
+                "cells": len(changes),
+                "same": int(changes["same_rate"].sum()),
+                "changed": [
+                    f"{r['combination']} ({format_value(r['lr_tuned'])} → "
+                    f"{format_value(r['lr_retuned'])})"
+                    for r in moved.to_dict("records")
+                ],
+            }
+        )
+    judged = [c for c in claims if c["fragile"]]
+    return {
+        "claims": claims,
+        "rates": rates,
+        "fragile": sum(c["fragile"] == "yes" for c in judged),
+        "judged": len(judged),
+    }
+
+
+def families(
+    findings: pd.DataFrame, studies: list[str], same: set[str] = frozenset()
+) -> list[dict]:
     """The size of each study's confirmatory family under each protocol, and its seeds."""
     found = findings[findings["study"].isin(studies) & findings["family"].notna()]
+    found = _shown(found, same)
     out = []
     for (study, protocol), group in found.groupby(["study", "protocol"], sort=False):
         seeds = group["seeds"].dropna()
@@ -456,8 +590,9 @@ def report_data(
         for name, spec in studies.items()
     ]
     first_runs = next(iter(runs.values()))
-    found = findings_rows(read_table(findings), list(studies), alpha)
-    changes = interaction_rows(read_table(interactions), list(studies))
+    same = default_rate_studies(runs)
+    found = findings_rows(read_table(findings), list(studies), alpha, same)
+    changes = interaction_rows(read_table(interactions), list(studies), same)
     protocol = config["protocol"]
     return {
         "datasets": metas,
@@ -468,6 +603,7 @@ def report_data(
         "protocol": {
             "lr_grid": [format_value(float(v)) for v in protocol["lr_grid"]],
             "tuning_seeds": protocol["tuning_seeds"],
+            "retuning_seeds": protocol.get("retuning_seeds", []),
             "evaluation_seeds": protocol["evaluation_seeds"],
             "default_lr": {k: format_value(float(v)) for k, v in protocol["default_lr"].items()},
             "target": format_value(float(protocol["target_val_accuracy"])),
@@ -488,9 +624,12 @@ def report_data(
         "rules": RULES,
         "alpha": format_p(alpha, 1.0),
         "margins": sorted({f"{100 * float(m):g}" for m in read_table(findings)["margin"]}),
-        "families": families(read_table(findings), list(studies)),
+        "families": families(read_table(findings), list(studies), same),
+        "tuning": tuning_section(
+            read_table(findings), runs, read_table(convergence) if convergence else None
+        ),
         "budgets": (
-            budget_section(read_table(convergence), read_table(budgets), list(studies))
+            budget_section(read_table(convergence), read_table(budgets), list(studies), same)
             if convergence and budgets
             else {"converged": [], "claims": [], "budgets": []}
         ),

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optreg.data.registry import dataset_entries, generation_keys
-from optreg.naming import FUSED, PROTOCOLS, format_value, run_dir, run_file
+from optreg.naming import FUSED, format_value, run_dir, run_file
 from optreg.settings import SETTING_FIELDS, Settings
 from optreg.study.errors import ConfigError
+from optreg.training.protocol import protocols
 from optreg.training.registry import MODELS
 
 # Settings that describe a cell; the order is the order of columns in tables and of the
@@ -40,7 +41,8 @@ FACTOR_KEYS = (*SETTING_KEYS[:3], *MODEL_FACTORS, *SETTING_KEYS[3:])
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of a study's matrix: its factor values, full settings and learning-rate grid."""
+    """One point of a study's matrix: its factor values, full settings and learning-rate grid,
+    and the seeds it is retuned on (none with a one-rate grid: it chooses nothing)."""
 
     study: str
     factors: dict[str, Any]
@@ -48,6 +50,12 @@ class Cell:
     lr_grid: tuple[float, ...]
     default_lr: float
     id: str = field(init=False)
+    retuning_seeds: tuple[int, ...] = ()
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        """The protocols its evaluation seeds are trained under (`training.protocol`)."""
+        return protocols(self.lr_grid, self.default_lr, self.retuning_seeds)
 
     def __post_init__(self):
         label = "_".join(f"{k}-{format_value(v)}" for k, v in self.factors.items())
@@ -89,12 +97,12 @@ class Job:
 
     @property
     def runs(self) -> int:
-        """Training runs in this job: every grid rate per tuning seed, two protocols per
-        evaluation seed."""
+        """Training runs in this job: every grid rate per tuning seed, one per protocol and
+        evaluation seed (fewer where two protocols choose the same rate)."""
         grid = len(self.cell.lr_grid)
         if self.phase == "tune":
             return grid * len(self.seeds)
-        return grid * len(self.tuning_seeds) + 2 * len(self.seeds)
+        return grid * len(self.tuning_seeds) + len(self.cell.protocols) * len(self.seeds)
 
     @property
     def folder(self) -> str:
@@ -114,7 +122,7 @@ class Job:
         """The file names of every run record the job writes."""
         if self.phase == "tune":
             return self.tuning_files
-        evaluation = [run_file(None, s, p) for p in PROTOCOLS for s in self.seeds]
+        evaluation = [run_file(None, s, p) for p in self.cell.protocols for s in self.seeds]
         return self.tuning_files + evaluation
 
 
@@ -195,7 +203,8 @@ def cells(config: dict) -> list[Cell]:
                 settings["data"][entry.generation] = copy.deepcopy(generation)
             settings = Settings.of(with_extensions(settings, config))
             default_lr = float(protocol["default_lr"][settings.optimizer])
-            cell = Cell(name, factors, settings, grid, default_lr)
+            retuning = tuple(sorted(protocol.get("retuning_seeds", []))) if len(grid) > 1 else ()
+            cell = Cell(name, factors, settings, grid, default_lr, retuning)
             if cell.id not in seen:
                 seen.add(cell.id)
                 out.append(cell)
@@ -219,16 +228,19 @@ def jobs(config: dict) -> list[Job]:
     """Every study's train jobs: each cell's tuning and evaluation seeds in blocks of
     `seeds_per_job`; a job equal to an earlier study's reads that one's runs (`share_runs`).
 
-    When a cell's tuning seeds fill one block, one `tune-eval` job tunes the cell and
-    evaluates its first evaluation block, and the further blocks are `eval` jobs that read
-    its tuning runs; with several tuning blocks, every block is a job of its own. Either
-    way, adding evaluation seeds in a new block adds only jobs for that block.
+    A cell's tuning seeds include its retuning seeds. When they fill one block, one
+    `tune-eval` job tunes the cell and evaluates its first evaluation block, and the further
+    blocks are `eval` jobs that read its tuning runs; with several tuning blocks, every
+    block is a job of its own. Either way, adding evaluation seeds in a new block adds only
+    jobs for that block.
     """
     size = config["seeds_per_job"]
-    tune_blocks = _blocks(config["protocol"]["tuning_seeds"], size)
+    tuning_seeds = config["protocol"]["tuning_seeds"]
     eval_blocks = list(_blocks(config["protocol"]["evaluation_seeds"], size).items())
     out = []
     for cell in cells(config):
+        # A cell's retuning seeds are tuning seeds too; the train job tells the two apart.
+        tune_blocks = _blocks([*tuning_seeds, *cell.retuning_seeds], size)
         if len(tune_blocks) == 1:
             (tune_block, tune_seeds), (first, seeds) = (
                 next(iter(tune_blocks.items())),
@@ -253,6 +265,7 @@ def training_key(job: Job) -> str:
             "settings": job.cell.settings.to_dict(),
             "lr_grid": job.cell.lr_grid,
             "default_lr": job.cell.default_lr,
+            "retuning_seeds": job.cell.retuning_seeds,
             "phase": job.phase,
             "block": job.block,
             "seeds": job.seeds,

@@ -89,6 +89,16 @@ def validate_config(config: dict, source: str = "config") -> dict:
             f"protocol.evaluation_seeds: seeds {overlap} are also tuning seeds; the seeds that "
             "choose a learning rate must not be the seeds that report it"
         )
+    for name, seeds in (
+        ("tuning", protocol["tuning_seeds"]),
+        ("evaluation", protocol["evaluation_seeds"]),
+    ):
+        shared = sorted(set(protocol["retuning_seeds"]) & set(seeds))
+        if shared:
+            problems.append(
+                f"protocol.retuning_seeds: seeds {shared} are also {name} seeds; a second "
+                "tuning must use seeds of its own"
+            )
     grids = [("protocol.lr_grid", protocol["lr_grid"])]
     for name, study in config["studies"].items():
         fixed = study.get("fixed", {})

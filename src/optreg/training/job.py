@@ -35,7 +35,16 @@ from optreg.training.checkpoint import Checkpoints, job_key
 from optreg.training.loop import train_runs
 from optreg.training.memory import max_stack, stack_limit
 from optreg.training.progress import Progress
-from optreg.training.protocol import Run, added_rates, extend_grid, plan_runs, select_lr
+from optreg.training.protocol import (
+    Run,
+    added_rates,
+    extend_grid,
+    plan_runs,
+    protocols,
+    select_lr,
+    selections,
+    tuning_sets,
+)
 from optreg.training.watch import Watch
 
 progress_log = logging.getLogger("optreg.training.progress")
@@ -129,6 +138,9 @@ class _Training:
     device: torch.device
     limit: int | None
     gpu_id: str | None
+    lr_grid: tuple[float, ...]
+    default_lr: float
+    retuning_seeds: tuple[int, ...]
 
 
 def run_job(
@@ -145,6 +157,7 @@ def run_job(
     default_lr: float,
     tuning_seeds=(),
     tuning_files=(),
+    retuning_seeds=(),
     lr_limits=(1e-5, 10.0),
     device: str = "cpu",
     threads: int = 1,
@@ -154,11 +167,14 @@ def run_job(
     """Train every run of one job (see `optreg.training.protocol`); write one metrics JSON
     per run.
 
-    `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` at the rate chosen from
-    `tuning_files`, and at `default_lr`) or `tune-eval`: tune on `tuning_seeds`, choose from
-    those runs, evaluate `seeds`, all in one process; the records are the same as those of a
-    `tune` job followed by an `eval` job. Before evaluating, a best rate on an edge of the grid
-    makes the job train the tuning seeds at further rates within `lr_limits` (see
+    `phase` is `tune` (every grid rate on `seeds`), `eval` (`seeds` under each protocol, at
+    the rates chosen from `tuning_files`, and at `default_lr`) or `tune-eval`: tune on
+    `tuning_seeds`, choose from those runs, evaluate `seeds`, all in one process; the records
+    are the same as those of a `tune` job followed by an `eval` job. The tuning runs of
+    `retuning_seeds` (among the tuning seeds, or in `tuning_files`) choose the `retuned`
+    protocol's rate, the others every other protocol's (`optreg.training.protocol.selections`).
+    Before evaluating, a best rate on an edge of the grid makes the job train that protocol's
+    tuning seeds at further rates within `lr_limits` (see
     `optreg.training.protocol.extend_grid`); their records are tuning records of this job.
     The files appear together: they are written into a hidden temporary folder that
     is renamed to `out_dir` at the end, so a killed job leaves no `out_dir` at all.
@@ -176,6 +192,8 @@ def run_job(
 
     torch.set_num_threads(threads)
     tuning = [read_run(f) for f in tuning_files]
+    # A one-rate grid chooses nothing, so it is never retuned (protocol.protocols).
+    retuning_seeds = tuple(sorted(retuning_seeds)) if len(lr_grid) > 1 else ()
     steps = [("tune", tuning_seeds), ("eval", seeds)] if phase == FUSED else [(phase, seeds)]
     settings = Settings.of(settings)
     # The job's part of every record: the cell's settings in their record form.
@@ -203,6 +221,7 @@ def run_job(
                 "steps": steps,
                 "lr_grid": sorted(lr_grid),
                 "default_lr": default_lr,
+                "retuning_seeds": list(retuning_seeds),
                 "selection": select_lr(tuning) if tuning else None,
                 "device": dev.type,
                 "threads": threads,
@@ -224,15 +243,25 @@ def run_job(
         else:
             limit = stack_limit(settings, data.meta, max_stack(data, settings, dev))
             state = JobState([], tuning, limit)
-        training = _Training(data, settings, job, dev, state.limit, slot.gpu_id if slot else None)
-        progress = _start_progress(training, phase, steps, lr_grid, threads, data_path, state)
+        training = _Training(
+            data,
+            settings,
+            job,
+            dev,
+            state.limit,
+            slot.gpu_id if slot else None,
+            tuple(lr_grid),
+            float(default_lr),
+            retuning_seeds,
+        )
+        progress = _start_progress(training, phase, steps, threads, data_path, state)
         if saved:
             _log_resume(training, steps, state, checkpoints.path)
         watch = Watch(progress, checkpoints)
         with checkpoints.on_signals() if checkpoints else contextlib.nullcontext():
             for index in range(state.step, len(steps)):
                 state.step = index
-                _run_step(training, steps[index], state, watch, lr_grid, default_lr, lr_limits)
+                _run_step(training, steps[index], state, watch, lr_limits)
     records = state.records
     written = _write_together(out_dir, records, usage=process_usage())
     if checkpoints is not None:
@@ -244,11 +273,13 @@ def run_job(
     return written
 
 
-def _start_progress(training: _Training, phase, steps, lr_grid, threads, data_path, state):
+def _start_progress(training: _Training, phase, steps, threads, data_path, state):
     """The job's progress counter, and its first log line."""
-    run_counts = [
-        len(step_seeds) * (len(lr_grid) if step == "tune" else 2) for step, step_seeds in steps
-    ]
+    per_seed = {
+        "tune": len(training.lr_grid),
+        "eval": len(protocols(training.lr_grid, training.default_lr, training.retuning_seeds)),
+    }
+    run_counts = [len(step_seeds) * per_seed[step] for step, step_seeds in steps]
     job, settings, limit = training.job, training.settings, training.limit
     progress = Progress(job["study"], job["combination"], sum(run_counts) * settings.epochs)
     progress.resumed(state.progress_done)
@@ -281,24 +312,32 @@ def _log_resume(training: _Training, steps, state: JobState, path) -> None:
     )
 
 
-def _run_step(training, step_and_seeds, state: JobState, watch, lr_grid, default_lr, lr_limits):
+def _run_step(training: _Training, step_and_seeds, state: JobState, watch, lr_limits):
     """One step of a job (`tune` or `eval`), from where `state` stands; adds its records."""
     step, step_seeds = step_and_seeds
-    extension = None
+    chosen = None
     if step == "eval":
-        extension = _extend_grid(training, state, lr_grid, lr_limits)
-    runs, selection = plan_runs(step, step_seeds, lr_grid, default_lr, state.tuning, extension)
+        extensions = {
+            protocol: _extend_grid(training, state, protocol, lr_limits)
+            for protocol in tuning_sets(state.tuning, training.retuning_seeds)
+        }
+        chosen = selections(
+            state.tuning, training.lr_grid, training.default_lr, training.retuning_seeds, extensions
+        )
+    runs = plan_runs(
+        step, step_seeds, training.lr_grid, training.default_lr, chosen, training.retuning_seeds
+    )
     watch.phase = step
     watch.job_state = {
         "step": state.step,
         # As JSON, like the files: any record field survives weights-only loading.
         "records": json.dumps(state.records),
-        "selection": selection,
+        "selection": chosen,
         "limit": state.limit,
     }
     watch.step_started = time.perf_counter() - state.step_wall
     resume = {"results": state.step_results, "stack": state.stack}
-    records = _train_records(training, runs, step, selection, watch.step_started, watch, resume)
+    records = _train_records(training, runs, step, chosen, watch.step_started, watch, resume)
     if step == "tune":
         state.tuning = [record for _, record in records]  # what `eval` chooses from
     state.records += records
@@ -306,15 +345,19 @@ def _run_step(training, step_and_seeds, state: JobState, watch, lr_grid, default
     state.step_results, state.step_wall, state.stack = [], 0.0, None
 
 
-def _extend_grid(training: _Training, state: JobState, lr_grid, lr_limits) -> dict:
-    """One extra tuning round per rate past the grid's edge, on the tuning seeds only
-    (optreg.training.protocol.extend_grid); its runs are tuning records of this job."""
-    seeds = sorted({r["seed"] for r in state.tuning})
+def _extend_grid(training: _Training, state: JobState, protocol: str, lr_limits) -> dict:
+    """One extra tuning round per rate past the grid's edge, on the tuning seeds of
+    `protocol` only (optreg.training.protocol.extend_grid); its runs are tuning records of
+    this job."""
+    mine = tuning_sets(state.tuning, training.retuning_seeds)[protocol]
+    others = [r for r in state.tuning if not any(r is m for m in mine)]
+    seeds = sorted({r["seed"] for r in mine})
     added: list = []
     train_rate = functools.partial(_train_rate, training, seeds, added)
-    state.tuning, _ = extend_grid(state.tuning, lr_limits, train_rate)
+    mine, _ = extend_grid(mine, lr_limits, train_rate)
+    state.tuning = others + mine
     state.records += added
-    return {"extended": added_rates(state.tuning, lr_grid), "lr_limits": list(lr_limits)}
+    return {"extended": added_rates(mine, training.lr_grid), "lr_limits": list(lr_limits)}
 
 
 def _train_rate(training: _Training, seeds, added: list, lr: float) -> list[dict]:
@@ -326,10 +369,10 @@ def _train_rate(training: _Training, seeds, added: list, lr: float) -> list[dict
     return [record for _, record in new]
 
 
-def _train_records(training: _Training, runs, step, selection, started, watch=None, resume=None):
-    """Train `runs` and make their records. A run at the same rate and seed as another (a
-    tuned rate equal to the default rate) is the same run: trained once, recorded under
-    both names."""
+def _train_records(training: _Training, runs, step, chosen, started, watch=None, resume=None):
+    """Train `runs` and make their records; `chosen`: each protocol's selection. A run at the
+    same rate and seed as another (a tuned rate equal to the default rate) is the same run:
+    trained once, recorded under both names."""
     distinct = list(dict.fromkeys((r.lr, r.seed) for r in runs))
     lrs, seeds = [lr for lr, _ in distinct], [seed for _, seed in distinct]
     limit, device = training.limit, training.device
@@ -348,7 +391,7 @@ def _train_records(training: _Training, runs, step, selection, started, watch=No
                 by_run[(run.lr, run.seed)],
                 job=training.job,
                 phase=step,
-                selection=selection,
+                selection=(chosen or {}).get(run.protocol),
                 wall=wall,
                 provenance=base,
             ),
@@ -371,7 +414,7 @@ def run_record(
         "settings": settings,
         "phase": phase,
         "protocol": run.protocol,
-        "selection": selection if run.protocol == "tuned" else None,
+        "selection": selection if run.protocol not in (None, "oneshot") else None,
         "seed": run.seed,
         **result,
         "wall_time_s": wall,

@@ -2,10 +2,18 @@
 
 Tuning trains every rate of the grid on the tuning seeds. Evaluation chooses the
 rate from the tuning runs' final validation accuracy (never from test data; ties on the
-validation loss, `choose_value`), then
-trains the evaluation seeds at that rate (protocol `tuned`) and at the optimizer's
-customary default rate (protocol `oneshot`). A job does one of the two (`tune`,
-`eval`) or both in turn (`tune-eval`, see `optreg.study.matrix.jobs`).
+validation loss, `choose_value`), then trains the evaluation seeds under each protocol
+(`protocols`), three tuning budgets and a second tuning:
+
+- `tuned`: the rate chosen on the whole grid (extended at its edges, below);
+- `oneshot`: the optimizer's customary default rate, no tuning at all;
+- `small`: the rate chosen on a small grid, the grid rate nearest the default and its
+  two neighbours (`small_grid`), on the same tuning runs, never extended;
+- `retuned`: the rate chosen as for `tuned`, on the disjoint retuning seeds: how far a
+  verdict depends on which seeds tuned it.
+
+A job does one of the two (`tune`, `eval`) or both in turn (`tune-eval`, see
+`optreg.study.matrix.jobs`).
 
 A best rate on an edge of the grid says only that the best lies at or beyond it, so
 before choosing, evaluation extends the grid past that edge by the grid's own step
@@ -18,7 +26,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from optreg.naming import run_file
+from optreg.naming import PROTOCOLS, run_file
+
+# The protocols that choose on a whole grid of their own tuning seeds (and extend it).
+TUNING_PROTOCOLS = ("tuned", "retuned")
 
 
 @dataclass(frozen=True)
@@ -132,27 +143,77 @@ def added_rates(tuning: list[dict], lr_grid) -> list[float]:
     return sorted(extra, key=lambda lr: abs(math.log(lr / (grid[0] if lr < grid[0] else grid[-1]))))
 
 
+def protocols(lr_grid, default_lr: float, retuning_seeds=()) -> tuple[str, ...]:
+    """The protocols a cell's evaluation seeds are trained under, in `PROTOCOLS` order: with
+    a one-rate grid there is nothing to choose, so only `tuned` (that rate) and `oneshot`;
+    `small` only where its grid is smaller than the whole grid, `retuned` only with retuning
+    seeds."""
+    if len(lr_grid) < 2:
+        return ("tuned", "oneshot")
+    small = len(small_grid(lr_grid, default_lr)) < len(lr_grid)
+    return tuple(
+        p
+        for p in PROTOCOLS
+        if (p != "small" or small) and (p != "retuned" or len(retuning_seeds) > 0)
+    )
+
+
+def small_grid(lr_grid, default_lr: float) -> list[float]:
+    """The small tuning budget's rates: the grid rate nearest `default_lr` (on a log scale;
+    the lower of two equally near) and its neighbours on the grid, two or three rates."""
+    grid = sorted(float(lr) for lr in lr_grid)
+    near = min(range(len(grid)), key=lambda i: (abs(math.log(grid[i] / default_lr)), i))
+    return grid[max(0, near - 1) : near + 2]
+
+
+def tuning_sets(tuning: list[dict], retuning_seeds=()) -> dict[str, list[dict]]:
+    """The tuning records each tuning protocol chooses from: `tuned` those of the tuning
+    seeds, `retuned` (with retuning seeds) those of the retuning seeds."""
+    again = set(retuning_seeds)
+    sets = {"tuned": [r for r in tuning if r["seed"] not in again]}
+    if again:
+        sets["retuned"] = [r for r in tuning if r["seed"] in again]
+    return sets
+
+
+def selections(
+    tuning: list[dict], lr_grid, default_lr: float, retuning_seeds=(), extensions=None
+) -> dict[str, dict]:
+    """The learning-rate selection of every protocol that chooses one (`tuned`, `small`,
+    `retuned`; `oneshot` takes the default rate). `extensions` maps a tuning protocol to the
+    rates `extend_grid` added for it (`extended`) and the `lr_limits` it stopped at."""
+    sets = tuning_sets(tuning, retuning_seeds)
+    out = {}
+    for protocol, records in sets.items():
+        selection = select_lr(records)
+        extension = (extensions or {}).get(protocol)
+        if extension is not None:
+            # Still on an edge after extending: the limits stopped the search.
+            selection = {**selection, **extension, "stopped_at_limit": selection["on_grid_edge"]}
+        out[protocol] = selection
+    if "small" in protocols(lr_grid, default_lr, retuning_seeds):
+        small = small_grid(lr_grid, default_lr)
+        chosen = [r for r in sets["tuned"] if float(r["settings"]["lr"]) in small]
+        out["small"] = select_lr(chosen)
+    return out
+
+
 def plan_runs(
     phase: str,
     seeds,
     lr_grid,
     default_lr: float,
-    tuning: list[dict] | None = None,
-    extension: dict | None = None,
-) -> tuple[list[Run], dict | None]:
-    """The runs a job trains, and (for `eval`) the learning-rate selection behind them.
-
-    `extension`, for `eval`: the rates `extend_grid` added (`extended`) and the `lr_limits`
-    it stopped at, recorded with the selection."""
+    chosen: dict[str, dict] | None = None,
+    retuning_seeds=(),
+) -> list[Run]:
+    """The runs a job trains: for `tune`, every grid rate on `seeds`; for `eval`, `seeds`
+    under every protocol of the cell (`protocols`), at the rates of `chosen` (`selections`)."""
     seeds = sorted(seeds)
     if phase == "tune":
-        return [Run(float(lr), s, None) for s in seeds for lr in sorted(lr_grid)], None
+        return [Run(float(lr), s, None) for s in seeds for lr in sorted(lr_grid)]
     if phase == "eval":
-        selection = select_lr(tuning or [])
-        if extension is not None:
-            # Still on an edge after extending: the limits stopped the search.
-            selection = {**selection, **extension, "stopped_at_limit": selection["on_grid_edge"]}
-        tuned = [Run(selection["lr"], s, "tuned") for s in seeds]
-        oneshot = [Run(float(default_lr), s, "oneshot") for s in seeds]
-        return tuned + oneshot, selection
+        rates = {p: selection["lr"] for p, selection in (chosen or {}).items()}
+        rates["oneshot"] = float(default_lr)
+        cell = protocols(lr_grid, default_lr, retuning_seeds)
+        return [Run(rates[p], s, p) for p in cell for s in seeds]
     raise ValueError(f"unknown phase {phase!r}; known: tune, eval")

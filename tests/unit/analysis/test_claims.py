@@ -593,3 +593,29 @@ def test_the_family_counts_the_contrasts_of_the_configs_own_optimizers():
         claims, ALPHA, {"s": runs}, {"s": OPT_FACTORS}, own={"optimizer": ["lion"]}
     )
     assert list(findings["family"]) == [7, 7] and list(findings["family_own"]) == [1, 1]
+
+
+def test_best_greater_chooses_on_the_retuning_seeds_under_the_retuned_protocol():
+    runs = pd.concat(
+        [
+            _regularization([0.5] * 3, [0.60, 0.62, 0.59]),
+            _regularization([0.5] * 3, [0.60, 0.62, 0.59], protocol="retuned"),
+        ]
+    )
+    seeds = {"tuned": [0.7, 0.6, 0.5], "retuned": [0.5, 0.6, 0.7]}  # each prefers its own
+    tuning = pd.concat(
+        [
+            _tuning(
+                [
+                    ({"penalty": "l2", "strength": s}, v, 1.0)
+                    for s, v in zip(STRENGTHS, values, strict=True)
+                ]
+            ).assign(protocol=protocol)
+            for protocol, values in seeds.items()
+        ]
+    )
+    findings, _ = _judge([L2_HELPS], runs, REG_FACTORS, tuning)
+    notes = dict(zip(findings["protocol"], findings["note"], strict=True))
+    assert notes["tuned"].startswith("strength 0.0001 chosen")
+    assert notes["retuned"].startswith("strength 0.01 chosen")
+    assert "penalty-none_strength-0" in findings["contrast_cells"].iloc[0].split(";")

@@ -16,7 +16,15 @@ from optreg.analysis.tables import (
     time_to_target,
     tuning_table,
 )
-from optreg.training.protocol import choose_value, plan_runs, select_lr
+from optreg.training.protocol import (
+    choose_value,
+    plan_runs,
+    protocols,
+    select_lr,
+    selections,
+    small_grid,
+    tuning_sets,
+)
 
 
 def record(lr, seed, val, diverged=False, val_loss=0.5):
@@ -80,13 +88,56 @@ def test_every_rate_diverged_is_an_error_naming_the_cell():
 
 
 def test_plan_runs():
-    runs, selection = plan_runs("tune", [1, 0], [0.1, 0.01], 0.001)
+    runs = plan_runs("tune", [1, 0], [0.1, 0.01], 0.001)
     assert [(r.lr, r.seed) for r in runs] == [(0.01, 0), (0.1, 0), (0.01, 1), (0.1, 1)]
-    assert selection is None and runs[0].filename == "lr-0.01_seed-0.json"
+    assert runs[0].filename == "lr-0.01_seed-0.json"
     tuning = [record(0.1, 0, 0.5), record(0.01, 0, 0.9)]
-    runs, selection = plan_runs("eval", [7], [0.1, 0.01], 0.001, tuning)
+    chosen = selections(tuning, [0.1, 0.01], 0.001)
+    assert list(chosen) == ["tuned"]  # two rates: the small grid would be the whole grid
+    runs = plan_runs("eval", [7], [0.1, 0.01], 0.001, chosen)
     assert [(r.lr, r.protocol) for r in runs] == [(0.01, "tuned"), (0.001, "oneshot")]
     assert runs[1].filename == "oneshot_seed-7.json"
+
+
+GRID = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+
+
+def test_the_protocols_of_a_cell_follow_its_grid_and_retuning_seeds():
+    assert protocols([0.01], 0.01, retuning_seeds=[3]) == ("tuned", "oneshot")  # nothing to choose
+    assert protocols([0.01, 0.1], 0.01) == ("tuned", "oneshot")  # small grid = the grid
+    assert protocols(GRID, 0.01) == ("tuned", "oneshot", "small")
+    assert protocols(GRID, 0.01, [3, 4]) == ("tuned", "oneshot", "small", "retuned")
+
+
+def test_the_small_grid_is_the_grid_rate_nearest_the_default_and_its_neighbours():
+    assert small_grid(GRID, 0.01) == [0.003, 0.01, 0.03]
+    assert small_grid(GRID, 0.001) == [0.001, 0.003]  # on the edge: one neighbour
+    assert small_grid(GRID, 5.0) == [0.3, 1.0]  # beyond the grid: its nearest end
+    assert small_grid(GRID, 0.02) == [0.01, 0.03, 0.1]  # off the grid: nearest on a log scale
+
+
+def test_each_protocol_chooses_on_its_own_seeds_and_rates():
+    # Tuning seeds 0, 1 prefer 0.1; retuning seeds 3, 4 prefer 0.3; near the default (0.01)
+    # the best rate is 0.03.
+    best = {0: 0.1, 1: 0.1, 3: 0.3, 4: 0.3}
+
+    def val(lr, seed):
+        return 1 / (1 + abs(math.log10(lr / best[seed])))
+
+    tuning = [record(lr, s, val(lr, s)) for s in best for lr in GRID]
+    chosen = selections(tuning, GRID, 0.01, retuning_seeds=[3, 4])
+    assert {p: c["lr"] for p, c in chosen.items()} == {"tuned": 0.1, "retuned": 0.3, "small": 0.03}
+    assert chosen["tuned"]["tuning_seeds"] == [0, 1]
+    assert chosen["retuned"]["tuning_seeds"] == [3, 4]
+    assert chosen["small"]["grid"] == [0.003, 0.01, 0.03] and chosen["small"]["on_grid_edge"]
+    assert set(tuning_sets(tuning, [3, 4])) == {"tuned", "retuned"}
+    runs = plan_runs("eval", [7], GRID, 0.01, chosen, retuning_seeds=[3, 4])
+    assert [(r.protocol, r.lr) for r in runs] == [
+        ("tuned", 0.1),
+        ("oneshot", 0.01),
+        ("small", 0.03),
+        ("retuned", 0.3),
+    ]
 
 
 def test_next_rate_steps_past_the_edge_by_the_grids_own_step_within_the_limits():

@@ -327,3 +327,38 @@ def test_a_config_file_past_its_bounds_is_refused_before_it_is_walked(tmp_path, 
     path.write_text("a: &a {b: *a}\n")
     with pytest.raises(ConfigError, match=r"line 1, a.b: an alias .* \(a loop\)"):
         read_config_file(path)
+
+
+def test_retuning_seeds_are_tuning_seeds_of_every_cell_with_a_grid(smoke_config):
+    smoke_config["protocol"].update(
+        lr_grid=[0.001, 0.01, 0.1, 1.0], tuning_seeds=[0], retuning_seeds=[1]
+    )
+    smoke_config["studies"]["regularization"]["lr_grid"] = [0.001]
+    config = validate_config(smoke_config)
+    by_study = {}
+    for job in jobs(config):
+        by_study.setdefault(job.study, job)
+    fused = by_study["optimization"]
+    assert (fused.phase, fused.tuning_seeds, fused.cell.retuning_seeds) == (
+        "tune-eval",
+        (0, 1),
+        (1,),
+    )
+    protocols = {name.split("_seed-")[0] for name in fused.files if not name.startswith("lr-")}
+    assert protocols == {"tuned", "oneshot", "small", "retuned"}
+    assert fused.runs == 4 * 2 + 4 * len(fused.seeds)
+    # A one-rate grid chooses nothing: neither retuned nor tuned on a small grid.
+    single = by_study["regularization"]
+    assert single.cell.retuning_seeds == () and single.tuning_seeds == (0,)
+    assert {n.split("_seed-")[0] for n in single.files if not n.startswith("lr-")} == {
+        "tuned",
+        "oneshot",
+    }
+
+
+@pytest.mark.parametrize("other", ["tuning_seeds", "evaluation_seeds"])
+def test_retuning_seeds_of_their_own(smoke_config, other):
+    smoke_config["protocol"]["retuning_seeds"] = [smoke_config["protocol"][other][0], 50]
+    name = other.split("_")[0]
+    with pytest.raises(ConfigError, match=f"retuning_seeds: seeds .* are also {name} seeds"):
+        validate_config(smoke_config)

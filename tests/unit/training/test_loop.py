@@ -411,3 +411,56 @@ def test_a_tuned_run_equal_to_the_default_run_is_trained_once(digits_file, tmp_p
         tuned, oneshot = records[f"tuned_seed-{seed}.json"], records[f"oneshot_seed-{seed}.json"]
         assert tuned["final"] == oneshot["final"] and tuned["protocol"] != oneshot["protocol"]
         assert tuned["provenance"]["settings_hash"] == oneshot["provenance"]["settings_hash"]
+
+
+def test_a_retuning_chooses_on_its_own_seeds_and_trains_each_distinct_rate_once(
+    digits_file, tmp_path, monkeypatch
+):
+    import optreg.training.job as train_module
+
+    trained = []
+    real = train_module.train_runs
+
+    def counting(data, settings, lrs, seeds, *args, **kwargs):
+        trained.append(list(zip(lrs, seeds, strict=True)))
+        return real(data, settings, lrs, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_runs", counting)
+    grid = [0.0003, 0.001, 0.003, 0.01]
+    common = {**job_arguments(digits_file), "lr_grid": grid, "lr_limits": [0.0003, 0.01]}
+    fused = run_job(
+        out_dir=tmp_path / "fused",
+        phase="tune-eval",
+        seeds=[5, 6],
+        tuning_seeds=[0, 1, 2, 3],
+        retuning_seeds=[2, 3],
+        **common,
+    )
+    records = {p.name: read_run(p) for p in fused}
+    assert [n for n in records if not n.startswith("lr-")] == [
+        f"{p}_seed-{s}.json" for p in ("tuned", "oneshot", "small", "retuned") for s in (5, 6)
+    ]
+    tuned, small, retuned = (records[f"{p}_seed-5.json"] for p in ("tuned", "small", "retuned"))
+    assert tuned["selection"]["tuning_seeds"] == [0, 1]
+    assert retuned["selection"]["tuning_seeds"] == [2, 3]
+    assert small["selection"]["grid"] == [0.0003, 0.001, 0.003]  # default 0.001 and neighbours
+    assert records["oneshot_seed-5.json"]["selection"] is None
+    for name, record in records.items():
+        chosen = record["selection"]
+        assert chosen is None or record["settings"]["lr"] == chosen["lr"], name
+    # The evaluation stack trains each distinct (rate, seed) once, whatever protocols share it.
+    evaluation = trained[-1]
+    rates = {r["settings"]["lr"] for n, r in records.items() if not n.startswith("lr-")}
+    assert sorted(evaluation) == sorted((lr, s) for lr in rates for s in (5, 6))
+    # A tune job, then an eval job that reads its files: the same choices.
+    tuning = run_job(out_dir=tmp_path / "t", phase="tune", seeds=[0, 1, 2, 3], **common)
+    split = run_job(
+        out_dir=tmp_path / "e",
+        phase="eval",
+        seeds=[5, 6],
+        tuning_files=tuning,
+        retuning_seeds=[2, 3],
+        **common,
+    )
+    for path in split:
+        assert read_run(path)["selection"] == records[path.name]["selection"], path.name

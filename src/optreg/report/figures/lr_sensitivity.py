@@ -50,6 +50,9 @@ def lr_sensitivity(tables, factors, orders, spec: FigureSpec) -> Figure:
     )
 
     tuning = tables["tuning"]
+    if "protocol" in tuning:
+        tuning = tuning[tuning["protocol"] == "tuned"]  # the retuning seeds' are elsewhere
+    lrs = sorted(tuning["lr"].unique())
     need_columns(tuning, [*factors, "lr", "selected", "n_diverged", "val_accuracy_mean"], "tuning")
     hue, col, extra = factors[0], (factors[1] if len(factors) > 1 else None), factors[2:]
     reference = None
@@ -87,7 +90,6 @@ def lr_sensitivity(tables, factors, orders, spec: FigureSpec) -> Figure:
     # Taller panels for many lines: each gets a row of its own below the data.
     height = (3.2 if ncols > 1 else 3.6) + 0.1 * max(0, len(lines) - 5)
     fig, axes, grid = new_figure(len(panels), ncols, height)
-    lrs = sorted(tables["tuning"]["lr"].unique())
     any_diverged = False
     bottom = -ROW_STEP * (len(lines) + 1)
     for ax, (title, frame) in zip(axes, panels, strict=True):
