@@ -193,3 +193,33 @@ def test_bad_config_fails_before_any_job(root, tmp_path, edit, needle):
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
     assert not (work / "results").exists()
+
+
+def test_a_study_retuned_on_other_seeds_runs_to_the_report_and_reruns_nothing(root, tmp_path):
+    """The small-grid and retuned protocols through Snakemake: every file a job declares is
+    written, the report judges each claim under each protocol, and a second run is empty."""
+    import pandas as pd
+    from pypdf import PdfReader
+
+    work = copy_project(root, tmp_path / "retuned")
+    config = yaml.safe_load((root / "config" / "smoke.yaml").read_text())
+    # Four rates: the small grid (the default and its neighbours) is smaller than the grid.
+    config["protocol"].update(lr_grid=[0.001, 0.01, 0.1, 1.0], tuning_seeds=[0], retuning_seeds=[1])
+    study = config["studies"]["optimization"]
+    study["factors"] = {"optimizer": ["momentum", "adam"], "activation": ["relu", "sigmoid"]}
+    config["studies"] = {"optimization": study}
+    (work / "config" / "retuned.yaml").write_text(yaml.safe_dump(config))
+    snakemake(work, "--configfile", "config/retuned.yaml")
+    runs = pd.read_csv(work / "results" / "studies" / "optimization" / "runs.csv")
+    evals = runs[runs["phase"] == "eval"]
+    assert set(evals["protocol"]) == {"tuned", "oneshot", "small", "retuned"}
+    chose = evals[evals["protocol"] != "oneshot"]  # the default rate is chosen on no seeds
+    seeds = {p: int(float(v)) for p, v in chose.groupby("protocol")["tuning_seeds"].first().items()}
+    assert (seeds["tuned"], seeds["small"], seeds["retuned"]) == (0, 0, 1)
+    tuning = pd.read_csv(work / "results" / "studies" / "optimization" / "tuning.csv")
+    assert set(tuning["protocol"]) == {"tuned", "retuned"}
+    findings = pd.read_csv(work / "results" / "findings.csv")
+    assert set(findings["protocol"].dropna()) == {"tuned", "oneshot", "small", "retuned"}
+    text = "".join(p.extract_text() for p in PdfReader(work / "results" / "report.pdf").pages)
+    assert "Does the verdict depend on the tuning?" in text and "Fragile" in text
+    assert dry_run(work, "--configfile", "config/retuned.yaml") == {}

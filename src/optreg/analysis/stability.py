@@ -39,7 +39,7 @@ def verdicts_by_protocol(findings: pd.DataFrame) -> pd.DataFrame:
     tuned verdict's seeds, the seeds it would need where undecided, and the cells its
     contrasts compare."""
     rows = []
-    frame = findings.assign(at=findings["at"].fillna("").astype(str))
+    frame = findings.assign(at=findings["at"].astype(object).fillna("").astype(str))
     for (study, claim, at), group in frame.groupby(["study", "id", "at"], sort=False):
         by = dict(zip(group["protocol"].astype(str), group["verdict"].astype(str), strict=True))
         tuned, retuned = by.get("tuned"), by.get("retuned")

@@ -351,10 +351,12 @@ def default_rate_studies(runs: dict[str, pd.DataFrame]) -> set[str]:
 
 def _shown(frame: pd.DataFrame, same: set[str]) -> pd.DataFrame:
     """The rows of the shown protocols; in a study of `same`, the tuned rows only, as SAME."""
-    protocol = frame["protocol"].fillna("").astype(str)
+    protocol = frame["protocol"].astype(object).fillna("").astype(str)
     twice = frame["study"].isin(same)
-    out = frame[protocol.isin(("", *SHOWN)) & ~(twice & (protocol == "oneshot"))].copy()
-    out.loc[twice & (protocol == "tuned"), "protocol"] = SAME
+    keep = protocol.isin(("", *SHOWN)) & ~(twice & (protocol == "oneshot"))
+    out = frame[keep].copy()
+    # As text: a column read with no protocol in it (all missing) is numeric.
+    out["protocol"] = protocol[keep].where(~(twice & (protocol == "tuned"))[keep], SAME)
     return out
 
 

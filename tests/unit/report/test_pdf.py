@@ -111,3 +111,12 @@ def test_the_tuning_section_counts_fragile_verdicts_and_changed_rates():
     assert section["claims"][1]["verdicts"]["oneshot"] == "contradicted"
     (rates,) = section["rates"]
     assert (rates["cells"], rates["same"], rates["changed"]) == (2, 1, ["a (0.01 → 0.03)"])
+
+
+def test_rows_of_a_table_without_protocols_are_shown_as_they_are():
+    from optreg.report.pdf import _shown
+
+    # Read from a CSV whose protocol column is empty: numeric, all missing.
+    frame = pd.DataFrame({"study": ["reg", "opt"], "protocol": [float("nan")] * 2, "x": [1, 2]})
+    shown = _shown(frame, {"reg"})
+    assert list(shown["protocol"]) == ["", ""] and list(shown["x"]) == [1, 2]
