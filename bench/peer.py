@@ -285,10 +285,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    extend.use_path([ROOT / "examples"])
     import jax
 
     config = common.study_config(args.config)
+    # After the config: validating it sets the search path to its own `extensions_path`.
+    extend.use_path([ROOT / "examples"])
     print(
         f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, JAX {jax.__version__}; "
         f"load average at start: {load_average()}"
