@@ -113,6 +113,7 @@ FINDINGS_COLUMNS = [
     "family_own",
     "seeds",
     "contrast_cells",
+    "chosen_edge",
 ]
 
 INTERACTION_COLUMNS = [
@@ -605,13 +606,32 @@ def _judge_best_greater(plan: _Plan, family: _Family, tuning, evals, protocol: s
     name = _spec_text(plan.claim["cells"])
     at = _at(pd.DataFrame([chosen]), plan.varying, name)
     picked = table[table["combination"] == str(chosen["combination"])].iloc[0]
+    edge = chosen_edge(plan, int(picked["order"]))
+    beyond = (
+        f", the {edge} {plan.varying[0]} tried: a wider grid may hold a better one" if edge else ""
+    )
     head = (
         f"{name} at {at} chosen on the tuning seeds' validation accuracy "
-        f"({100 * picked['val']:.1f}%, best of {len(table)}); "
+        f"({100 * picked['val']:.1f}%, best of {len(table)}{beyond}); "
     )
     out = _judge_pair(plan, chosen, plan.than, family, head=head)
-    out["note"] = f"{at} chosen; {out['note']}"
+    out["note"] = f"{at} chosen{f' ({edge} tried)' if edge else ''}; {out['note']}"
+    out["chosen_edge"] = edge
     return out
+
+
+def chosen_edge(plan: _Plan, order: int) -> str:
+    """'smallest' or 'largest' when the level `best_greater` chose (its position `order` in
+    the matching cells, sorted by the one numeric factor that tells them apart) is an end of
+    the levels tried, else '': the grid does not show that nothing better lies beyond it.
+    Nothing for two levels or fewer (no level is inside), nor for a factor that is not a
+    number or when several factors vary."""
+    if len(plan.varying) != 1 or len(plan.rows) < 3:
+        return ""
+    values = plan.rows[plan.varying[0]]
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        return ""
+    return {0: "smallest", len(plan.rows) - 1: "largest"}.get(order, "")
 
 
 def _plans(claim: dict, cells: _Cells) -> list[_Plan]:

@@ -321,6 +321,27 @@ def test_best_greater_chooses_on_the_tuning_seeds_never_on_evaluation_seeds():
     assert _one(L2_HELPS, runs, REG_FACTORS, moved)["note"].startswith("strength 0.001 chosen")
 
 
+def test_best_greater_says_when_its_choice_is_an_end_of_the_levels_tried():
+    """A strength chosen at the smallest or largest level tried leaves open whether a level
+    beyond it does better: the finding says so; an interior choice is not flagged."""
+    runs = _regularization([0.5] * 3, [0.60, 0.62, 0.59])
+
+    def at(vals):
+        tuning = _tuning(
+            [
+                ({"penalty": "l2", "strength": s}, v, 1.0)
+                for s, v in zip(STRENGTHS, vals, strict=True)
+            ]
+        )
+        return _one(L2_HELPS, runs, REG_FACTORS, tuning)
+
+    low, middle, high = at([0.7, 0.6, 0.5]), at([0.6, 0.7, 0.5]), at([0.5, 0.6, 0.7])
+    assert low["chosen_edge"] == "smallest" and "(smallest tried)" in low["note"]
+    assert "the smallest strength tried: a wider grid may hold a better one" in low["evidence"]
+    assert high["chosen_edge"] == "largest" and high["note"].startswith("strength 0.01 chosen")
+    assert not middle["chosen_edge"] and "tried" not in middle["note"]
+
+
 def test_best_greater_breaks_a_tie_on_validation_loss():
     runs = _regularization([0.5] * 3, [0.60, 0.62, 0.59])
     tuning = _tuning(

@@ -17,8 +17,11 @@ def test_default_config_is_valid_and_matrix_has_expected_size(root):
     for c in cells(config):
         by_study.setdefault(c.study, []).append(c)
     assert len(by_study["optimization"]) == 4 * 2 * 2  # optimizers x activations x depths
-    assert len(by_study["regularization"]) == 1 + 4 * 4  # none + 4 penalties x 4 strengths
-    assert len(by_study["regularization_underfit"]) == 1 + 4 * 4
+    assert len(by_study["regularization"]) == 1 + 4 * 6  # none + 4 penalties x 6 strengths
+    assert len(by_study["regularization_underfit"]) == 1 + 4 * 6
+    # Five decades of strength: each penalty's best inside the grid (docs/regularization.md).
+    strengths = {c.factors["strength"] for c in by_study["regularization"]} - {0.0}
+    assert max(strengths) / min(strengths) >= 1e5
     assert len(by_study["problems"]) == 3 * 4
     # MNIST-1D is the default problem; depth 1 and 3 hidden layers of 100 units.
     deep = [c for c in by_study["optimization"] if c.factors["depth"] == 3]
