@@ -41,7 +41,7 @@ from optreg.study.errors import ConfigError
 from optreg.study.claims import load_claims
 from optreg.study.config_files import check_config_files, coerce_command_line
 from optreg.naming import RUN_DIR
-from optreg.study.matrix import jobs, train_runtime
+from optreg.study.matrix import jobs, rate_traits, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
 from optreg.study.extensions import extension_warnings, unused_entries
@@ -86,6 +86,8 @@ for _line in unused_entries(config, [j.cell.settings for j in JOBS.values()]):
 for _line in extension_warnings(config):
     logger.warning(f"Warning: {_line}")
 STUDIES = list(config["studies"])
+# What each study does with the learning rate: which of its figures say something.
+RATE_TRAITS = rate_traits(j.cell for j in STUDY_JOBS)
 
 
 wildcard_constraints:
@@ -138,6 +140,11 @@ def get_dataset_loader(wildcards):
 
 def study_factors(study):
     return list(config["studies"][study]["factors"])
+
+
+def study_figure_names(study):
+    """The catalogue's figures this study draws: by its factors and its rate traits."""
+    return figures_for(study_factors(study), RATE_TRAITS.get(study, frozenset()))
 
 
 def run_dir(job):
@@ -286,7 +293,7 @@ def get_figure_labels(wildcards):
 def study_figures(study):
     return [
         f"{RESULTS}/studies/{study}/figures/{name}.{ext}"
-        for name in figures_for(study_factors(study))
+        for name in study_figure_names(study)
         for ext in ("png", "pdf")
     ]
 
@@ -322,7 +329,7 @@ def get_report_studies(wildcards):
                     "title": FIGURES[name].title,
                     "caption": FIGURES[name].caption,
                 }
-                for name in figures_for(study_factors(study))
+                for name in study_figure_names(study)
             },
         }
         for study in STUDIES

@@ -211,6 +211,22 @@ def cells(config: dict) -> list[Cell]:
     return out
 
 
+def rate_traits(cells) -> dict[str, frozenset[str]]:
+    """What each study does with the learning rate (`optreg.report.figures.RATE_TRAITS`):
+    "grid" when some cell's grid has several rates, "choice" when some cell's rate can
+    differ from its optimizer's default rate. A study whose every cell trains at its default
+    rate alone has neither: its figures across the grid, or of tuned against default rates,
+    would show one point, or the same runs twice."""
+    traits: dict[str, set[str]] = {}
+    for cell in cells:
+        found = traits.setdefault(cell.study, set())
+        if len(cell.lr_grid) > 1:
+            found |= {"grid", "choice"}
+        elif not math.isclose(cell.lr_grid[0], cell.default_lr, rel_tol=1e-9):
+            found.add("choice")
+    return {study: frozenset(found) for study, found in traits.items()}
+
+
 def seed_block(seed: int, size: int) -> str:
     """Label of the block of `size` consecutive seed values that holds `seed`."""
     first = seed // size * size

@@ -7,7 +7,7 @@ import yaml
 
 from optreg.settings import Settings
 from optreg.study.errors import ConfigError
-from optreg.study.matrix import cells, jobs, seed_block
+from optreg.study.matrix import cells, jobs, rate_traits, seed_block
 from optreg.study.validate import load_config, validate_config
 
 
@@ -112,6 +112,18 @@ def test_depth_and_width_columns_come_from_the_model():
     assert mlp_shape({"model": "mlp", "hidden": [100, 100, 100]}) == {"depth": 3, "width": 100}
     assert mlp_shape({"model": "mlp", "hidden": [12, 6]}) == {"depth": 2, "width": None}
     assert mlp_shape({"model": "cnn", "channels": [4]}) == {"depth": None, "width": None}
+
+
+def test_rate_traits_say_which_studies_tune_and_which_train_at_default_rates(root):
+    """The default study: the regularization studies train Adam at its default rate alone
+    (their figures of the rate would show one point, or the same runs twice); a one-rate
+    grid off the default rate still compares tuned with default."""
+    config = load_config(root / "config" / "config.yaml")
+    traits = rate_traits(cells(config))
+    assert traits["optimization"] == traits["problems"] == {"grid", "choice"}
+    assert traits["regularization"] == traits["regularization_underfit"] == frozenset()
+    config["studies"]["regularization"]["lr_grid"] = [0.01]
+    assert rate_traits(cells(config))["regularization"] == {"choice"}
 
 
 def test_new_evaluation_seeds_make_new_jobs_only(smoke_config):

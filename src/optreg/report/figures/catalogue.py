@@ -40,11 +40,26 @@ class FigureSpec:
     draw: Draw
     # Fewest factors the study must have (a figure over cells needs cells to compare).
     min_factors: int = 0
+    # What the study must do with the learning rate (`RATE_TRAITS`).
+    needs: frozenset[str] = frozenset()
 
-    def applies(self, factors) -> bool:
-        """Whether a study with these factors can draw the figure."""
+    def applies(self, factors, traits=None) -> bool:
+        """Whether a study with these factors (and these `RATE_TRAITS`; all when None) can
+        draw the figure."""
         factors = list(factors)
-        return self.requires <= set(factors) and len(factors) >= self.min_factors
+        traits = RATE_TRAITS if traits is None else frozenset(traits)
+        return (
+            self.requires <= set(factors)
+            and len(factors) >= self.min_factors
+            and self.needs <= traits
+        )
+
+
+# What a study does with the learning rate, beyond its factors
+# (`optreg.study.matrix.rate_traits`): "grid", some cell's grid has several rates (a figure
+# across the grid needs them); "choice", some cell's rate can differ from its optimizer's
+# default rate (a figure of tuned against default rates needs that).
+RATE_TRAITS = frozenset({"grid", "choice"})
 
 
 # Name -> figure, in the order the figures registered: the order of `figures_for`, of the
@@ -60,23 +75,28 @@ def figure(
     caption: str,
     requires: Iterable[str] = (),
     min_factors: int = 0,
+    needs: Iterable[str] = (),
 ) -> Callable[[Draw], Draw]:
     """Enter the decorated drawing function into FIGURES as figure `name`, with its spec."""
-    inputs = tuple(inputs)
+    inputs, needs = tuple(inputs), frozenset(needs)
     if not inputs or not set(inputs) <= set(TABLES):
         raise ValueError(f"figure {name!r} reads tables {inputs}: name some of {TABLES}")
+    if not needs <= RATE_TRAITS:
+        known = sorted(RATE_TRAITS)
+        raise ValueError(f"figure {name!r} needs {sorted(needs)}: name some of {known}")
 
     def register(draw: Draw) -> Draw:
         if name in FIGURES:
             raise ValueError(f"figure {name!r} is already in the catalogue")
         FIGURES[name] = FigureSpec(
-            name, frozenset(requires), inputs, title, caption, draw, min_factors
+            name, frozenset(requires), inputs, title, caption, draw, min_factors, needs
         )
         return draw
 
     return register
 
 
-def figures_for(factors) -> list[str]:
-    """Names of the figures a study with these factors can draw, in catalogue order."""
-    return [name for name, spec in FIGURES.items() if spec.applies(factors)]
+def figures_for(factors, traits=None) -> list[str]:
+    """Names of the figures a study with these factors (and these `RATE_TRAITS`; all when
+    None) can draw, in catalogue order."""
+    return [name for name, spec in FIGURES.items() if spec.applies(factors, traits)]

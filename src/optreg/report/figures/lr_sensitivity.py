@@ -16,6 +16,7 @@ ROW_STEP = 0.065  # height of a row of markers below the data, in accuracy
     "lr_sensitivity",
     inputs=("tuning",),
     min_factors=1,
+    needs=("grid",),
     title="Validation accuracy across the learning-rate grid",
     caption=(
         "Mean final validation accuracy over the tuning seeds against the learning rate, with "

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     "protocols",
     inputs=("summary",),
     min_factors=1,
+    needs=("choice",),
     title="Tuned against default learning rate",
     caption=(
         "Mean test accuracy of each cell over the evaluation seeds with its 95% "

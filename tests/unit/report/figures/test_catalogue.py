@@ -42,6 +42,23 @@ def test_figures_for_each_study():
     assert figures_for([]) == []  # no cells to compare
 
 
+def test_a_study_at_its_default_rates_alone_draws_no_figure_of_the_rate():
+    """A study whose every cell trains at its optimizer's default rate alone (a one-rate
+    grid) has no grid to draw and no tuned rate to set against the default; a one-rate grid
+    off the default still has the comparison."""
+    factors = STUDY_FACTORS["regularization"]
+    assert figures_for(factors, traits=set()) == [
+        "accuracy_vs_strength",
+        "sparsity_vs_strength",
+        "time_to_target",
+    ]
+    assert figures_for(factors, traits={"choice"})[0] == "protocols"
+    assert "lr_sensitivity" not in figures_for(factors, traits={"choice"})
+    assert figures_for(factors, traits={"grid", "choice"}) == figures_for(factors)
+    with pytest.raises(ValueError, match="needs"):
+        figure("some_figure", inputs=("summary",), title="t", caption="c.", needs=("rates",))
+
+
 def test_every_catalogued_figure_is_drawn():
     for name, spec in FIGURES.items():
         # Entered by its own drawing function's decorator, in a module of the registry.
