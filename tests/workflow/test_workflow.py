@@ -23,13 +23,13 @@ def test_default_dry_run_has_a_tuning_and_an_evaluation_job_per_cell(root, tmp_p
     work = copy_project(root, tmp_path)
     config = load_config(root / "config" / "config.yaml")
     counts = dry_run(work)
-    # 16 optimization cells (4 optimizers x 2 activations x 2 depths), 17 regularization and
-    # 17 regularization_underfit (none + 4 penalties x 4 strengths), 12 problems (3 problems
+    # 16 optimization cells (4 optimizers x 2 activations x 2 depths), 25 regularization and
+    # 25 regularization_underfit (none + 4 penalties x 6 strengths), 12 problems (3 problems
     # x 4 optimizers): one job each. No cell is another study's: the regularization studies
     # train at one rate (a grid of their own), on their own problem or grid.
-    assert len(jobs(config)) == len(cells(config)) == 16 + 17 + 17 + 12
+    assert len(jobs(config)) == len(cells(config)) == 16 + 25 + 25 + 12
     assert all(j.trains for j in jobs(config))
-    assert counts["train"] == 16 + 17 + 17 + 12
+    assert counts["train"] == 16 + 25 + 25 + 12
     # MNIST-1D, digits and breast_cancer.
     assert counts["prepare_data"] == 3 and counts["report"] == 1
 
