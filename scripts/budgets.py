@@ -9,6 +9,7 @@ budget_tables(
     tables=dict(snakemake.input.items()),
     factors=snakemake.params.factors,
     own=snakemake.params.own,
+    looks=snakemake.params.looks,
     findings_path=snakemake.input.findings,
     budgets_path=snakemake.output.budgets,
     convergence_path=snakemake.output.convergence,

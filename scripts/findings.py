@@ -9,6 +9,7 @@ findings_table(
     tables=dict(snakemake.input.items()),
     factors=snakemake.params.factors,
     own=snakemake.params.own,
+    looks=snakemake.params.looks,
     out_path=snakemake.output.findings,
     interactions_path=snakemake.output.interactions,
 )

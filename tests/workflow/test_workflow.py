@@ -223,3 +223,36 @@ def test_a_study_retuned_on_other_seeds_runs_to_the_report_and_reruns_nothing(ro
     text = "".join(p.extract_text() for p in PdfReader(work / "results" / "report.pdf").pages)
     assert "Does the verdict depend on the tuning?" in text and "Fragile" in text
     assert dry_run(work, "--configfile", "config/retuned.yaml") == {}
+
+
+def test_a_sequential_study_gives_further_seeds_only_to_open_cells_and_reruns_nothing(
+    root, tmp_path
+):
+    """protocol.sequential through Snakemake's checkpoints: after each look, exactly the
+    cells its JSON names open get the next block of seeds; the findings say at which look
+    each verdict was reached; a second run is empty."""
+    import pandas as pd
+
+    work = copy_project(root, tmp_path / "sequential")
+    config = yaml.safe_load((root / "config" / "smoke.yaml").read_text())
+    config["protocol"]["sequential"] = {"seeds": [20, 21, 22, 23], "block": 2}
+    config["studies"] = {"optimization": config["studies"]["optimization"]}
+    (work / "config" / "sequential.yaml").write_text(yaml.safe_dump(config))
+    snakemake(work, "--configfile", "config/sequential.yaml")
+    looks = [
+        json.loads((work / "results" / "sequential" / f"look-{k}.json").read_text()) for k in (1, 2)
+    ]
+    assert [look["seeds"] for look in looks] == [[10, 11], [10, 11, 20, 21]]
+    runs = pd.read_csv(work / "results" / "studies" / "optimization" / "runs.csv")
+    seeds = runs[runs["phase"] == "eval"].groupby("combination")["seed"].agg(set)
+    for cell, got in seeds.items():
+        want = {10, 11}
+        want |= {20, 21} if cell in looks[0]["open"].get("optimization", []) else set()
+        want |= {22, 23} if cell in looks[1]["open"].get("optimization", []) else set()
+        assert got == want, cell
+    findings = pd.read_csv(work / "results" / "findings.csv")
+    judged = findings[findings["verdict"] != "not tested"]
+    assert judged["look"].between(1, 3).all()
+    decided = judged[judged["verdict"] != "undecided"]
+    assert decided["note"].str.contains("decided at look").all()
+    assert dry_run(work, "--configfile", "config/sequential.yaml") == {}

@@ -162,8 +162,32 @@ rule findings:
     params:
         factors=get_all_factors,
         own=get_own_values,
+        looks=LOOKS,
     script:
         "../../scripts/findings.py"
+
+
+# protocol.sequential: after each look, the cells of claims still open get the next block
+# of evaluation seeds; the rules after it read the jobs the looks chose (looked_jobs).
+checkpoint look:
+    """Judge the claims on the seeds so far: the cells a claim still undecided compares."""
+    input:
+        runs=get_look_runs,
+        claims=CLAIMS,
+        code=code("look.py"),
+    output:
+        f"{RESULTS}/sequential/look-{{look}}.json",
+    log:
+        "logs/look/{look}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: config["threads"]["aggregate"]
+    params:
+        studies=get_look_studies,
+        looks=LOOKS,
+        own=get_own_values,
+    script:
+        "../../scripts/look.py"
 
 
 rule budgets:
@@ -194,6 +218,7 @@ rule budgets:
     params:
         factors=get_all_factors,
         own=get_own_values,
+        looks=LOOKS,
     script:
         "../../scripts/budgets.py"
 

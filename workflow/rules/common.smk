@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ from optreg.study.errors import ConfigError
 from optreg.study.claims import load_claims
 from optreg.study.config_files import check_config_files, coerce_command_line
 from optreg.naming import RUN_DIR
-from optreg.study.matrix import jobs, rate_traits, train_runtime
+from optreg.study.matrix import jobs, plan_looks, rate_traits, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
 from optreg.study.extensions import extension_warnings, unused_entries
@@ -76,6 +77,9 @@ except ValueError as error:
 # Every study's jobs; a job equal to an earlier study's reads that one's runs (its
 # `trained_by`), so a run is trained once whatever studies share it.
 STUDY_JOBS = jobs(config)
+# The evaluation seeds of each look of the sequential design (protocol.sequential): one
+# look, all of them, unless it is set.
+LOOKS = plan_looks(config["protocol"])
 # (study, phase, cell id, seed block) -> optreg.study.matrix.Job: the jobs that train.
 JOBS = {(j.study, j.phase, j.cell.id, j.block): j for j in STUDY_JOBS if j.trains}
 DATASETS = sorted({j.cell.settings.dataset for j in JOBS.values()})
@@ -87,7 +91,7 @@ for _line in extension_warnings(config):
     logger.warning(f"Warning: {_line}")
 STUDIES = list(config["studies"])
 # What each study does with the learning rate: which of its figures say something.
-RATE_TRAITS = rate_traits(j.cell for j in STUDY_JOBS)
+STUDY_RATE_TRAITS = rate_traits(j.cell for j in STUDY_JOBS)
 
 
 wildcard_constraints:
@@ -95,6 +99,7 @@ wildcard_constraints:
     combination="[^/]+",
     block=r"\d+-\d+(_\d+-\d+)?",
     phase="tune|eval|tune-eval",
+    look=r"\d+",
     figure="|".join(FIGURES),
     dataset="|".join(DATASETS),
 
@@ -144,7 +149,7 @@ def study_factors(study):
 
 def study_figure_names(study):
     """The catalogue's figures this study draws: by its factors and its rate traits."""
-    return figures_for(study_factors(study), RATE_TRAITS.get(study, frozenset()))
+    return figures_for(study_factors(study), STUDY_RATE_TRAITS.get(study, frozenset()))
 
 
 def run_dir(job):
@@ -230,27 +235,74 @@ def get_train_job(wildcards):
     }
 
 
-def get_study_runs(wildcards):
-    return [run_dir(j) for j in STUDY_JOBS if j.study == wildcards.study]
+def opened(look):
+    """Each study's cells that look `look` of the sequential design found a claim still
+    open for: its checkpoint's output."""
+    with open(checkpoints.look.get(look=str(look)).output[0]) as f:
+        return json.load(f)["open"]
 
 
-def get_study_run_files(wildcards):
-    """Every metrics file the study must have: aggregation fails naming any that is missing."""
-    return [f for j in STUDY_JOBS if j.study == wildcards.study for f in job_files(j)]
+def looked_jobs(upto=len(LOOKS)):
+    """The jobs of looks 1 to `upto`: every job of look 1, and at each later look those of
+    the cells the look before found open (Snakemake's checkpoints grow the DAG so)."""
+    chosen = [j for j in STUDY_JOBS if j.look == 1]
+    for look in range(2, upto + 1):
+        found = opened(look - 1)
+        chosen += [
+            j
+            for j in STUDY_JOBS
+            if j.look == look and j.cell.id in found.get(j.study, ())
+        ]
+    return chosen
 
 
-def get_study_run_labels(wildcards):
-    """The folders of the study's runs that another study trains, each with the study,
-    cell id and factors its records are read under in this study's tables."""
+def run_labels(jobs):
+    """The folders of the jobs' runs that another study trains, each with the study, cell
+    id and factors its records are read under in the jobs' study's tables."""
     return {
         run_dir(j): {
             "study": j.study,
             "combination": j.cell.id,
             "factors": j.cell.factors,
         }
-        for j in STUDY_JOBS
-        if j.study == wildcards.study and not j.trains
+        for j in jobs
+        if not j.trains
     }
+
+
+def get_study_runs(wildcards):
+    return [run_dir(j) for j in looked_jobs() if j.study == wildcards.study]
+
+
+def get_study_run_files(wildcards):
+    """Every metrics file the study must have: aggregation fails naming any that is missing."""
+    return [
+        f for j in looked_jobs() if j.study == wildcards.study for f in job_files(j)
+    ]
+
+
+def get_study_run_labels(wildcards):
+    return run_labels(j for j in looked_jobs() if j.study == wildcards.study)
+
+
+def get_look_runs(wildcards):
+    return sorted({run_dir(j) for j in looked_jobs(int(wildcards.look))})
+
+
+def get_look_studies(wildcards):
+    """What look `look` reads of each study: the metrics files and folders of its runs so
+    far (tables.read_records), and its factors."""
+    chosen = looked_jobs(int(wildcards.look))
+    out = {}
+    for study in STUDIES:
+        mine = [j for j in chosen if j.study == study]
+        out[study] = {
+            "files": [f for j in mine for f in job_files(j)],
+            "run_dirs": [run_dir(j) for j in mine],
+            "labels": run_labels(mine),
+            "factors": study_factors(study),
+        }
+    return out
 
 
 def get_study_factors(wildcards):
@@ -381,7 +433,8 @@ def get_final_output():
     outputs = [f"{RESULTS}/report.pdf", f"{RESULTS}/findings.csv"]
     outputs += [f"{RESULTS}/convergence.csv", f"{RESULTS}/budgets.csv"]
     outputs += [f"{RESULTS}/data/{d}.{ext}" for d in DATASETS for ext in ("pt", "json")]
-    outputs += [run_dir(j) for j in JOBS.values()]
+    outputs += [run_dir(j) for j in JOBS.values() if j.look == 1]
+    outputs += [f"{RESULTS}/sequential/look-{k}.json" for k in range(1, len(LOOKS))]
     for study in STUDIES:
         outputs += list(study_tables(study).values())
         outputs += study_figures(study)
@@ -472,8 +525,13 @@ def get_cost_jobs(wildcards):
     """
     train = rules.train.rule
     jobs = []
-    # The jobs that train: a job several studies share costs once, under its first study.
-    for job in JOBS.values():
+    # The jobs that train (of the looks taken): a job several studies share costs once,
+    # under its first study.
+    trained = {}
+    for job in looked_jobs():
+        source = job.trained_by
+        trained[(source.study, source.phase, source.cell.id, source.block)] = source
+    for job in trained.values():
         job_wildcards = train.get_wildcards(run_dir(job))
         jobs.append(
             {

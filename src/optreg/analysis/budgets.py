@@ -159,7 +159,7 @@ def rate_at(runs: pd.DataFrame, history: pd.DataFrame, mark: int) -> pd.DataFram
     return frame
 
 
-def claims_by_budget(claims, alpha, runs, histories, factors, findings, own=None):
+def claims_by_budget(claims, alpha, runs, histories, factors, findings, own=None, looks=None):
     """`findings` (the claims judged at each study's whole budget) and the same claims judged
     on the runs as each budget mark left them: one row per claim, level, protocol and budget
     (the epoch; the whole budget: the cells' `epochs`). `same_rate`: at how many of the
@@ -182,6 +182,7 @@ def claims_by_budget(claims, alpha, runs, histories, factors, findings, own=None
                 {study: factors[study]},
                 {study: tuning_table(at_mark, factors[study])},
                 own,
+                looks,
             )
             same = int(rate_at(table, history, mark)["same_rate"].sum())
             frames.append(judged.assign(budget=mark, same_rate=same, cells=cells))
@@ -196,7 +197,15 @@ def claims_by_budget(claims, alpha, runs, histories, factors, findings, own=None
 
 
 def budget_tables(
-    *, claims_path, tables: dict, factors: dict, own, findings_path, budgets_path, convergence_path
+    *,
+    claims_path,
+    tables: dict,
+    factors: dict,
+    own,
+    findings_path,
+    budgets_path,
+    convergence_path,
+    looks=None,
 ) -> None:
     """The workflow's entry point: `convergence.csv` (every study's evaluated cells) and
     `budgets.csv` (the claims at every budget). `tables` maps `<study>_runs` and
@@ -214,5 +223,6 @@ def budget_tables(
     write_csv(frame[["study", *[c for c in frame.columns if c != "study"]]], convergence_path)
     findings = read_table(findings_path)
     write_csv(
-        claims_by_budget(claims, alpha, runs, histories, factors, findings, own), budgets_path
+        claims_by_budget(claims, alpha, runs, histories, factors, findings, own, looks),
+        budgets_path,
     )

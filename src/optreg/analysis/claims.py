@@ -42,6 +42,7 @@ from optreg.analysis.inference import (
     interaction,
     seeds_to_decide,
 )
+from optreg.analysis.sequential import sequential_p
 from optreg.analysis.stats import holm, mean_ci
 from optreg.study.claims import DEFAULT_MARGIN, KINDS, load_claims
 from optreg.training.protocol import choose_value
@@ -114,6 +115,7 @@ FINDINGS_COLUMNS = [
     "seeds",
     "contrast_cells",
     "chosen_edge",
+    "look",
 ]
 
 INTERACTION_COLUMNS = [
@@ -284,9 +286,15 @@ class _Family:
         key = (a, b, margin) if a < b else (b, a, margin)
         self.tests.setdefault(key, None)
 
-    def run(self, cells: _Cells) -> None:
+    def run(self, cells: _Cells, looks: list[list[int]] | None = None, n_max: int = 0) -> None:
+        """Test every contrast; with several `looks` (the seeds of each look so far, of a
+        design giving a contrast at most `n_max` seeds), each test's p is its sequential p
+        over the looks (`optreg.analysis.sequential`)."""
         for a, b, margin in self.tests:
-            self.tests[(a, b, margin)] = contrast(cells.values(a), cells.values(b), margin)
+            c = contrast(cells.values(a), cells.values(b), margin)
+            if looks and len(looks) > 1:
+                c = _sequential(cells, a, b, margin, looks, n_max)
+            self.tests[(a, b, margin)] = c
         keys = list(self.tests)
         p = holm([self.tests[k]["p"] for k in keys])
         p_tost = holm([self.tests[k]["p_tost"] for k in keys])
@@ -321,6 +329,28 @@ class _Family:
         c["diff"] = -c["diff"]
         c["ci_low"], c["ci_high"] = -c["ci_high"], -c["ci_low"]
         return c
+
+
+def _sequential(
+    cells: _Cells, a: str, b: str, margin: float, looks: list[list[int]], n_max: int
+) -> dict:
+    """The contrast a − b on every seed so far, its p-values those of the sequential design
+    over the looks (each look: the seeds of it and the looks before)."""
+    wide, seen, at = cells.wide, set(), []
+    for seeds in looks:
+        seen |= set(seeds)
+        rows = wide[wide.index.isin(seen)]
+        at.append(contrast(rows[a].to_numpy(float), rows[b].to_numpy(float), margin))
+    ns = [c["n"] for c in at]
+    out = dict(at[-1])
+    out["p"] = sequential_p(ns, [c["p"] for c in at], n_max)
+    out["p_tost"] = max(
+        sequential_p(ns, [c["p_lower"] for c in at], n_max),
+        sequential_p(ns, [c["p_upper"] for c in at], n_max),
+    )
+    if not math.isfinite(at[-1]["p"]):
+        out["p"] = out["p_tost"] = math.nan
+    return out
 
 
 def _outcome(c: dict, direction: int, alpha: float) -> str:
@@ -787,6 +817,7 @@ def evaluate_claims(
     factors: dict[str, list[str]],
     tuning: dict[str, pd.DataFrame] | None = None,
     own: dict[str, list] | None = None,
+    looks: list[list[int]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Verdict and evidence of every claim under every protocol of its study, and the change
     of each `by:` claim's contrast across the levels of its factor.
@@ -797,7 +828,53 @@ def evaluate_claims(
     that name the config's own optimizers, models or data sets (`family_own` counts the
     contrasts involving them). A claim whose study, cells or seeds are missing is "not
     tested", not an error.
+
+    `looks`, the seeds of each look of a sequential design (`sequential.plan_looks`; one look
+    or none: every evaluation seed at once), judges each claim at every look on the seeds of
+    that look and those before, by the design's sequential p-values, and keeps the verdict of
+    the first look that decides it (its `look`); the interactions are those of the last look.
     """
+    inputs = (claims, alpha, runs, factors, tuning, own)
+    if not looks or len(looks) < 2:
+        return _evaluate(inputs)
+    n_max = len(set().union(*map(set, looks)))
+    judged = [_evaluate(inputs, looks[:k], n_max) for k in range(1, len(looks) + 1)]
+    key = ["id", "study", "at", "protocol"]
+    chosen: dict[tuple, dict] = {}
+    for k, (found, _) in enumerate(judged, start=1):
+        for row in found.to_dict("records"):
+            at = tuple(row[c] for c in key)
+            if at not in chosen or chosen[at]["verdict"] not in DECIDED:
+                chosen[at] = {**row, "look": k if row["verdict"] != NOT_TESTED else math.nan}
+    for row in chosen.values():
+        if row["verdict"] in DECIDED:
+            row["note"] = f"{row['note']}; decided at look {row['look']} of {len(looks)}"
+        elif row["verdict"] == UNDECIDED:
+            row["note"] = f"{row['note']}; still open after {len(looks)} looks"
+    findings = pd.DataFrame(list(chosen.values()), columns=FINDINGS_COLUMNS)
+    return findings, judged[-1][1]
+
+
+# The verdicts that end a claim's sequential design.
+DECIDED = (SUPPORTED, CONTRADICTED, NO_DIFFERENCE)
+
+
+def open_cells(findings: pd.DataFrame) -> dict[str, list[str]]:
+    """Each study's cells that a claim still undecided compares: the cells a sequential
+    design gives its next block of seeds."""
+    out: dict[str, set[str]] = {}
+    for row in findings.itertuples():
+        if row.verdict == UNDECIDED and isinstance(row.contrast_cells, str):
+            out.setdefault(str(row.study), set()).update(row.contrast_cells.split(";"))
+    return {study: sorted(cells) for study, cells in out.items()}
+
+
+def _evaluate(
+    inputs: tuple, looks: list[list[int]] | None = None, n_max: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`evaluate_claims` (of its first six arguments, `inputs`) at one look: on the
+    evaluation seeds of `looks` (without: every evaluation seed)."""
+    claims, alpha, runs, factors, tuning, own = inputs
     tuning = tuning or {}
     findings, interactions = [], []
     for study in dict.fromkeys(c["study"] for c in claims):
@@ -808,6 +885,8 @@ def evaluate_claims(
             if missing:
                 raise ValueError(f"runs table of study '{study}' lacks column(s) {missing}")
             evals = table[table["phase"] == "eval"]
+            if looks:
+                evals = evals[evals["seed"].isin(set().union(*map(set, looks)))]
         if table is None or table.empty or evals.empty:
             for claim in mine:
                 findings.append(
@@ -832,7 +911,7 @@ def evaluate_claims(
             for plan in plans:
                 for a, b in plan.contrasts:
                     family.add(a, b, plan.claim["margin"])
-            family.run(cells)
+            family.run(cells, looks, n_max)
             rows = []
             for plan in plans:
                 base = {

@@ -44,7 +44,8 @@ def _paired(a, b) -> np.ndarray:
 def contrast(a, b, margin: float, confidence: float = 0.95) -> dict[str, float]:
     """Paired contrast of a against b over the seeds both have: mean of a − b, its Student-t
     interval at `confidence`, the two-sided t-test's p, and the TOST p of equivalence within
-    ±`margin` (the larger of the two one-sided p-values: H0 diff ≤ −margin and H0 diff ≥ margin).
+    ±`margin` (the larger of the two one-sided p-values: `p_lower` of H0 diff ≤ −margin and
+    `p_upper` of H0 diff ≥ margin).
 
     With every difference equal the spread is zero: the test is decided by the sign of the
     difference (p 0 or 1), and equivalence by whether it lies inside the margin.
@@ -57,6 +58,7 @@ def contrast(a, b, margin: float, confidence: float = 0.95) -> dict[str, float]:
     n = len(d)
     nan = math.nan
     out = {"n": n, "diff": nan, "sd": nan, "ci_low": nan, "ci_high": nan, "p": nan, "p_tost": nan}
+    out.update(p_lower=nan, p_upper=nan)
     if n == 0:
         return out
     diff = float(d.mean())
@@ -67,7 +69,9 @@ def contrast(a, b, margin: float, confidence: float = 0.95) -> dict[str, float]:
     out["sd"] = sd
     if sd == 0:
         out.update(ci_low=diff, ci_high=diff, p=1.0 if diff == 0 else 0.0)
-        out["p_tost"] = 0.0 if abs(diff) < margin else 1.0
+        out["p_lower"] = 0.0 if diff > -margin else 1.0
+        out["p_upper"] = 0.0 if diff < margin else 1.0
+        out["p_tost"] = max(out["p_lower"], out["p_upper"])
         return out
     df, se = n - 1, sd / math.sqrt(n)
     half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
@@ -79,6 +83,8 @@ def contrast(a, b, margin: float, confidence: float = 0.95) -> dict[str, float]:
         ci_high=diff + half,
         p=float(2 * stats.t.sf(abs(t), df)),
         p_tost=max(p_lower, p_upper),
+        p_lower=p_lower,
+        p_upper=p_upper,
     )
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -309,8 +310,8 @@ def write_csv(frame: pd.DataFrame, path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def collect_runs(files, runs_path, history_path, run_dirs=(), labels=None) -> pd.DataFrame:
-    """Read and validate every metrics file (a bad one fails by name); write the tables.
+def read_records(files, run_dirs=(), labels=None) -> list[dict]:
+    """Read and validate every metrics file (a bad one fails by name), each run once.
 
     `files` are the files every study has; `run_dirs` may hold more: the tuning runs of
     rates a job added past the grid's edge (optreg.training.protocol.extend_grid), read too. A run
@@ -332,10 +333,24 @@ def collect_runs(files, runs_path, history_path, run_dirs=(), labels=None) -> pd
         if key not in seen:
             seen.add(key)
             records.append(record)
+    return records
+
+
+def collect_runs(files, runs_path, history_path, run_dirs=(), labels=None) -> pd.DataFrame:
+    """Write a study's runs and history tables from its metrics files (`read_records`)."""
+    records = read_records(files, run_dirs, labels)
     runs = runs_table(records)
     write_csv(runs, runs_path)
     write_csv(history_table(records), history_path)
     return runs
+
+
+def as_written(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` as `read_table` reads it back once written: the types a later rule sees."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    buffer.seek(0)
+    return read_table(buffer)
 
 
 def read_table(path) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from optreg.extensions import describe_extensions
 from optreg.io import atomic_path, write_json
 from optreg.naming import PROTOCOLS, format_value
 from optreg.study.claims import load_claims
+from optreg.study.matrix import plan_looks
 
 VERSIONED = ("torch", "numpy", "pandas", "scipy", "matplotlib", "seaborn", "snakemake", "typst")
 
@@ -607,6 +608,7 @@ def report_data(
             "tuning_seeds": protocol["tuning_seeds"],
             "retuning_seeds": protocol.get("retuning_seeds", []),
             "evaluation_seeds": protocol["evaluation_seeds"],
+            "looks": plan_looks(protocol),
             "default_lr": {k: format_value(float(v)) for k, v in protocol["default_lr"].items()},
             "target": format_value(float(protocol["target_val_accuracy"])),
             "lr_limits": [format_value(float(v)) for v in protocol["lr_limits"]],

@@ -75,6 +75,9 @@ class Job:
     # The equal job of an earlier study that trains this job's runs (see `share_runs`);
     # None: this job trains them itself.
     source: Job | None = None
+    # The look of the sequential design it belongs to (protocol.sequential): 1, the
+    # evaluation seeds every cell has; a later one only for cells whose claims are open.
+    look: int = 1
 
     @property
     def study(self) -> str:
@@ -240,6 +243,17 @@ def _blocks(seeds, size: int) -> dict[str, list[int]]:
     return blocks
 
 
+def plan_looks(protocol: dict) -> list[list[int]]:
+    """The evaluation seeds of each look of the sequential design: `evaluation_seeds`, then
+    `sequential.seeds` in blocks of `sequential.block` (none: one look)."""
+    sequential = protocol.get("sequential") or {}
+    extra = list(sequential.get("seeds", []))
+    block = int(sequential.get("block", len(extra) or 1))
+    return [list(protocol["evaluation_seeds"])] + [
+        extra[i : i + block] for i in range(0, len(extra), block)
+    ]
+
+
 def jobs(config: dict) -> list[Job]:
     """Every study's train jobs: each cell's tuning and evaluation seeds in blocks of
     `seeds_per_job`; a job equal to an earlier study's reads that one's runs (`share_runs`).
@@ -268,6 +282,11 @@ def jobs(config: dict) -> list[Job]:
             out += [Job(cell, "tune", b, tuple(m)) for b, m in tune_blocks.items()]
             rest = eval_blocks
         out += [Job(cell, "eval", b, tuple(m)) for b, m in rest]
+        # Later looks' seeds: trained only for the cells a look finds still open.
+        for look, seeds in enumerate(plan_looks(config["protocol"])[1:], start=2):
+            out += [
+                Job(cell, "eval", b, tuple(m), look=look) for b, m in _blocks(seeds, size).items()
+            ]
     return share_runs(out)
 
 

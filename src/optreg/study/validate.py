@@ -16,7 +16,7 @@ from optreg.data.registry import dataset_entries, training_rows
 from optreg.naming import format_value
 from optreg.study.config_files import read_config_file
 from optreg.study.errors import ConfigError
-from optreg.study.matrix import jobs, runtime_problems
+from optreg.study.matrix import jobs, plan_looks, runtime_problems, seed_block
 from optreg.study.schema import (
     _describe,
     _fill_defaults,
@@ -45,6 +45,34 @@ def _non_finite(value: Any, parts: tuple = ()) -> list[str]:
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _non_finite(v, (*parts, i))]
     return []
+
+
+def _sequential_problems(protocol: dict, per_job: int) -> list[str]:
+    """protocol.sequential's seeds: seeds of their own, in seed blocks of their own."""
+    extra = protocol["sequential"]["seeds"]
+    problems = []
+    for name in ("tuning", "retuning", "evaluation"):
+        shared = sorted(set(extra) & set(protocol[f"{name}_seeds"]))
+        if shared:
+            problems.append(
+                f"protocol.sequential.seeds: seeds {shared} are also {name} seeds; a look "
+                "adds seeds of its own"
+            )
+    if problems:
+        return problems
+    # A train job holds one seed block: two looks must not share one.
+    owner = {seed_block(s, per_job): 1 for s in protocol["evaluation_seeds"]}
+    for look, seeds in enumerate(plan_looks(protocol)[1:], start=2):
+        for block in sorted({seed_block(s, per_job) for s in seeds}):
+            if owner.setdefault(block, look) != look:
+                return [
+                    f"protocol.sequential.seeds: seed block {block} (seeds_per_job "
+                    f"{per_job}) holds seeds of look {owner[block]} and of look {look}; a "
+                    "train job trains one look's seeds: make sequential.block a multiple "
+                    "of seeds_per_job and start the seeds at a multiple of it (for example "
+                    f"{max(protocol['evaluation_seeds']) // per_job * per_job + per_job})"
+                ]
+    return problems
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
@@ -99,6 +127,7 @@ def validate_config(config: dict, source: str = "config") -> dict:
                 f"protocol.retuning_seeds: seeds {shared} are also {name} seeds; a second "
                 "tuning must use seeds of its own"
             )
+    problems += _sequential_problems(protocol, config["seeds_per_job"])
     grids = [("protocol.lr_grid", protocol["lr_grid"])]
     for name, study in config["studies"].items():
         fixed = study.get("fixed", {})

@@ -7,7 +7,7 @@ import yaml
 
 from optreg.settings import Settings
 from optreg.study.errors import ConfigError
-from optreg.study.matrix import cells, jobs, rate_traits, seed_block
+from optreg.study.matrix import cells, jobs, plan_looks, rate_traits, seed_block
 from optreg.study.validate import load_config, validate_config
 
 
@@ -376,4 +376,38 @@ def test_retuning_seeds_of_their_own(smoke_config, other):
     smoke_config["protocol"]["retuning_seeds"] = [smoke_config["protocol"][other][0], 50]
     name = other.split("_")[0]
     with pytest.raises(ConfigError, match=f"retuning_seeds: seeds .* are also {name} seeds"):
+        validate_config(smoke_config)
+
+
+def test_sequential_seeds_make_later_looks_of_eval_jobs(smoke_config):
+    """protocol.sequential: each look's block of further seeds is a train job per cell,
+    marked with its look; the workflow trains it only for cells a look finds open."""
+    smoke_config["protocol"]["sequential"] = {"seeds": [20, 21, 22, 23], "block": 2}
+    config = validate_config(smoke_config)
+    assert plan_looks(config["protocol"]) == [[10, 11], [20, 21], [22, 23]]
+    later = [j for j in jobs(config) if j.look > 1]
+    assert {(j.phase, j.block, j.look) for j in later} == {
+        ("eval", "20-21", 2),
+        ("eval", "22-23", 3),
+    }
+    assert len(later) == 2 * len(cells(config))
+    # Without it, one look: the jobs are those of before.
+    smoke_config["protocol"].pop("sequential")
+    assert all(j.look == 1 for j in jobs(validate_config(smoke_config)))
+
+
+@pytest.mark.parametrize(
+    ("sequential", "words"),
+    [
+        ({"seeds": [10, 30]}, r"sequential.seeds: seeds \[10\] are also evaluation seeds"),
+        ({"seeds": [0, 30]}, r"sequential.seeds: seeds \[0\] are also tuning seeds"),
+        # seeds_per_job 2: seed 12 would share job block 12-13 with look 3's seed 13
+        ({"seeds": [12, 13], "block": 1}, "seed block 12-13 .* look 2 and of look 3"),
+        ({"seeds": [11.5]}, "sequential"),
+        ({"block": 0, "seeds": [20]}, "block"),
+    ],
+)
+def test_sequential_seeds_of_their_own_in_blocks_of_their_own(smoke_config, sequential, words):
+    smoke_config["protocol"]["sequential"] = sequential
+    with pytest.raises(ConfigError, match=words):
         validate_config(smoke_config)
