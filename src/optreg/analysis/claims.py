@@ -829,7 +829,7 @@ def evaluate_claims(
     contrasts involving them). A claim whose study, cells or seeds are missing is "not
     tested", not an error.
 
-    `looks`, the seeds of each look of a sequential design (`sequential.plan_looks`; one look
+    `looks`, the seeds of each look of a sequential design (`study.matrix.plan_looks`; one look
     or none: every evaluation seed at once), judges each claim at every look on the seeds of
     that look and those before, by the design's sequential p-values, and keeps the verdict of
     the first look that decides it (its `look`); the interactions are those of the last look.
