@@ -24,30 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import common  # noqa: F401  (this checkout's src first on the path)
 import pandas as pd
 
 TARGET = 2.5
-
-
-def matmul_peak(repeats: int = 7, size: int = 512) -> float:
-    """FLOP per CPU second of size x size float32 products on one thread: the median."""
-    import torch
-
-    torch.set_num_threads(1)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    rates = []
-    for _ in range(repeats):
-        cpu = time.process_time()
-        for _ in range(10):
-            torch.mm(a, b)
-        rates.append(10 * 2 * size**3 / (time.process_time() - cpu))
-    return statistics.median(rates)
 
 
 def flops_per_sample(meta: dict, spec: dict) -> float:
@@ -116,7 +98,11 @@ def main() -> None:
     table = study_flops(args.results, config["problems"])
     cost = pd.read_csv(args.results / "cost.csv").groupby("study")["cpu_s"].sum()
     table["cpu_s"] = table["study"].map(cost).fillna(0.0)
-    peak = matmul_peak()
+    import torch
+    from peak_fraction import matmul_peak
+
+    torch.set_num_threads(1)  # as train jobs run (threads.train: 1)
+    peak = matmul_peak(7)
     table.loc[len(table)] = {
         "study": "all",
         "runs": table["runs"].sum(),

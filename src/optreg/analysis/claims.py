@@ -291,9 +291,10 @@ class _Family:
         design giving a contrast at most `n_max` seeds), each test's p is its sequential p
         over the looks (`optreg.analysis.sequential`)."""
         for a, b, margin in self.tests:
-            c = contrast(cells.values(a), cells.values(b), margin)
             if looks and len(looks) > 1:
                 c = _sequential(cells, a, b, margin, looks, n_max)
+            else:
+                c = contrast(cells.values(a), cells.values(b), margin)
             self.tests[(a, b, margin)] = c
         keys = list(self.tests)
         p = holm([self.tests[k]["p"] for k in keys])
