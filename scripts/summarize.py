@@ -9,6 +9,7 @@ summarize_study(
     history_path=snakemake.input.history,
     factors=snakemake.params.factors,
     target=snakemake.params.target,
+    study_target=snakemake.params.study_target,
     datasets=snakemake.params.datasets,
     data_meta=snakemake.input.data_meta,
     tuning_path=snakemake.output.tuning,

@@ -91,6 +91,7 @@ rule summarize:
     params:
         factors=get_study_factors,
         target=config["protocol"]["target_val_accuracy"],
+        study_target=get_study_target,
         datasets=get_study_datasets,
     script:
         "../../scripts/summarize.py"

@@ -318,6 +318,11 @@ def get_study_datasets(wildcards):
     }
 
 
+def get_study_target(wildcards):
+    """The study's own target validation accuracy, or None (the protocol's applies)."""
+    return config["studies"][wildcards.study].get("target_val_accuracy")
+
+
 def get_study_data_meta(wildcards):
     """The metadata of the study's data sets: their class counts set each problem's target."""
     datasets = sorted(set(get_study_datasets(wildcards).values()))
@@ -373,6 +378,7 @@ def get_report_studies(wildcards):
             "lr_grid": config["studies"][study].get(
                 "lr_grid", config["protocol"]["lr_grid"]
             ),
+            "own_target": "target_val_accuracy" in config["studies"][study],
             "tables": study_tables(study),
             # The report's figures, with their title and caption from the figure registry.
             "figures": {

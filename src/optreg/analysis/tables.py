@@ -150,19 +150,26 @@ def majority_rate(meta: dict, split: str) -> float:
     return max(counts) / sum(counts)
 
 
-def target_accuracy(configured: float, majority: float) -> float:
+def target_accuracy(configured: float, majority: float, as_given: bool = False) -> float:
     """The validation accuracy a run of a problem must reach to count as reached: the
     configured target, raised where needed to halfway from the majority-class rate of the
     validation split to perfect accuracy, (1 + majority) / 2, so that always predicting the
     most frequent class never reaches it (breast cancer's validation split is 0.62 benign,
     above the default 0.5): the normalized score 0.5 of `optreg.analysis.aggregates`, with the
-    validation split's rate for m."""
-    return max(float(configured), (1 + majority) / 2)
+    validation split's rate for m. A study's own target (`as_given`) is kept where it lies
+    above the majority-class rate, and raised the same way where it does not."""
+    configured = float(configured)
+    if as_given and configured > majority:
+        return configured
+    return max(configured, (1 + majority) / 2)
 
 
-def problem_targets(configured: float, datasets: dict[str, str], metas) -> pd.DataFrame:
+def problem_targets(
+    configured: float, datasets: dict[str, str], metas, as_given: bool = False
+) -> pd.DataFrame:
     """Per problem (`datasets`: problem -> its data set; `metas`: the data sets' metadata):
-    the majority-class rates of its validation and test splits and its target accuracy."""
+    the majority-class rates of its validation and test splits and its target accuracy
+    (`target_accuracy`; `as_given`: `configured` is the study's own target)."""
     by_name = {meta["dataset"]: meta for meta in metas}
     rows = []
     for problem, dataset in datasets.items():
@@ -174,7 +181,7 @@ def problem_targets(configured: float, datasets: dict[str, str], metas) -> pd.Da
                 "problem": problem,
                 "val_majority_rate": val,
                 "test_majority_rate": majority_rate(by_name[dataset], "test"),
-                "target_val_accuracy": target_accuracy(configured, val),
+                "target_val_accuracy": target_accuracy(configured, val, as_given),
             }
         )
     return pd.DataFrame(rows, columns=PROBLEM_COLUMNS).set_index("problem")
@@ -369,16 +376,21 @@ def summarize_study(
     tuning_path,
     summary_path,
     pairs_path,
+    study_target=None,
 ) -> None:
     """Tuning table, evaluation summary and paired comparisons of one study.
 
-    `target` is the configured target accuracy, `datasets` maps each problem of the study to
-    its data set and `data_meta` are those data sets' metadata files: each problem's target
-    is `target_accuracy` of its validation split's majority-class rate."""
+    `target` is the configured target accuracy (`protocol.target_val_accuracy`), and
+    `study_target` the study's own, if it has one; `datasets` maps each problem of the study
+    to its data set and `data_meta` are those data sets' metadata files: each problem's
+    target is `target_accuracy` of its validation split's majority-class rate."""
     runs = read_table(runs_path)
     history = read_table(history_path)
     metas = [json.loads(Path(p).read_text()) for p in data_meta]
-    problems = problem_targets(target, datasets, metas)
+    if study_target is None:
+        problems = problem_targets(target, datasets, metas)
+    else:
+        problems = problem_targets(study_target, datasets, metas, as_given=True)
     evals = history[history["phase"] == "eval"]
     reached = time_to_target(evals, problems["target_val_accuracy"].to_dict())
     write_csv(tuning_table(runs, factors), tuning_path)

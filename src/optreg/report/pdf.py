@@ -177,6 +177,8 @@ def study_section(name: str, spec: dict, runs: pd.DataFrame) -> dict:
     # Every cell tuned to its default rate: the default columns would repeat the tuned ones.
     section["same_rates"] = name in default_rate_studies({name: runs})
     section["target"] = target_text(summary)
+    # The study's own target (`studies.<name>.target_val_accuracy`), or the protocol's.
+    section["own_target"] = bool(spec.get("own_target", False))
     if {"problem", "optimizer"} <= set(factors):
         section["across"] = across_problems(runs, summary)
     section["published"] = published_rows(summary, spec.get("problems", {}))

@@ -234,6 +234,21 @@ def test_a_problems_target_is_never_met_by_predicting_the_majority_class():
         problem_targets(0.5, {"mnist1d_mlp": "mnist1d"}, metas)
 
 
+def test_a_studys_own_target_is_kept_above_the_majority_class_rate_only():
+    metas = [
+        {"dataset": "breast_cancer", "class_counts": {"val": [43, 71], "test": [42, 72]}},
+        {"dataset": "digits", "class_counts": {"val": [36] * 9 + [37], "test": [36] * 10}},
+    ]
+    datasets = {"cancer_mlp": "breast_cancer", "digits_mlp": "digits"}
+    table = problem_targets(0.4, datasets, metas, as_given=True)
+    # Digits (majority 0.10): 0.4 as given, below the protocol rule's halfway mark (0.55).
+    assert table.loc["digits_mlp", "target_val_accuracy"] == pytest.approx(0.4)
+    assert problem_targets(0.4, datasets, metas).loc["digits_mlp", "target_val_accuracy"] > 0.55
+    # Breast cancer (majority 0.62): 0.4 would be met by always saying "benign": halfway.
+    assert table.loc["cancer_mlp", "target_val_accuracy"] == pytest.approx((1 + 71 / 114) / 2)
+    assert target_accuracy(0.7, 71 / 114, as_given=True) == pytest.approx(0.7)
+
+
 def runs_frame():
     rows = []
     for protocol, lr, accs in (("tuned", 0.01, [0.9, 0.92, 0.94]), ("oneshot", 0.001, [0.5] * 3)):

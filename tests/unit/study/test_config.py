@@ -257,6 +257,22 @@ def test_a_cell_that_differs_in_anything_trained_is_not_shared(smoke_config, edi
     assert shared_jobs(smoke_config) == {}
 
 
+def test_a_studys_own_target_trains_nothing_new_and_is_a_fraction(smoke_config):
+    import copy
+
+    from optreg.study.matrix import training_key
+
+    def keys(config):
+        return [training_key(j) for j in jobs(validate_config(copy.deepcopy(config)))]
+
+    before = keys(smoke_config)
+    smoke_config["studies"]["regularization"]["target_val_accuracy"] = 0.4
+    assert keys(smoke_config) == before
+    smoke_config["studies"]["regularization"]["target_val_accuracy"] = 1.5
+    with pytest.raises(ConfigError, match="target_val_accuracy"):
+        validate_config(smoke_config)
+
+
 def test_the_training_key_holds_what_a_job_trains_and_not_its_names(smoke_config):
     import dataclasses
 
