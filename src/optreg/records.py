@@ -31,21 +31,49 @@ class MetricsError(ValueError):
 
 
 @cache
+def _schema() -> dict:
+    return json.loads(resources.files("optreg").joinpath("schemas", SCHEMA_FILE).read_text())
+
+
+@cache
+def _check():
+    """The schema compiled to Python by fastjsonschema: a record checked in about a third of
+    jsonschema's time (2.5 against 7.6 ms for a 40-epoch record; a study checks each record
+    when its train job writes it and again when it is read). fastjsonschema knows drafts up
+    to 7 and reads this schema as draft 7: it uses no keyword whose meaning differs between
+    7 and 2020-12 (no `$ref` beside other keywords, no `prefixItems`, no `$dynamicRef`), and
+    tests/unit/test_records.py checks the two validators agree on broken records."""
+    import fastjsonschema
+
+    return fastjsonschema.compile(_schema())
+
+
+@cache
 def _validator():
     import jsonschema
 
-    schema = json.loads(resources.files("optreg").joinpath("schemas", SCHEMA_FILE).read_text())
-    return jsonschema.Draft202012Validator(schema)
+    return jsonschema.Draft202012Validator(_schema())
 
 
 def validate_record(record: dict, source: str = "metrics record") -> None:
-    """Raise MetricsError naming `source` and the first offending field."""
+    """Raise MetricsError naming `source` and the first offending field.
+
+    The compiled check decides; jsonschema, run only on a record it rejects, names the
+    problems (every one, sorted by field), as it names a config's."""
+    import fastjsonschema
+
+    try:
+        _check()(record)
+        return
+    except fastjsonschema.JsonSchemaException as exc:
+        rejected = exc.message
     errors = sorted(_validator().iter_errors(record), key=lambda e: list(map(str, e.path)))
-    if errors:
-        first = errors[0]
-        where = "/".join(map(str, first.absolute_path)) or "<top level>"
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise MetricsError(f"{source}: {where}: {first.message}{more}")
+    if not errors:  # the two disagree (the tests say they do not): the compiled check's words
+        raise MetricsError(f"{source}: {rejected}")
+    first = errors[0]
+    where = "/".join(map(str, first.absolute_path)) or "<top level>"
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    raise MetricsError(f"{source}: {where}: {first.message}{more}")
 
 
 def write_run(path: str | os.PathLike, record: dict) -> None:

@@ -343,6 +343,68 @@ def test_schema_rejects_malformed_records(digits_file, tmp_path):
             validate_record(bad)
 
 
+def _mutations(record: dict):
+    """Copies of `record` with one field broken: each value (the first two items of a list)
+    replaced by a string, None, -1, 1.5, True and an empty object, each key removed, and an
+    unknown key added to each object."""
+    import copy
+
+    def paths(value, path=()):
+        if isinstance(value, dict):
+            yield path, value
+            for key, item in value.items():
+                yield from paths(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value[:2]):
+                yield from paths(item, (*path, i))
+        else:
+            yield path, value
+
+    def at(broken, path):
+        for key in path[:-1]:
+            broken = broken[key]
+        return broken
+
+    for path, value in list(paths(record)):
+        if isinstance(value, dict):
+            broken = copy.deepcopy(record)
+            at(broken, (*path, None))["unknown_key"] = 1
+            yield broken
+        if not path:
+            continue
+        for replacement in ("x", None, -1, 1.5, True, {}):
+            broken = copy.deepcopy(record)
+            at(broken, path)[path[-1]] = replacement
+            yield broken
+        if isinstance(path[-1], str):
+            broken = copy.deepcopy(record)
+            del at(broken, path)[path[-1]]
+            yield broken
+
+
+def test_the_compiled_check_and_jsonschema_agree_on_every_broken_field(digits_file, tmp_path):
+    # validate_record decides with the schema compiled by fastjsonschema (read as draft 7) and
+    # names problems with jsonschema (2020-12): the two must accept and reject the same records.
+    import fastjsonschema
+
+    from optreg.records import _check, _validator
+
+    tuning, evaluation = tune_and_evaluate(digits_file, tmp_path)
+    checked = 0
+    for path in (tuning[0], evaluation[0]):
+        record = json.loads(path.read_text())
+        for broken in [record, *_mutations(record)]:
+            valid = not any(True for _ in _validator().iter_errors(broken))
+            try:
+                _check()(broken)
+                compiled = True
+            except fastjsonschema.JsonSchemaException:
+                compiled = False
+            assert compiled == valid, broken
+            checked += 1
+    assert checked > 500  # every field of both records, broken six ways or more
+
+
 def test_reading_a_corrupt_file_names_it(tmp_path):
     bad = tmp_path / "seed-0.json"
     bad.write_text('{"schema_version": 1, ')
