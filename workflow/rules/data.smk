@@ -14,6 +14,9 @@ rule prepare_data:
         "logs/prepare_data/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(BUILTIN_DATASETS),
+    # Before any train job that is ready (their priority is 0): a data set prepared late holds
+    # back its problem's train jobs, which then run after all others, some of them alone.
+    priority: 1
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]["prepare_data"]
@@ -40,6 +43,7 @@ rule prepare_user_data:
         "logs/prepare_data/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(USER_DATASETS),
+    priority: 1  # as prepare_data's
     conda:
         "../../envs/torch.yaml"
     threads: config["threads"]["prepare_data"]
