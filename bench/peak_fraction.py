@@ -25,6 +25,7 @@ import torch
 from common import default_cells, prepare_for, row
 
 from optreg.data.prepared import load_prepared
+from optreg.study.flops import flops_per_sample
 from optreg.training.loop import train_runs
 
 CPU = torch.device("cpu")
@@ -44,13 +45,6 @@ def matmul_peak(repeats: int, size: int = 512) -> float:
     return statistics.median(rates)
 
 
-def training_flops_per_sample(meta: dict, spec: dict) -> float:
-    """Multiply-add FLOPs of one training sample of an MLP: forward 2ab per layer, backward
-    4ab (gradients of inputs and weights); elementwise work is not counted."""
-    sizes = [meta["n_features"], *spec["hidden"], meta["n_classes"]]
-    return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
-
-
 def peak_fraction_row(data, settings: dict, seeds: list[int], repeats: int) -> None:
     """Training FLOPs / CPU time / the matmul peak measured in this run, one run per entry
     of `seeds` stacked as a study's job stacks them (a tuning stack: each tuning seed once
@@ -66,7 +60,8 @@ def peak_fraction_row(data, settings: dict, seeds: list[int], repeats: int) -> N
         cpu = time.process_time()
         train_runs(data, settings, lrs, seeds, CPU)
         seconds = time.process_time() - cpu
-        flops = training_flops_per_sample(data.meta, settings["model"])
+        meta = data.meta
+        flops = flops_per_sample(settings["model"], meta["input_shape"], meta["n_classes"])
         flops *= len(seeds) * settings["epochs"] * len(data.y["train"])
         fractions.append(flops / seconds / peak)
     fraction = statistics.median(fractions)

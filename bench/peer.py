@@ -29,7 +29,7 @@ which does not change when other processes take turns on the cores; torch runs o
 and XLA is asked for one (`--xla_cpu_multi_thread_eigen=false
 intra_op_parallelism_threads=1`). It prints the issue's table: samples per CPU second (the
 median over repetitions), optreg ÷ JAX (the median of the ratio within one repetition), and
-the matmul floor (the products' training FLOPs per sample, `flops_per_sample`, at the
+the matmul floor (the products' training FLOPs per sample, `optreg.study.flops`, at the
 512×512 float32 matmul peak measured in this process) and each way's fraction of it. A
 benchmark, not a test.
 """
@@ -56,6 +56,7 @@ from common import ROOT, interleaved, load_average, paired_ratio, prepare_for  #
 
 from optreg import extensions as extend  # noqa: E402
 from optreg.data.prepared import load_prepared  # noqa: E402
+from optreg.study.flops import flops_per_sample  # noqa: E402
 from optreg.training.loop import train_runs  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -192,22 +193,6 @@ def matmul_peak(repeats: int = 5, size: int = 512) -> float:
     return statistics.median(rates)
 
 
-def flops_per_sample(meta: dict, spec: dict) -> float:
-    """Training FLOPs per sample of the products: 6·a·b per dense layer (forward, and the
-    gradients of inputs and weights), 6·L_out·out·in·k per 1-D convolution; elementwise
-    work uncounted."""
-    if spec["model"] == "mlp":
-        sizes = [meta["n_features"], *spec["hidden"], meta["n_classes"]]
-        return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
-    channels, length = meta["input_shape"]
-    flops = 0.0
-    for out, k in zip(spec["channels"], spec["kernel"], strict=True):
-        length = (length + 2 - k) // 2 + 1
-        flops += 6.0 * length * out * channels * k
-        channels = out
-    return flops + 6.0 * channels * length * meta["n_classes"]
-
-
 def cpu_seconds(fn) -> float:
     start = time.process_time()
     fn()
@@ -267,7 +252,8 @@ def model_table(data, settings: dict, runs_list: list[int], repeats: int) -> Non
             theirs = [r * count / s for s in per_runs[r][other]]
             ratios.append(f"{paired_ratio(mine, theirs):.2f}")
         print(f"| optreg ÷ {other.split(' ')[0]} | {' | '.join(ratios)} |")
-    floor = peak / flops_per_sample(data.meta, settings["model"])
+    meta = data.meta
+    floor = peak / flops_per_sample(settings["model"], meta["input_shape"], meta["n_classes"])
     floors = " | ".join(f"{floor / 1e3:.0f}k" for _ in runs_list)
     print(f"| matmul floor (training FLOPs per sample at the measured 512² peak) | {floors} |")
     for name in (names[0], names[2]):

@@ -32,36 +32,13 @@ import pandas as pd
 TARGET = 2.5
 
 
-def flops_per_sample(meta: dict, spec: dict) -> float:
-    """Training FLOPs of the products per sample (see the module's docstring)."""
-    classes = meta["n_classes"]
-    if spec["model"] == "mlp":
-        sizes = [meta["n_features"], *spec["hidden"], classes]
-        return sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
-    if spec["model"] != "cnn":
-        raise ValueError(f"no FLOP count for model {spec['model']!r}")
-    shape = meta["input_shape"]
-    flops, channels = 0.0, shape[0]
-    if len(shape) == 2:  # 1-D: stride 2, padding 1
-        length = shape[1]
-        kernels = spec.get("kernel") or [3] * len(spec["channels"])
-        for out, k in zip(spec["channels"], kernels, strict=True):
-            length = (length + 2 - k) // 2 + 1
-            flops += 6.0 * length * out * channels * k
-            channels = out
-        features = channels * length
-    else:  # 2-D: 3x3, padding 1, then 2x2 pooling
-        height, width = shape[1], shape[2]
-        for out in spec["channels"]:
-            flops += 6.0 * height * width * out * channels * 9
-            channels, height, width = out, height // 2, width // 2
-        features = channels * height * width
-    sizes = [features, *spec.get("dense", []), classes]
-    return flops + sum(6.0 * a * b for a, b in zip(sizes, sizes[1:], strict=False))
+def study_flops(results: Path, config: dict) -> pd.DataFrame:
+    """Per study: its runs (each once) and their training FLOPs, each run's through its
+    cell's own model (a study's `depth` or `width` replaces its problem's hidden layers)."""
+    from optreg.study.flops import flops_per_sample
+    from optreg.study.matrix import cells
 
-
-def study_flops(results: Path, problems: dict) -> pd.DataFrame:
-    """Per study: its runs (each once) and their training FLOPs."""
+    models = {(c.study, c.id): c.settings.model for c in cells(config)}
     metas = {
         json.loads(p.read_text())["dataset"]: json.loads(p.read_text())
         for p in (results / "data").glob("*.json")
@@ -76,12 +53,14 @@ def study_flops(results: Path, problems: dict) -> pd.DataFrame:
             if key in seen:
                 continue
             seen.add(key)
-            spec = problems[run.problem]
+            spec = config["problems"][run.problem]
             meta = metas[spec["dataset"]]
             train = meta["sizes"]["train"]
             if spec.get("train_size"):
                 train = min(train, int(spec["train_size"]))
-            flops += run.epochs_run * train * flops_per_sample(meta, spec)
+            model = models[study, run.combination]
+            per_sample = flops_per_sample(model, meta["input_shape"], meta["n_classes"])
+            flops += run.epochs_run * train * per_sample
             count += 1
         rows.append({"study": study, "runs": count, "flops": flops})
     return pd.DataFrame(rows)
@@ -95,7 +74,7 @@ def main() -> None:
     from optreg.study.validate import load_config
 
     config = load_config(args.config)
-    table = study_flops(args.results, config["problems"])
+    table = study_flops(args.results, config)
     cost = pd.read_csv(args.results / "cost.csv").groupby("study")["cpu_s"].sum()
     table["cpu_s"] = table["study"].map(cost).fillna(0.0)
     import torch
