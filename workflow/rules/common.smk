@@ -42,6 +42,7 @@ from optreg.study.errors import ConfigError
 from optreg.study.claims import load_claims
 from optreg.study.config_files import check_config_files, coerce_command_line
 from optreg.naming import RUN_DIR
+from optreg.study.flops import train_priorities
 from optreg.study.matrix import jobs, plan_looks, rate_traits, train_runtime
 from optreg.study.validate import validate_config
 from optreg.deps import source_dependencies, user_dependencies
@@ -496,6 +497,17 @@ def get_train_runtime(wildcards, attempt):
     `--time`. A job that hits it resumes from its checkpoint when resubmitted (`retries`),
     with that much more time each attempt, so a low estimate costs one resubmission."""
     return attempt * train_runtime(wildcard_job(wildcards), config["problems"])
+
+
+# Train jobs start largest first (their training FLOPs), so that the last to run are short.
+TRAIN_PRIORITIES = train_priorities(JOBS.values(), config)
+
+
+def get_train_priority(wildcards):
+    """The train job's priority: its FLOPs over the largest job's (optreg.study.flops)."""
+    return TRAIN_PRIORITIES[
+        (wildcards.study, wildcards.phase, wildcards.combination, wildcards.block)
+    ]
 
 
 def get_train_resources():

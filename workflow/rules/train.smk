@@ -9,6 +9,8 @@ rule train:
         "logs/train/{study}/{phase}/{combination}/seeds-{block}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{study}}/{{phase}}/{{combination}}/seeds-{{block}}.tsv"
+    # Largest first: the cores end on short jobs (optreg.study.flops.train_priorities).
+    priority: get_train_priority
     group:
         "train"
     conda:
