@@ -60,6 +60,8 @@ def study_flops(results: Path, config: dict) -> pd.DataFrame:
                 train = min(train, int(spec["train_size"]))
             model = models[study, run.combination]
             per_sample = flops_per_sample(model, meta["input_shape"], meta["n_classes"])
+            if per_sample is None:
+                raise SystemExit(f"{study}: no FLOP count for model {model.model!r}")
             flops += run.epochs_run * train * per_sample
             count += 1
         rows.append({"study": study, "runs": count, "flops": flops})

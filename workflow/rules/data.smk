@@ -14,7 +14,7 @@ rule prepare_data:
         "logs/prepare_data/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(BUILTIN_DATASETS),
-    # Before any train job that is ready (their priority is 0): a data set prepared late holds
+    # Before any train job that is ready (theirs is below 1): a data set prepared late holds
     # back its problem's train jobs, which then run after all others, some of them alone.
     priority: 1
     conda:

@@ -75,4 +75,4 @@ def train_priorities(jobs: Iterable, config: dict) -> dict[tuple, float]:
     entries = dataset_entries(config)
     flops = {(j.study, j.phase, j.cell.id, j.block): job_flops(j, config, entries) for j in jobs}
     largest = max((f for f in flops.values() if f), default=1.0)
-    return {key: 0.99 * min(f or largest, largest) / largest for key, f in flops.items()}
+    return {key: 0.99 * (f or largest) / largest for key, f in flops.items()}
